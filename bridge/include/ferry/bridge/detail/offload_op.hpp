@@ -1,0 +1,498 @@
+// ferry/bridge/detail/offload_op.hpp — the state of one offload, to_thread or run_in_executor.
+//
+// One offload_op is allocated per operation, with the completion handler's associated allocator
+// (Asio's thread-local recycling allocator by default, so the steady state allocates nothing).
+// It is a detail::job: the pool runs it in place, no further wrapper is allocated.
+//
+// Ownership and the state machine. Two sides touch the op:
+//  - the pool side (the job run by a pool thread: `do_run`), and
+//  - the completion side (everything that runs on the handler's executor: the cancellation
+//    handler and the posted completion). Asio requires cancellation to be emitted from the
+//    handler's own execution context, so these never run concurrently with each other.
+//
+//   queued --(pool: CAS)--> running --> result stored, completion posted (normal)
+//   queued --(cancel: CAS)--> cancelled --> completion posted (aborted_shared); the pool side,
+//            finding `cancelled`, does not run f. Both sides then `release`; the second frees.
+//   waiting for admission --(cancel: cpu_pool::withdraw)--> never reaches the pool
+//            (aborted_sole): the completion side alone owns the op.
+//
+// On the normal path the pool side's last access is the post of the completion, which then owns
+// the op: no reference count on the fast path, one CAS on each side.
+//
+// The completion is posted with an allocator that hands out a buffer inside the op, so the hand
+// back to an io_context allocates nothing. Asio releases that buffer before it invokes the
+// completion; if the completion is destroyed without being invoked (its execution context shut
+// down), the op is freed when Asio releases the buffer.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/require.hpp>
+#include <boost/system/system_error.hpp>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <new>
+#include <optional>
+#include <stop_token>
+#include <type_traits>
+#include <utility>
+
+#include "ferry/core/cpu_pool.hpp"
+#include "ferry/core/detail/job.hpp"
+
+namespace ferry::detail {
+
+// --- what f takes and returns --------------------------------------------------------------
+
+template <class F>
+inline constexpr bool takes_stop_token_v = std::is_invocable_v<std::decay_t<F>&&, std::stop_token>;
+
+template <class F, bool = takes_stop_token_v<F>>
+struct offload_result {
+  using type = std::decay_t<std::invoke_result_t<std::decay_t<F>&&>>;
+};
+
+template <class F>
+struct offload_result<F, true> {
+  using type = std::decay_t<std::invoke_result_t<std::decay_t<F>&&, std::stop_token>>;
+};
+
+/// The value an offload of `F` delivers (f's return type, decayed).
+template <class F>
+using offload_result_t = typename offload_result<F>::type;
+
+template <class R>
+struct offload_signature {
+  using type = void(std::exception_ptr, R);
+};
+
+template <>
+struct offload_signature<void> {
+  using type = void(std::exception_ptr);
+};
+
+template <class F>
+using offload_signature_t = typename offload_signature<offload_result_t<F>>::type;
+
+/// What every offloaded callable must satisfy; checked where the user calls, with a message.
+template <class F>
+concept offloadable = std::is_constructible_v<std::decay_t<F>, F> &&
+    (std::is_invocable_v<std::decay_t<F>&&> || takes_stop_token_v<F>);
+
+template <class F>
+constexpr void check_offload_result() {
+  using R = offload_result_t<F>;
+  static_assert(std::is_void_v<R> || std::is_move_constructible_v<R>,
+                "ferry: the result of an offloaded function must be move-constructible");
+  static_assert(std::is_void_v<R> || std::is_default_constructible_v<R>,
+                "ferry: the result of an offloaded function must be default-constructible (a "
+                "failed operation passes R{} beside the exception); return std::optional<R>");
+}
+
+template <class R>
+struct result_slot {
+  template <class Fn>
+  void produce(Fn&& fn) {
+    value_.emplace(std::forward<Fn>(fn)());
+  }
+  R take() { return value_ ? R(std::move(*value_)) : R(); }
+  std::optional<R> value_;
+};
+
+template <>
+struct result_slot<void> {
+  template <class Fn>
+  void produce(Fn&& fn) {
+    std::forward<Fn>(fn)();
+  }
+};
+
+template <bool Enabled>
+struct stop_state {
+  std::stop_source source_;
+  void request_stop() noexcept { source_.request_stop(); }
+};
+
+template <>
+struct stop_state<false> {
+  void request_stop() noexcept {}
+};
+
+// --- the hand back to the handler's executor ----------------------------------------------
+
+/// Holds the handler's executor with outstanding work tracked while the operation is in flight,
+/// and posts the completion to it with the completion's own allocator.
+template <class Executor>
+class completion_executor {
+ public:
+  explicit completion_executor(const Executor& ex)
+      : ex_(boost::asio::prefer(ex, boost::asio::execution::outstanding_work.tracked)) {}
+
+  template <class Fn, class Alloc>
+  void post(Fn&& fn, const Alloc& alloc) {
+    namespace execution = boost::asio::execution;
+    if constexpr (execution::is_executor<Executor>::value) {
+      execution::execute(boost::asio::prefer(boost::asio::require(ex_, execution::blocking.never),
+                                             execution::relationship.fork,
+                                             execution::allocator(alloc)),
+                         std::forward<Fn>(fn));
+    } else {
+      ex_.post(std::forward<Fn>(fn), alloc);
+    }
+  }
+
+ private:
+  std::decay_t<decltype(boost::asio::prefer(std::declval<const Executor&>(),
+                                            boost::asio::execution::outstanding_work.tracked))>
+      ex_;
+};
+
+/// Coroutines on an io_context have an any_io_executor: posting through the polymorphic wrapper
+/// costs two allocations, so when its target is a plain io_context executor, post to that.
+template <>
+class completion_executor<boost::asio::any_io_executor> {
+ public:
+  explicit completion_executor(const boost::asio::any_io_executor& ex) {
+    if (auto* io = ex.target<boost::asio::io_context::executor_type>()) {
+      io_.emplace(boost::asio::prefer(*io, boost::asio::execution::outstanding_work.tracked));
+    } else {
+      any_ = boost::asio::prefer(ex, boost::asio::execution::outstanding_work.tracked);
+    }
+  }
+
+  template <class Fn, class Alloc>
+  void post(Fn&& fn, const Alloc& alloc) {
+    namespace execution = boost::asio::execution;
+    if (io_) {
+      boost::asio::require(*io_, execution::blocking.never, execution::allocator(alloc))
+          .execute(std::forward<Fn>(fn));
+    } else {
+      execution::execute(boost::asio::prefer(boost::asio::require(any_, execution::blocking.never),
+                                             execution::relationship.fork,
+                                             execution::allocator(alloc)),
+                         std::forward<Fn>(fn));
+    }
+  }
+
+ private:
+  using tracked_io = std::decay_t<decltype(boost::asio::prefer(
+      std::declval<const boost::asio::io_context::executor_type&>(),
+      boost::asio::execution::outstanding_work.tracked))>;
+  std::optional<tracked_io> io_;
+  boost::asio::any_io_executor any_;
+};
+
+// --- the non-template part of an op -------------------------------------------------------
+
+enum class completion_kind : unsigned char {
+  normal,          // f ran (or threw); the pool side is done with the op
+  aborted_shared,  // cancelled while queued in a pool: the pool side still holds the op
+  aborted_sole,    // never reached a pool (withdrawn, or its executor dropped it)
+};
+
+class op_base : public job {
+ public:
+  static constexpr std::size_t buffer_size = 96;
+
+ protected:
+  enum : unsigned char { queued, running, cancelled, released };
+
+  using destroy_fn = void (*)(op_base*) noexcept;
+
+  op_base(job::run_fn run, destroy_fn destroy) noexcept : job(run), destroy_(destroy) {}
+
+  /// Drops one side's hold on an op whose f was cancelled while queued; the second frees it.
+  void release_shared() noexcept {
+    if (state_.exchange(released, std::memory_order_acq_rel) == released) destroy_(this);
+  }
+
+  /// The completion side is done with the op: free it, or (aborted_shared) drop its hold. If
+  /// Asio still holds the completion buffer, this is deferred until Asio releases it.
+  void finish_completion_side(completion_kind kind) noexcept {
+    if (buffer_busy_) {
+      deferred_ = true;
+      deferred_kind_ = kind;
+      return;
+    }
+    if (kind == completion_kind::aborted_shared) {
+      release_shared();
+    } else {
+      destroy_(this);
+    }
+  }
+
+  std::atomic<unsigned char> state_{queued};
+  cpu_pool* admission_ = nullptr;  // the pool whose admission queue may hold this op
+
+ private:
+  template <class T>
+  friend class inline_allocator;
+
+  void* allocate_buffer(std::size_t bytes, std::size_t align) {
+    if (!buffer_busy_ && bytes <= buffer_size && align <= alignof(std::max_align_t)) {
+      buffer_busy_ = true;
+      return buffer_;
+    }
+    return ::operator new(bytes, std::align_val_t(align));
+  }
+
+  void deallocate_buffer(void* p, std::size_t align) noexcept {
+    if (p != buffer_) {
+      ::operator delete(p, std::align_val_t(align));
+      return;
+    }
+    buffer_busy_ = false;
+    if (deferred_) {
+      deferred_ = false;
+      finish_completion_side(deferred_kind_);
+    }
+  }
+
+  destroy_fn destroy_;
+  bool buffer_busy_ = false;
+  bool deferred_ = false;
+  completion_kind deferred_kind_ = completion_kind::normal;
+  alignas(std::max_align_t) unsigned char buffer_[buffer_size];
+};
+
+/// Hands Asio the buffer inside an op for the posted completion (falls back to the heap when
+/// the buffer is taken or too small).
+template <class T>
+class inline_allocator {
+ public:
+  using value_type = T;
+
+  explicit inline_allocator(op_base* op) noexcept : op_(op) {}
+  template <class U>
+  inline_allocator(const inline_allocator<U>& other) noexcept : op_(other.op_) {}
+
+  T* allocate(std::size_t n) {
+    return static_cast<T*>(op_->allocate_buffer(n * sizeof(T), alignof(T)));
+  }
+  void deallocate(T* p, std::size_t) noexcept { op_->deallocate_buffer(p, alignof(T)); }
+
+  template <class U>
+  friend bool operator==(const inline_allocator& a, const inline_allocator<U>& b) noexcept {
+    return a.op_ == b.op_;
+  }
+  template <class U>
+  friend bool operator!=(const inline_allocator& a, const inline_allocator<U>& b) noexcept {
+    return a.op_ != b.op_;
+  }
+
+ private:
+  template <class U>
+  friend class inline_allocator;
+  op_base* op_;
+};
+
+// --- the op -------------------------------------------------------------------------------
+
+template <class Handler, class F>
+class offload_op final : public op_base {
+ public:
+  using result_type = offload_result_t<F>;
+  using executor_type = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
+  using handler_allocator =
+      boost::asio::associated_allocator_t<Handler, boost::asio::recycling_allocator<void>>;
+
+  /// Allocates the op with the handler's allocator and hooks up the handler's cancellation slot.
+  /// `admission` is the pool whose admission queue the op will enter (or nullptr).
+  template <class H, class G>
+  static offload_op* create(H&& handler, G&& f, cpu_pool* admission) {
+    handler_allocator base_alloc =
+        boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>());
+    op_allocator alloc(base_alloc);
+    offload_op* op = std::allocator_traits<op_allocator>::allocate(alloc, 1);
+    try {
+      ::new (static_cast<void*>(op))
+          offload_op(std::forward<H>(handler), std::forward<G>(f), base_alloc, admission);
+    } catch (...) {
+      std::allocator_traits<op_allocator>::deallocate(alloc, op, 1);
+      throw;
+    }
+    op->connect_cancellation();
+    return op;
+  }
+
+  /// For a target executor that does not run jobs in place: the function object posted to it.
+  /// Destroyed without being called (its context shut down), it completes the operation with
+  /// operation_aborted instead of leaving the awaiter suspended forever.
+  class runner {
+   public:
+    explicit runner(offload_op* op) noexcept : op_(op) {}
+    runner(runner&& other) noexcept : op_(std::exchange(other.op_, nullptr)) {}
+    runner& operator=(runner&&) = delete;
+    ~runner() {
+      if (op_ != nullptr) op_->drop_unrun();
+    }
+    void operator()() { do_run(std::exchange(op_, nullptr)); }
+
+   private:
+    offload_op* op_;
+  };
+
+ private:
+  using op_allocator =
+      typename std::allocator_traits<handler_allocator>::template rebind_alloc<offload_op>;
+
+  // The posted completion: owns the op until it runs.
+  class completion {
+   public:
+    using allocator_type = inline_allocator<void>;
+
+    completion(offload_op* op, completion_kind kind) noexcept : op_(op), kind_(kind) {}
+    completion(completion&& other) noexcept
+        : op_(std::exchange(other.op_, nullptr)), kind_(other.kind_) {}
+    completion& operator=(completion&&) = delete;
+    ~completion() {
+      if (op_ != nullptr) op_->complete(kind_, /*invoke=*/false);
+    }
+
+    allocator_type get_allocator() const noexcept { return allocator_type(op_); }
+
+    void operator()() { std::exchange(op_, nullptr)->complete(kind_, /*invoke=*/true); }
+
+   private:
+    offload_op* op_;
+    completion_kind kind_;
+  };
+
+  struct cancellation_handler {
+    offload_op* op;
+    void operator()(boost::asio::cancellation_type_t type) const {
+      using ct = boost::asio::cancellation_type;
+      if ((type & (ct::terminal | ct::partial | ct::total)) != ct::none) op->cancel();
+    }
+  };
+
+  template <class H, class G>
+  offload_op(H&& handler, G&& f, const handler_allocator& alloc, cpu_pool* admission)
+      : op_base(&do_run, &do_destroy),
+        handler_(std::forward<H>(handler)),
+        alloc_(alloc),
+        work_(boost::asio::get_associated_executor(handler_, boost::asio::system_executor())),
+        f_(std::forward<G>(f)) {
+    admission_ = admission;
+  }
+
+  void connect_cancellation() {
+    slot_ = boost::asio::get_associated_cancellation_slot(handler_);
+    if (slot_.is_connected())
+      slot_.template emplace<cancellation_handler>(cancellation_handler{this});
+  }
+
+  // Pool side: run f unless the operation was cancelled first.
+  static void do_run(job* base) noexcept {
+    auto* self = static_cast<offload_op*>(base);
+    unsigned char expected = queued;
+    if (!self->state_.compare_exchange_strong(
+            expected, running, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      self->release_shared();  // cancelled while queued: the completion is already posted
+      return;
+    }
+    try {
+      if constexpr (takes_stop_token_v<F>) {
+        self->result_.produce([self]() -> decltype(auto) {
+          return std::invoke(std::move(self->f_), self->stop_.source_.get_token());
+        });
+      } else {
+        self->result_.produce(
+            [self]() -> decltype(auto) { return std::invoke(std::move(self->f_)); });
+      }
+    } catch (...) {
+      self->error_ = std::current_exception();
+    }
+    self->post_completion(completion_kind::normal);  // last access: the completion owns the op
+  }
+
+  // Pool side, for a target executor that destroyed the runner without calling it.
+  void drop_unrun() noexcept {
+    unsigned char expected = queued;
+    if (state_.compare_exchange_strong(
+            expected, cancelled, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      post_completion(completion_kind::aborted_sole);
+    } else {
+      release_shared();
+    }
+  }
+
+  // Completion side (the handler's executor): the handler's cancellation slot fired.
+  void cancel() {
+    if (admission_ != nullptr && admission_->withdraw(this)) {
+      state_.store(cancelled, std::memory_order_relaxed);
+      post_completion(completion_kind::aborted_sole);
+      return;
+    }
+    unsigned char expected = queued;
+    if (state_.compare_exchange_strong(
+            expected, cancelled, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      post_completion(completion_kind::aborted_shared);
+    } else if (expected == running) {
+      stop_.request_stop();
+    }
+  }
+
+  void post_completion(completion_kind kind) noexcept {
+    try {
+      work_.post(completion(this, kind), inline_allocator<void>(this));
+    } catch (...) {
+      // Only a failed allocation of a larger-than-inline completion can get here; the handler
+      // cannot be reached, so the operation ends as its context would end it: destroyed.
+      complete(kind, /*invoke=*/false);
+    }
+  }
+
+  // Completion side: deliver the outcome (or, with invoke = false, just destroy it).
+  void complete(completion_kind kind, bool invoke) {
+    if (slot_.is_connected()) slot_.clear();
+    // The handler's executor keeps its outstanding work until the upcall has returned.
+    completion_executor<executor_type> work(std::move(work_));
+    Handler handler(std::move(handler_));
+    std::exception_ptr error;
+    if (kind == completion_kind::normal) {
+      error = std::move(error_);
+    } else {
+      error = std::make_exception_ptr(
+          boost::system::system_error(boost::asio::error::operation_aborted));
+    }
+    if constexpr (std::is_void_v<result_type>) {
+      finish_completion_side(kind);  // frees the op before the upcall, as Asio does
+      if (invoke) std::move(handler)(std::move(error));
+    } else {
+      result_type value = result_.take();
+      finish_completion_side(kind);
+      if (invoke) std::move(handler)(std::move(error), std::move(value));
+    }
+  }
+
+  static void do_destroy(op_base* base) noexcept {
+    auto* self = static_cast<offload_op*>(base);
+    op_allocator alloc(self->alloc_);
+    self->~offload_op();
+    std::allocator_traits<op_allocator>::deallocate(alloc, self, 1);
+  }
+
+  Handler handler_;
+  handler_allocator alloc_;
+  completion_executor<executor_type> work_;
+  boost::asio::cancellation_slot slot_;
+  std::decay_t<F> f_;
+  [[no_unique_address]] stop_state<takes_stop_token_v<F>> stop_;
+  result_slot<result_type> result_;
+  std::exception_ptr error_;
+};
+
+}  // namespace ferry::detail

@@ -1,0 +1,92 @@
+// ferry/bridge/offload.hpp — run CPU work on the work-stealing pool, resume on your own executor.
+//
+//   int n = co_await ferry::offload([&] { return count_primes(1'000'000); });
+//
+// `offload` is an Asio asynchronous operation: any completion token works (`use_awaitable`, the
+// default; `deferred`, `use_future`, a callback, `as_tuple(...)`, `bind_executor(...)`).
+//
+// Completion signature: `void(std::exception_ptr, R)`, or `void(std::exception_ptr)` when `f`
+// returns void (R is f's return type, decayed; it must be move- and default-constructible).
+// With `use_awaitable` the exception is rethrown at the `co_await`, type and message intact.
+//
+// Which pool: `offload(pool, f)` uses `pool`. `offload(f)` uses the cpu_pool of the runtime that
+// owns the handler's executor's execution context (a coroutine on a runtime's io_context, or on
+// its cpu_pool); for a coroutine on another cpu_pool, that pool; otherwise a process-wide default
+// cpu_pool sized to the machine.
+//
+// Resumes on: the completion handler's associated executor (for a coroutine, its own executor;
+// never a pool thread), always by `post`, never inline. Outstanding work is held on that
+// executor while the operation is in flight, so its io_context does not run out of work.
+//
+// Cancellation: through the handler's cancellation slot; `terminal`, `partial` and `total` are
+// all honoured (a coroutine's own filter may let fewer through: Asio's default is terminal).
+//  - Before `f` starts (queued in the pool, or waiting for an admission slot): `f` never runs and
+//    the operation completes at once, even when the pool is saturated, with
+//    `system_error(asio::error::operation_aborted)`.
+//  - After `f` started: stop is requested on the `std::stop_token` `f` received (if it takes one)
+//    and the operation completes when `f` returns, with `f`'s own outcome. The awaiter is never
+//    resumed while `f` may still touch memory it borrowed. `f` must poll its token to stop early.
+//  As for every Asio operation, cancellation must be emitted from the handler's own execution
+//  context (its strand, or its single-threaded io_context).
+//
+// Backpressure: with `runtime_options::max_offloads_in_flight = N` (or `cpu_pool(threads, N)`),
+// at most N offloads on that pool are queued or running; the others wait asynchronously in FIFO
+// order for a slot — no thread blocks, memory stays bounded.
+//
+// Lifetime: `f` is decay-copied into the operation and destroyed on the pool thread after it
+// ran (or with the operation if it never ran). What `f` borrows by reference must outlive the
+// operation — with `co_await`, the awaiting frame's locals do.
+//
+// Thread safety: may be called from any thread; each call is an independent operation.
+//
+// Complexity: one allocation with the handler's allocator (Asio's thread-local recycling
+// allocator by default), one task from oneTBB's small-object pool; the hand back to an
+// io_context executor reuses a buffer inside the operation. No mutex of ferry's unless an
+// admission bound is set and reached; no thread is created.
+#pragma once
+
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <type_traits>
+#include <utility>
+
+#include "ferry/bridge/detail/context_lookup.hpp"
+#include "ferry/bridge/detail/offload_op.hpp"
+#include "ferry/core/cpu_pool.hpp"
+
+namespace ferry {
+namespace detail {
+
+struct initiate_offload {
+  cpu_pool* pool;  // nullptr: look the pool up from the handler's executor
+
+  template <class Handler, class F>
+  void operator()(Handler&& handler, F&& f) const {
+    cpu_pool& target =
+        pool != nullptr ? *pool
+                        : cpu_pool_for(context_of(boost::asio::get_associated_executor(handler)));
+    using op = offload_op<std::decay_t<Handler>, std::decay_t<F>>;
+    target.submit_bounded(op::create(std::forward<Handler>(handler), std::forward<F>(f), &target));
+  }
+};
+
+}  // namespace detail
+
+/// Runs `f` on the cpu_pool of the handler's runtime (see the file comment for the contract).
+template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
+auto offload(F&& f, Token&& token = {}) {
+  detail::check_offload_result<F>();
+  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
+      detail::initiate_offload{nullptr}, token, std::forward<F>(f));
+}
+
+/// Runs `f` on `pool`, which must outlive the operation.
+template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
+auto offload(cpu_pool& pool, F&& f, Token&& token = {}) {
+  detail::check_offload_result<F>();
+  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
+      detail::initiate_offload{&pool}, token, std::forward<F>(f));
+}
+
+}  // namespace ferry

@@ -1,0 +1,185 @@
+// ferry/bridge/runtime.hpp — the event loop, the CPU pool and the blocking pool, owned together.
+//
+//   int main() {
+//     return ferry::run([]() -> ferry::task<int> {
+//       co_await ferry::sleep(10ms);
+//       co_return co_await ferry::offload([] { return 42; }) == 42 ? 0 : 1;
+//     }());
+//   }
+//
+// A runtime owns an `io_context` run by `io_threads` threads (started by the constructor), a
+// `cpu_pool` (work stealing, oneTBB) and a `blocking_pool` (elastic threads). Coroutines spawned
+// on `get_executor()` that call `ferry::offload(f)` / `ferry::to_thread(f)` use this runtime's
+// pools. The runtime lives in bridge/ because it is where the loop and the pools meet.
+//
+// Thread safety: distinct objects: safe. Shared objects: every member function may be called
+// from any thread, except the destructor; `run` must not be called from the runtime's own io
+// threads (it would wait for itself), and one `run` at a time.
+//
+// Lifetime: the destructor stops the io threads, waits for every function already handed to
+// the pools (a running offload finishes; a queued one still runs), then destroys the io_context,
+// which destroys the handlers that were still queued without running them (as Asio does). No
+// handler runs after the destructor returns. Functions on the pools must finish by themselves:
+// one that waits for the loop would wait forever once the loop is stopped.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <source_location>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "ferry/core/blocking_pool.hpp"
+#include "ferry/core/cpu_pool.hpp"
+#include "ferry/io/task.hpp"
+
+namespace ferry {
+
+/// What a slow-callback report carries (see runtime_options::slow_callback_threshold).
+struct slow_callback_report {
+  std::chrono::nanoseconds blocked_for{0};  ///< how long the io thread had not returned
+  std::thread::id thread;                   ///< which io thread
+  std::string where;                        ///< the handler's source location, when known
+};
+
+struct runtime_options {
+  /// Threads running the io_context (>= 1). With more than one, `run`'s main coroutine runs on
+  /// a strand; spawn other coroutines on strands when they share state.
+  std::size_t io_threads = 1;
+  /// Workers of the work-stealing cpu_pool (0 = the number of cores this process may use).
+  std::size_t cpu_threads = 0;
+  /// Maximum threads of the blocking_pool (>= 1).
+  std::size_t blocking_threads = 64;
+  /// At most this many offloads on the runtime's cpu_pool queued or running; the others wait
+  /// asynchronously for a slot (0 = unbounded).
+  std::size_t max_offloads_in_flight = 0;
+  /// Reserved for the loop watchdog (observability): an io thread that has not returned to the
+  /// loop for longer than this is reported through `on_slow_callback`. Accepted and validated
+  /// now; reports are not produced yet. 0 = off.
+  std::chrono::milliseconds slow_callback_threshold{0};
+  /// Where slow-callback reports go (default: one line on stderr).
+  std::function<void(const slow_callback_report&)> on_slow_callback = {};
+};
+
+/// A snapshot of a runtime's counters.
+struct runtime_stats {
+  std::size_t io_threads = 0;
+  cpu_pool_stats cpu;
+  blocking_pool_stats blocking;
+};
+
+class runtime {
+ public:
+  using executor_type = boost::asio::io_context::executor_type;
+
+  /// Starts the io threads and the pools. Throws std::invalid_argument on a bad option.
+  explicit runtime(runtime_options options = {});
+
+  /// See Lifetime in the file comment.
+  ~runtime();
+
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  /// The io_context's executor: `co_spawn(rt.get_executor(), ...)`.
+  executor_type get_executor() noexcept { return io_.get_executor(); }
+  boost::asio::io_context& io_context() noexcept { return io_; }
+  cpu_pool& cpu() noexcept { return *cpu_; }
+  blocking_pool& blocking() noexcept { return *blocking_; }
+  const runtime_options& options() const noexcept { return options_; }
+  runtime_stats stats() const;
+
+  /// True when called from one of this runtime's io threads.
+  bool running_in_this_thread() const noexcept;
+
+  /// The runtime whose io thread the caller is on, or nullptr.
+  static runtime* current() noexcept;
+
+  /// Runs `main` on the loop and blocks until it completes, like `asyncio.run`: returns its
+  /// value or rethrows its exception. While it runs, SIGINT and SIGTERM (and `request_stop()`)
+  /// cancel `main` (terminal cancellation): the operation it awaits completes with
+  /// operation_aborted, and `main` decides how to finish — its outcome is what `run` returns or
+  /// throws. Throws std::logic_error when called from an io thread of this runtime or while
+  /// another `run` is in progress.
+  template <class T>
+  T run(task<T> main);
+
+  /// Cancels the main coroutine of the `run` in progress (no-op when none is). Any thread.
+  void request_stop();
+
+ private:
+  // The part of `run` that does not depend on T. Shared with the posts that cancel main, so a
+  // late request_stop never touches a finished run.
+  struct run_state {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::exception_ptr error;
+    boost::asio::cancellation_signal cancel;
+  };
+
+  boost::asio::any_io_executor begin_run(const std::shared_ptr<run_state>& state);
+  void end_run(run_state& state);
+  static void finish_run(run_state& state, std::exception_ptr error);
+  void io_thread_main();
+
+  runtime_options options_;
+  boost::asio::io_context io_;
+  std::unique_ptr<cpu_pool> cpu_;
+  std::unique_ptr<blocking_pool> blocking_;
+  std::optional<boost::asio::executor_work_guard<executor_type>> work_;
+  std::vector<std::thread> threads_;
+
+  std::mutex run_mutex_;
+  std::shared_ptr<run_state> active_run_;
+  boost::asio::any_io_executor active_executor_;
+  std::shared_ptr<void> signals_;  // the signal_set of the run in progress
+};
+
+template <class T>
+T runtime::run(task<T> main) {
+  const auto shared = std::make_shared<run_state>();
+  run_state& state = *shared;
+  using value_type = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+  std::optional<value_type> value;
+  const boost::asio::any_io_executor ex = begin_run(shared);
+  auto on_done = [&state, &value](std::exception_ptr error, auto... result) {
+    if (!error) {
+      if constexpr (sizeof...(result) == 0) {
+        value.emplace();
+      } else {
+        value.emplace(std::move(result)...);
+      }
+    }
+    finish_run(state, error);
+  };
+  boost::asio::co_spawn(
+      ex, std::move(main), boost::asio::bind_cancellation_slot(state.cancel.slot(), on_done));
+  end_run(state);  // blocks until main completed; rethrows its exception
+  if constexpr (!std::is_void_v<T>) return std::move(*value);
+}
+
+/// `asyncio.run`: a runtime with `options`, running `main` to completion.
+template <class T>
+T run(task<T> main, runtime_options options = {}) {
+  runtime rt(std::move(options));
+  return rt.run(std::move(main));
+}
+
+}  // namespace ferry

@@ -1,0 +1,190 @@
+// ferry/bridge/src/runtime.cpp — the runtime: io threads, pools, run, signals, shutdown.
+#include "ferry/bridge/runtime.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+#include "ferry/bridge/detail/context_lookup.hpp"
+#include "ferry/bridge/detail/runtime_link.hpp"
+#include "ferry/core/detail/pool_tag.hpp"
+
+namespace ferry {
+namespace {
+
+thread_local runtime* current_runtime = nullptr;
+
+runtime_options validated(runtime_options options) {
+  if (options.io_threads == 0) {
+    throw std::invalid_argument("ferry::runtime: io_threads must be at least 1");
+  }
+  if (options.io_threads > 1024) {
+    throw std::invalid_argument("ferry::runtime: io_threads = " +
+                                std::to_string(options.io_threads) + " is above the limit of 1024");
+  }
+  if (options.blocking_threads == 0) {
+    throw std::invalid_argument("ferry::runtime: blocking_threads must be at least 1");
+  }
+  if (options.slow_callback_threshold.count() < 0) {
+    throw std::invalid_argument("ferry::runtime: slow_callback_threshold must not be negative");
+  }
+  return options;
+}
+
+}  // namespace
+
+runtime::runtime(runtime_options options)
+    : options_(validated(std::move(options))),
+      io_(static_cast<int>(options_.io_threads)),
+      cpu_(std::make_unique<cpu_pool>(options_.cpu_threads, options_.max_offloads_in_flight)),
+      blocking_(std::make_unique<blocking_pool>(options_.blocking_threads)) {
+  // Lets offload(f)/to_thread(f) find this runtime's pools from any executor on its contexts.
+  boost::asio::add_service(io_, new detail::runtime_link(io_, this));
+  boost::asio::add_service(*cpu_, new detail::runtime_link(*cpu_, this));
+  work_.emplace(io_.get_executor());
+  threads_.reserve(options_.io_threads);
+  try {
+    for (std::size_t i = 0; i < options_.io_threads; ++i) {
+      threads_.emplace_back([this] { io_thread_main(); });
+    }
+  } catch (...) {
+    io_.stop();
+    for (auto& t : threads_) t.join();
+    throw;
+  }
+}
+
+runtime::~runtime() {
+  work_.reset();
+  io_.stop();
+  for (auto& t : threads_) t.join();
+  // The loop is stopped: completions the pools post now wait in the io_context's queue and are
+  // destroyed with it. Drain the pools first, so no pool thread touches a destroyed context.
+  blocking_.reset();
+  cpu_.reset();
+  // io_ is destroyed last (member order): it destroys the handlers that never ran.
+}
+
+void runtime::io_thread_main() {
+  current_runtime = this;
+  for (;;) {
+    try {
+      io_.run();
+      return;  // stopped
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ferry: an exception escaped a handler on an io thread: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "ferry: an exception escaped a handler on an io thread\n");
+    }
+  }
+}
+
+bool runtime::running_in_this_thread() const noexcept { return current_runtime == this; }
+
+runtime* runtime::current() noexcept { return current_runtime; }
+
+runtime_stats runtime::stats() const {
+  runtime_stats s;
+  s.io_threads = options_.io_threads;
+  s.cpu = cpu_->stats();
+  s.blocking = blocking_->stats();
+  return s;
+}
+
+boost::asio::any_io_executor runtime::begin_run(const std::shared_ptr<run_state>& state) {
+  if (running_in_this_thread()) {
+    throw std::logic_error(
+        "ferry::runtime::run called from one of the runtime's own io threads (it would wait "
+        "for itself); co_await the task instead");
+  }
+  std::lock_guard lock(run_mutex_);
+  if (active_run_) throw std::logic_error("ferry::runtime::run: another run is in progress");
+  active_run_ = state;
+  // One io thread serialises everything already; with several, main needs a strand so that
+  // its cancellation is emitted in its own execution context.
+  active_executor_ = options_.io_threads == 1
+                         ? boost::asio::any_io_executor(io_.get_executor())
+                         : boost::asio::any_io_executor(boost::asio::make_strand(io_));
+
+  auto signals = std::make_shared<boost::asio::signal_set>(io_, SIGINT, SIGTERM);
+  struct rearm {
+    runtime* self;
+    std::weak_ptr<boost::asio::signal_set> set;
+    void operator()(const boost::system::error_code& ec, int) const {
+      if (ec) return;  // cancelled at the end of run
+      self->request_stop();
+      if (auto s = set.lock()) s->async_wait(*this);
+    }
+  };
+  signals->async_wait(rearm{this, signals});
+  signals_ = signals;
+  return active_executor_;
+}
+
+void runtime::finish_run(run_state& state, std::exception_ptr error) {
+  std::lock_guard lock(state.mutex);
+  state.error = std::move(error);
+  state.done = true;
+  state.cv.notify_all();
+}
+
+void runtime::end_run(run_state& state) {
+  {
+    std::unique_lock lock(state.mutex);
+    state.cv.wait(lock, [&] { return state.done; });
+  }
+  std::shared_ptr<void> signals;
+  {
+    std::lock_guard lock(run_mutex_);
+    active_run_.reset();
+    active_executor_ = boost::asio::any_io_executor();
+    signals = std::move(signals_);
+  }
+  // The signal_set belongs to the loop: cancel and destroy it there.
+  boost::asio::post(io_, [signals = std::move(signals)] {
+    static_cast<boost::asio::signal_set*>(signals.get())->cancel();
+  });
+  if (state.error) std::rethrow_exception(state.error);
+}
+
+void runtime::request_stop() {
+  std::lock_guard lock(run_mutex_);
+  if (!active_run_) return;
+  boost::asio::post(active_executor_, [state = active_run_] {
+    state->cancel.emit(boost::asio::cancellation_type::terminal);
+  });
+}
+
+namespace detail {
+namespace {
+
+runtime* runtime_of(boost::asio::execution_context& ctx) {
+  if (!boost::asio::has_service<runtime_link>(ctx)) return nullptr;
+  return boost::asio::use_service<runtime_link>(ctx).owner();
+}
+
+}  // namespace
+
+cpu_pool& cpu_pool_for(boost::asio::execution_context& ctx) {
+  if (runtime* rt = current_runtime; rt != nullptr && &ctx == &rt->io_context()) return rt->cpu();
+  if (cpu_pool* pool = cpu_pool::current(); pool != nullptr && &ctx == pool) return *pool;
+  // Slow paths (the contexts' service registry lock): a strand or executor of another thread.
+  if (runtime* rt = runtime_of(ctx)) return rt->cpu();
+  if (cpu_pool* pool = pool_from_context<cpu_pool>(ctx)) return *pool;
+  return default_cpu_pool();
+}
+
+blocking_pool& blocking_pool_for(boost::asio::execution_context& ctx) {
+  if (runtime* rt = current_runtime; rt != nullptr && &ctx == &rt->io_context()) {
+    return rt->blocking();
+  }
+  if (runtime* rt = runtime_of(ctx)) return rt->blocking();
+  if (blocking_pool* pool = pool_from_context<blocking_pool>(ctx)) return *pool;
+  return default_blocking_pool();
+}
+
+}  // namespace detail
+}  // namespace ferry

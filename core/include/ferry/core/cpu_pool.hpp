@@ -1,0 +1,120 @@
+// ferry/core/cpu_pool.hpp — the work-stealing CPU pool, on a oneTBB task arena.
+//
+// cpu_pool runs CPU-bound work on `threads` oneTBB workers. Work submitted from outside the pool
+// (an I/O thread, any thread) enters the arena's FIFO queue; work spawned inside it
+// (`tbb::parallel_for`, `tbb::task_group`) is stolen by idle workers of the same arena. Every
+// submitted function runs inside `tbb::this_task_arena::isolate`, so a worker that waits inside
+// one function (a nested `parallel_for`) only picks up that function's own subtasks, never an
+// unrelated submission: nested waits cannot deadlock or stack up.
+//
+// All `threads` workers serve submitted work. (oneTBB's defaults give work enqueued from a
+// non-TBB thread one worker fewer than the machine has cores: `task_arena(n)` reserves a slot
+// for an external thread and the global worker limit is cores - 1. cpu_pool reserves no slot and
+// raises `global_control::max_allowed_parallelism` to cover every live pool.)
+//
+// Backpressure: with `max_in_flight = N > 0`, at most N bounded submissions (`submit_bounded`)
+// are queued or running in the arena at once; the others wait in a FIFO admission queue, which
+// costs the submitter nothing but a lock (no thread blocks). `withdraw` removes a waiting one.
+//
+// Thread safety: distinct objects: safe. Shared objects: every member function is safe to call
+// concurrently, except the destructor.
+//
+// Lifetime: the destructor waits until every submitted job has run (jobs that submit more work
+// keep it waiting), then destroys the arena. It must not be called from one of the pool's own
+// threads. A job is borrowed: the pool never copies or frees it.
+//
+// Complexity: `submit` is lock-free on ferry's side (one relaxed and one acq_rel atomic) plus
+// oneTBB's enqueue, which takes a task object from oneTBB's per-thread small-object pool.
+// `submit_bounded` adds one CAS while a slot is free; only a submission that finds every slot
+// taken takes the admission lock.
+#pragma once
+
+#include <oneapi/tbb/task_arena.h>
+
+#include <atomic>
+#include <boost/asio/execution_context.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+#include "ferry/core/detail/job.hpp"
+#include "ferry/core/detail/pool_executor.hpp"
+
+namespace ferry {
+
+/// A snapshot of a cpu_pool's counters (each read relaxed: consistent enough for monitoring,
+/// not a linearizable view).
+struct cpu_pool_stats {
+  std::size_t threads = 0;        ///< workers serving the arena
+  std::size_t max_in_flight = 0;  ///< admission bound; 0 = unbounded
+  std::uint64_t submitted = 0;    ///< jobs handed to the pool, bounded or not
+  std::uint64_t completed = 0;    ///< jobs that have run (or were withdrawn)
+  std::size_t in_flight = 0;      ///< admitted to the arena, not finished
+  std::size_t waiting = 0;        ///< waiting for an admission slot
+};
+
+class cpu_pool : public boost::asio::execution_context {
+ public:
+  using executor_type = detail::pool_executor<cpu_pool>;
+
+  /// Starts a pool of `threads` workers (0 = the number of cores this process may use).
+  /// `max_in_flight` bounds `submit_bounded` (0 = unbounded).
+  explicit cpu_pool(std::size_t threads = 0, std::size_t max_in_flight = 0);
+
+  /// Blocks until every submitted job has run; see Lifetime above.
+  ~cpu_pool();
+
+  cpu_pool(const cpu_pool&) = delete;
+  cpu_pool& operator=(const cpu_pool&) = delete;
+
+  /// An Asio executor: `asio::post`, `asio::dispatch`, `asio::co_spawn` accept it.
+  executor_type get_executor() noexcept { return executor_type(*this); }
+
+  /// The number of workers.
+  std::size_t concurrency() const noexcept { return threads_; }
+
+  /// The admission bound of `submit_bounded` (0 = unbounded).
+  std::size_t max_in_flight() const noexcept { return max_in_flight_; }
+
+  cpu_pool_stats stats() const noexcept;
+
+  /// True when called from a function this pool is running.
+  bool running_in_this_thread() const noexcept;
+
+  /// The pool whose function the calling thread is running, or nullptr.
+  static cpu_pool* current() noexcept;
+
+  /// Runs `j` on the pool (isolated). Never blocks; not subject to the admission bound.
+  void submit(detail::job* j);
+
+  /// Runs `j` on the pool once an admission slot is free (at once when unbounded). Never blocks.
+  void submit_bounded(detail::job* j);
+
+  /// Removes `j` if it is still waiting for an admission slot; then it will never run and the
+  /// caller owns it again. Returns false when `j` was already admitted (it will run).
+  /// `j` must have been passed to `submit_bounded` of this pool.
+  bool withdraw(detail::job* j) noexcept;
+
+ private:
+  void enqueue(detail::job* j, bool bounded);
+  bool try_take_slot() noexcept;
+  void release_slot() noexcept;
+  void admit_waiters() noexcept;
+  void finish_one() noexcept;
+
+  const std::size_t threads_;
+  const std::size_t max_in_flight_;
+  tbb::task_arena arena_;
+
+  // pending_: submitted and not yet finished (drives the destructor's wait).
+  alignas(64) std::atomic<std::size_t> pending_{0};
+  std::atomic<std::uint64_t> submitted_{0};
+
+  // Admission (used only when max_in_flight_ > 0).
+  alignas(64) std::atomic<std::size_t> in_flight_{0};
+  std::atomic<std::size_t> waiting_{0};
+  std::mutex admission_mutex_;
+  detail::job waiters_{nullptr};  // sentinel of a circular list
+};
+
+}  // namespace ferry

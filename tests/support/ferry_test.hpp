@@ -1,0 +1,33 @@
+// tests/support/ferry_test.hpp — helpers shared by ferry's tests.
+//
+// FERRY_CO_TEST(Suite, Name) { ... co_await ...; } defines a GoogleTest test whose body is a
+// coroutine run to completion on a fresh ferry::runtime (io_threads = 1). Inside a coroutine use
+// EXPECT_* (ASSERT_* would `return` from a coroutine); co_return early where needed.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <ferry/ferry.hpp>
+#include <functional>
+#include <thread>
+
+#define FERRY_CO_TEST(suite, name)                                \
+  ::ferry::task<void> suite##_##name##_co_body();                 \
+  TEST(suite, name) { ::ferry::run(suite##_##name##_co_body()); } \
+  ::ferry::task<void> suite##_##name##_co_body()
+
+namespace ferry::test {
+
+/// Polls `pred` until it holds; false after `guard` (a hang guard, not a timing assertion).
+inline bool wait_until(const std::function<bool()>& pred,
+                       std::chrono::milliseconds guard = std::chrono::seconds(60)) {
+  const auto deadline = std::chrono::steady_clock::now() + guard;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return true;
+}
+
+}  // namespace ferry::test
