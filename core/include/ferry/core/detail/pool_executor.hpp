@@ -73,7 +73,9 @@ class pool_executor {
       std::move(fn)();
       return;
     }
-    pool_->submit(new function_job<std::decay_t<F>>(std::forward<F>(f)));
+    auto j = std::make_unique<function_job<std::decay_t<F>>>(std::forward<F>(f));
+    pool_->submit(j.get());
+    j.release();  // the pool runs it; run() frees it
   }
 
   /// True when the calling thread is one of the pool's threads.
@@ -90,7 +92,7 @@ class pool_executor {
   pool_executor(Pool& pool, bool possibly) noexcept : pool_(&pool), possibly_(possibly) {}
 
   Pool* pool_;
-  bool possibly_ = false;
+  bool possibly_ = true;  // as asio::thread_pool's executor: dispatch may run inline
 };
 
 }  // namespace ferry::detail
