@@ -147,7 +147,7 @@ TEST(Offload, MoveOnlyFunctionAndResult) {
   const int v = ferry::run([]() -> ferry::task<int> {
     auto owned = std::make_unique<int>(20);
     // Named, not a temporary inside the co_await expression: g++ 12 destroys such temporaries
-    // twice (GCC bug 99576; see docs/guide.md, "Known compiler issues").
+    // twice (see docs/guide.md, "Known compiler issues").
     auto f = [p = std::move(owned)]() mutable { return std::make_unique<int>(*p + 22); };
     std::unique_ptr<int> r = co_await ferry::offload(std::move(f));
     co_return r ? *r : -1;

@@ -1,0 +1,63 @@
+// tests/io/sleep_test.cpp — ferry::sleep (io/sleep.hpp).
+#include <gtest/gtest.h>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <ferry/io/sleep.hpp>
+#include <string>
+#include <vector>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+TEST(Sleep, ShorterSleepFinishesFirst) {
+  asio::io_context io;
+  std::vector<std::string> order;
+  auto sleeper = [&](std::chrono::milliseconds d, std::string name) -> ferry::task<void> {
+    co_await ferry::sleep(d);
+    order.push_back(std::move(name));
+  };
+  asio::co_spawn(io, sleeper(200ms, "long"), asio::detached);
+  asio::co_spawn(io, sleeper(1ms, "short"), asio::detached);
+  io.run();
+  EXPECT_EQ(order, (std::vector<std::string>{"short", "long"}));
+}
+
+TEST(Sleep, ZeroYieldsToTheLoop) {
+  asio::io_context io;
+  bool other_ran = false;
+  bool seen_after_sleep = false;
+  asio::co_spawn(
+      io,
+      [&]() -> ferry::task<void> {
+        asio::post(io, [&] { other_ran = true; });
+        co_await ferry::sleep(0ms);
+        seen_after_sleep = other_ran;
+      },
+      asio::detached);
+  io.run();
+  EXPECT_TRUE(seen_after_sleep);
+}
+
+TEST(Sleep, CancellationThrowsOperationAborted) {
+  asio::io_context io;
+  asio::cancellation_signal signal;
+  std::exception_ptr error;
+  asio::co_spawn(
+      io, ferry::sleep(1h), asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e) {
+        error = e;
+      }));
+  io.poll();  // start the coroutine: it now waits on its timer
+  signal.emit(asio::cancellation_type::terminal);
+  io.run();
+  ASSERT_TRUE(error);
+  try {
+    std::rethrow_exception(error);
+  } catch (const boost::system::system_error& e) {
+    EXPECT_EQ(e.code(), asio::error::operation_aborted);
+  }
+}
