@@ -3,6 +3,7 @@
 
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/info.h>
+#include <oneapi/tbb/task_scheduler_observer.h>
 
 #include <algorithm>
 #include <memory>
@@ -14,7 +15,7 @@
 namespace ferry {
 namespace {
 
-// The one pool whose function the current thread is running (nullptr on other threads).
+// The pool whose arena the current thread is in (nullptr on other threads).
 thread_local const cpu_pool* current_pool = nullptr;
 
 // oneTBB's global worker limit must cover the workers of every live pool, or an arena gets fewer
@@ -35,6 +36,13 @@ class worker_budget {
   void remove(std::size_t threads) {
     std::lock_guard lock(mutex_);
     total_ -= threads;
+    if (total_ == 0) {
+      // No pool left: stop constraining oneTBB (global_control values combine by minimum, so
+      // a leftover control would cap whatever the program sets later).
+      control_.reset();
+      value_ = 0;
+      return;
+    }
     resize();
   }
 
@@ -78,6 +86,25 @@ void unlink(detail::job* j) noexcept {
 
 }  // namespace
 
+// Marks the threads inside the pool's arena — the workers running submitted jobs and the ones
+// that steal their nested subtasks alike — so `current()` answers on all of them.
+class cpu_pool::arena_observer final : public tbb::task_scheduler_observer {
+ public:
+  arena_observer(tbb::task_arena& arena, const cpu_pool& pool)
+      : tbb::task_scheduler_observer(arena), pool_(&pool) {
+    observe(true);
+  }
+  ~arena_observer() override { observe(false); }
+
+  void on_scheduler_entry(bool) override { current_pool = pool_; }
+  void on_scheduler_exit(bool) override {
+    if (current_pool == pool_) current_pool = nullptr;
+  }
+
+ private:
+  const cpu_pool* pool_;
+};
+
 cpu_pool::cpu_pool(std::size_t threads, std::size_t max_in_flight)
     : threads_(resolve_threads(threads)),
       max_in_flight_(max_in_flight),
@@ -86,6 +113,7 @@ cpu_pool::cpu_pool(std::size_t threads, std::size_t max_in_flight)
   boost::asio::add_service(*this, new detail::pool_tag<cpu_pool>(*this, this));
   worker_budget::instance().add(threads_);
   arena_.initialize();
+  observer_ = std::make_unique<arena_observer>(arena_, *this);
 }
 
 cpu_pool::~cpu_pool() {
@@ -95,6 +123,7 @@ cpu_pool::~cpu_pool() {
   }
   shutdown();
   destroy();
+  observer_.reset();
   arena_.terminate();
   worker_budget::instance().remove(threads_);
 }
@@ -191,10 +220,7 @@ void cpu_pool::admit_waiters() noexcept {
 void cpu_pool::enqueue(detail::job* j, bool bounded) {
   // task_arena::enqueue calls its functor as const: the state lives behind the job pointer.
   arena_.enqueue([this, j, bounded] {
-    const cpu_pool* const outer = current_pool;
-    current_pool = this;
     tbb::this_task_arena::isolate([j] { j->run(); });
-    current_pool = outer;
     if (bounded) release_slot();
     finish_one();
   });

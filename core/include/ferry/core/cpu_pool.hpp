@@ -35,6 +35,7 @@
 #include <boost/asio/execution_context.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 
 #include "ferry/core/detail/job.hpp"
@@ -78,10 +79,11 @@ class cpu_pool : public boost::asio::execution_context {
 
   cpu_pool_stats stats() const noexcept;
 
-  /// True when called from a function this pool is running.
+  /// True when called from one of the pool's threads (a submitted function, or a subtask of
+  /// one that another worker stole).
   bool running_in_this_thread() const noexcept;
 
-  /// The pool whose function the calling thread is running, or nullptr.
+  /// The pool whose thread the caller is, or nullptr.
   static cpu_pool* current() noexcept;
 
   /// Runs `j` on the pool (isolated). Never blocks; not subject to the admission bound.
@@ -102,9 +104,12 @@ class cpu_pool : public boost::asio::execution_context {
   void admit_waiters() noexcept;
   void finish_one() noexcept;
 
+  class arena_observer;
+
   const std::size_t threads_;
   const std::size_t max_in_flight_;
   tbb::task_arena arena_;
+  std::unique_ptr<arena_observer> observer_;
 
   // pending_: submitted and not yet finished (drives the destructor's wait).
   alignas(64) std::atomic<std::size_t> pending_{0};

@@ -459,7 +459,7 @@ class offload_op final : public op_base {
   void complete(completion_kind kind, bool invoke) {
     if (slot_.is_connected()) slot_.clear();
     // The handler's executor keeps its outstanding work until the upcall has returned.
-    completion_executor<executor_type> work(std::move(work_));
+    [[maybe_unused]] completion_executor<executor_type> work(std::move(work_));
     Handler handler(std::move(handler_));
     std::exception_ptr error;
     if (kind == completion_kind::normal) {
