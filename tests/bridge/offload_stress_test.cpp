@@ -35,8 +35,9 @@ struct op_record {
 
 class stress_run {
  public:
-  stress_run(ferry::runtime& rt, int clients, int ops_per_client)
-      : records_(static_cast<std::size_t>(clients * ops_per_client)) {
+  // The clients' strands belong to rt's io_context: a stress_run must not outlive rt.
+  stress_run(ferry::runtime& rt, std::vector<op_record>& records, int clients, int ops_per_client)
+      : records_(records) {
     for (int c = 0; c < clients; ++c) {
       clients_.push_back(std::make_unique<client>(rt.io_context(), c, ops_per_client));
     }
@@ -52,8 +53,6 @@ class stress_run {
     return ferry::test::wait_until([&] { return finished_.load() == clients_.size(); },
                                    std::chrono::minutes(10));
   }
-
-  std::vector<op_record>& records() { return records_; }
 
  private:
   struct client {
@@ -141,7 +140,7 @@ class stress_run {
     });
   }
 
-  std::vector<op_record> records_;
+  std::vector<op_record>& records_;
   std::vector<std::unique_ptr<client>> clients_;
   std::atomic<std::size_t> finished_{0};
 };
@@ -160,19 +159,19 @@ TEST(OffloadStress, ExactlyOnceUnderRandomCancellation) {
   for (const auto& cfg : configs) {
     SCOPED_TRACE("io_threads=" + std::to_string(cfg.io_threads) +
                  " max_in_flight=" + std::to_string(cfg.max_in_flight));
-    std::unique_ptr<stress_run> run;
+    std::vector<op_record> records(kClients * kOpsPerClient);
     {
       ferry::runtime rt({.io_threads = cfg.io_threads,
                          .cpu_threads = 2,
                          .max_offloads_in_flight = cfg.max_in_flight});
-      run = std::make_unique<stress_run>(rt, kClients, kOpsPerClient);
-      run->start();
-      ASSERT_TRUE(run->wait());
+      stress_run run(rt, records, kClients, kOpsPerClient);
+      run.start();
+      ASSERT_TRUE(run.wait());
       EXPECT_EQ(rt.stats().cpu.waiting, 0u);
     }
     int values = 0, aborted = 0, thrown = 0;
-    for (std::size_t id = 0; id < run->records().size(); ++id) {
-      const op_record& rec = run->records()[id];
+    for (std::size_t id = 0; id < records.size(); ++id) {
+      const op_record& rec = records[id];
       ASSERT_EQ(rec.completions.load(), 1) << "op " << id;
       switch (rec.outcome.load()) {
         case 1:
