@@ -1,10 +1,14 @@
 // ferry/bridge/src/runtime.cpp — the runtime: io threads, pools, run, signals, shutdown.
 #include "ferry/bridge/runtime.hpp"
 
+#include <signal.h>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <cstdio>
+#include <future>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 
@@ -16,6 +20,8 @@ namespace ferry {
 namespace {
 
 thread_local runtime* current_runtime = nullptr;
+
+constexpr int watched_signals[] = {SIGINT, SIGTERM};
 
 runtime_options validated(runtime_options options) {
   if (options.io_threads == 0) {
@@ -103,13 +109,15 @@ boost::asio::any_io_executor runtime::begin_run(const std::shared_ptr<run_state>
   std::lock_guard lock(run_mutex_);
   if (active_run_) throw std::logic_error("ferry::runtime::run: another run is in progress");
   active_run_ = state;
-  // One io thread serialises everything already; with several, main needs a strand so that
-  // its cancellation is emitted in its own execution context.
-  active_executor_ = options_.io_threads == 1
-                         ? boost::asio::any_io_executor(io_.get_executor())
-                         : boost::asio::any_io_executor(boost::asio::make_strand(io_));
+  active_executor_ = boost::asio::any_io_executor();
+  stop_requested_early_ = false;
 
-  auto signals = std::make_shared<boost::asio::signal_set>(io_, SIGINT, SIGTERM);
+  // Asio resets a signal to SIG_DFL when its last signal_set goes: remember what was there.
+  for (std::size_t i = 0; i < std::size(watched_signals); ++i) {
+    ::sigaction(watched_signals[i], nullptr, &state->previous[i]);
+  }
+  auto signals = std::make_shared<boost::asio::signal_set>(io_);
+  for (int sig : watched_signals) signals->add(sig);
   struct rearm {
     runtime* self;
     std::weak_ptr<boost::asio::signal_set> set;
@@ -121,7 +129,19 @@ boost::asio::any_io_executor runtime::begin_run(const std::shared_ptr<run_state>
   };
   signals->async_wait(rearm{this, signals});
   signals_ = signals;
-  return active_executor_;
+  // One io thread serialises everything already; with several, main needs a strand so that
+  // its cancellation is emitted in its own execution context.
+  return options_.io_threads == 1 ? boost::asio::any_io_executor(io_.get_executor())
+                                  : boost::asio::any_io_executor(boost::asio::make_strand(io_));
+}
+
+void runtime::publish_run(const boost::asio::any_io_executor& ex) {
+  std::lock_guard lock(run_mutex_);
+  active_executor_ = ex;
+  if (stop_requested_early_) {
+    stop_requested_early_ = false;
+    post_stop_locked();
+  }
 }
 
 void runtime::finish_run(run_state& state, std::exception_ptr error) {
@@ -143,16 +163,34 @@ void runtime::end_run(run_state& state) {
     active_executor_ = boost::asio::any_io_executor();
     signals = std::move(signals_);
   }
-  // The signal_set belongs to the loop: cancel and destroy it there.
-  boost::asio::post(io_, [signals = std::move(signals)] {
+  // The signal_set belongs to the loop: destroy it there, then put back the dispositions it
+  // replaced (unless another signal_set still watches the signal), and only then return.
+  std::promise<void> removed;
+  boost::asio::post(io_, [&removed, &state, signals = std::move(signals)]() mutable {
     static_cast<boost::asio::signal_set*>(signals.get())->cancel();
+    signals.reset();
+    for (std::size_t i = 0; i < std::size(watched_signals); ++i) {
+      struct sigaction now {};
+      ::sigaction(watched_signals[i], nullptr, &now);
+      if (now.sa_handler == SIG_DFL) ::sigaction(watched_signals[i], &state.previous[i], nullptr);
+    }
+    removed.set_value();
   });
+  removed.get_future().wait();
   if (state.error) std::rethrow_exception(state.error);
 }
 
 void runtime::request_stop() {
   std::lock_guard lock(run_mutex_);
   if (!active_run_) return;
+  if (!active_executor_) {
+    stop_requested_early_ = true;  // main is being started: publish_run delivers it
+    return;
+  }
+  post_stop_locked();
+}
+
+void runtime::post_stop_locked() {
   boost::asio::post(active_executor_, [state = active_run_] {
     state->cancel.emit(boost::asio::cancellation_type::terminal);
   });

@@ -355,8 +355,32 @@ TEST(Runtime, SignalHandlersAreRemovedAfterRun) {
   }());
   EXPECT_NE(int_during, int_before);
   EXPECT_NE(term_during, term_before);
-  EXPECT_TRUE(ferry::test::wait_until(
-      [&] { return handler_of(SIGINT) != int_during && handler_of(SIGTERM) != term_during; }));
+  // Removed before run returns, and what was there before is back.
+  EXPECT_EQ(handler_of(SIGINT), int_before);
+  EXPECT_EQ(handler_of(SIGTERM), term_before);
+}
+
+namespace {
+void test_handler(int) {}
+}  // namespace
+
+TEST(Runtime, SignalDispositionsInstalledBeforeRunAreRestored) {
+  struct sigaction mine {};
+  mine.sa_handler = &test_handler;
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction old_int {
+  }, old_term{};
+  ASSERT_EQ(::sigaction(SIGINT, &mine, &old_int), 0);
+  ASSERT_EQ(::sigaction(SIGTERM, &ignore, &old_term), 0);
+  {
+    ferry::runtime rt;
+    EXPECT_EQ(rt.run([]() -> ferry::task<int> { co_return 1; }()), 1);
+  }
+  EXPECT_EQ(handler_of(SIGINT), &test_handler);
+  EXPECT_EQ(handler_of(SIGTERM), SIG_IGN);
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
 }
 
 // --- misuse and options -----------------------------------------------------------------------

@@ -23,6 +23,8 @@
 // one that waits for the loop would wait forever once the loop is stopped.
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -132,9 +134,12 @@ class runtime {
     bool done = false;
     std::exception_ptr error;
     boost::asio::cancellation_signal cancel;
+    struct sigaction previous[2]{};  // SIGINT, SIGTERM before run
   };
 
   boost::asio::any_io_executor begin_run(const std::shared_ptr<run_state>& state);
+  void publish_run(const boost::asio::any_io_executor& ex);
+  void post_stop_locked();
   void end_run(run_state& state);
   static void finish_run(run_state& state, std::exception_ptr error);
   void io_thread_main();
@@ -148,8 +153,9 @@ class runtime {
 
   std::mutex run_mutex_;
   std::shared_ptr<run_state> active_run_;
-  boost::asio::any_io_executor active_executor_;
-  std::shared_ptr<void> signals_;  // the signal_set of the run in progress
+  boost::asio::any_io_executor active_executor_;  // empty until main has been started
+  bool stop_requested_early_ = false;             // request_stop before main was started
+  std::shared_ptr<void> signals_;                 // the signal_set of the run in progress
 };
 
 template <class T>
@@ -169,8 +175,14 @@ T runtime::run(task<T> main) {
     }
     finish_run(state, error);
   };
-  boost::asio::co_spawn(
-      ex, std::move(main), boost::asio::bind_cancellation_slot(state.cancel.slot(), on_done));
+  // Start main from inside its executor: by the time a cancellation posted there can run, main
+  // has reached its first suspension point (Asio's co_spawn lets a cancellation that arrives
+  // earlier escape from the loop instead of reaching the completion handler).
+  boost::asio::post(ex, [&state, ex, on_done, main = std::move(main)]() mutable {
+    boost::asio::co_spawn(
+        ex, std::move(main), boost::asio::bind_cancellation_slot(state.cancel.slot(), on_done));
+  });
+  publish_run(ex);
   end_run(state);  // blocks until main completed; rethrows its exception
   if constexpr (!std::is_void_v<T>) return std::move(*value);
 }

@@ -64,7 +64,8 @@ class pool_executor {
     return pool_executor(*pool_, true);
   }
 
-  /// Runs `f` on the pool. With `blocking.possibly` (what `asio::dispatch` asks for) and when
+  /// Runs `f` on the pool. With `blocking.possibly` (the default, as asio::thread_pool; post asks
+  /// for blocking.never) and when
   /// called from one of this pool's own threads, `f` runs inline before `execute` returns.
   template <class F>
   void execute(F&& f) const {
