@@ -64,9 +64,9 @@ class pool_executor {
     return pool_executor(*pool_, true);
   }
 
-  /// Runs `f` on the pool. With `blocking.possibly` (the default, as asio::thread_pool; post asks
-  /// for blocking.never) and when
-  /// called from one of this pool's own threads, `f` runs inline before `execute` returns.
+  /// Runs `f` on the pool. With `blocking.possibly` (the default, as for asio::thread_pool;
+  /// `asio::post` requires blocking.never) and when called from one of this pool's own threads,
+  /// `f` runs inline before `execute` returns.
   template <class F>
   void execute(F&& f) const {
     if (possibly_ && pool_->running_in_this_thread()) {
