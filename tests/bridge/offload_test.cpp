@@ -540,3 +540,26 @@ TEST(OffloadBackpressure, WaitersAreAdmittedInOrder) {
   io.run();
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7}));
 }
+
+TEST(OffloadCancel, ThrowIfStopRequestedCompletesAsCancelled) {
+  ferry::cpu_pool pool(1);
+  asio::io_context io;
+  std::atomic<bool> started{false};
+  asio::cancellation_signal signal;
+  std::exception_ptr error;
+  ferry::offload(
+      pool,
+      [&](std::stop_token st) {
+        started = true;
+        ferry::test::wait_until([&] { return st.stop_requested(); });
+        ferry::throw_if_stop_requested(st);
+        return 1;
+      },
+      asio::bind_cancellation_slot(
+          signal.slot(), asio::bind_executor(io, [&](std::exception_ptr e, int) { error = e; })));
+  ASSERT_TRUE(ferry::test::wait_until([&] { return started.load(); }));
+  signal.emit(asio::cancellation_type::terminal);
+  io.run();
+  EXPECT_TRUE(is_operation_aborted(error));
+  EXPECT_NO_THROW(ferry::throw_if_stop_requested(std::stop_token()));
+}

@@ -47,7 +47,10 @@
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+#include <stop_token>
 #include <type_traits>
 #include <utility>
 
@@ -72,6 +75,17 @@ struct initiate_offload {
 };
 
 }  // namespace detail
+
+/// For an offloaded function that gives up when asked: throws
+/// `boost::system::system_error(boost::asio::error::operation_aborted)` if stop was requested on
+/// `st`. The operation then completes as cancelled, so `ferry::timeout` reports a
+/// `timeout_error` and `||` a cancelled loser — whereas a function that returns normally after a
+/// stop request delivers its (partial) value, which is what callers then receive.
+inline void throw_if_stop_requested(const std::stop_token& st) {
+  if (st.stop_requested()) {
+    throw boost::system::system_error(boost::asio::error::operation_aborted);
+  }
+}
 
 /// Runs `f` on the cpu_pool of the handler's runtime (see the file comment for the contract).
 template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
