@@ -394,6 +394,7 @@ class offload_op final : public op_base {
 
   // Completion side: deliver the outcome (or, with invoke = false, just destroy it).
   void complete(completion_kind kind, bool invoke) {
+    work_.wait_posted();  // the posting thread is done with everything it touched
     if (slot_.is_connected()) slot_.clear();
     // The handler's executor keeps its outstanding work until the upcall has returned.
     [[maybe_unused]] completion_executor<executor_type> work(std::move(work_));

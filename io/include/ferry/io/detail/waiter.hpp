@@ -266,6 +266,7 @@ class wait_op final : public waiter<T, P> {
   }
 
   void complete(bool invoke) {
+    work_.wait_posted();  // the posting thread is done with everything it touched
     if (slot_.is_connected()) slot_.clear();
     [[maybe_unused]] completion_executor<executor_type> work(std::move(work_));
     Handler handler(std::move(handler_));
