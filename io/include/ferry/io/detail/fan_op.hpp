@@ -1,0 +1,390 @@
+// ferry/io/detail/fan_op.hpp — the operation behind gather, gather_settled, race and timeout.
+//
+// A fan operation starts a fixed set of child coroutines (detail/child.hpp) on the caller's
+// executor and completes once every child has finished — never earlier, whatever happens: that
+// is what makes gather, race and timeout structured (nothing they started outlives them).
+//
+//  - Policy: `fail_fast` (gather) asks the other children to stop at the first failure;
+//    `first_wins` (race) at the first completion of any kind; `settle` (gather_settled, timeout)
+//    never by itself.
+//  - Outer cancellation (terminal, partial or total on the handler's slot) asks every child to
+//    stop; the operation still completes only when they have all finished. The caller's slot
+//    handler holds a weak_ptr, so a late emit after the operation is gone does nothing.
+//  - Deadline (timeout): a steady_timer on the caller's executor asks every child to stop when it
+//    fires. Its handler holds a weak_ptr; destroying the operation cancels the timer.
+//  - Completion: posted to the handler's associated executor (never inline) with outstanding
+//    work held meanwhile, the handler's allocator used for the operation and the post. Signature
+//    `void(std::exception_ptr, std::optional<Result>)`: a `Collect` policy turns the children's
+//    outcomes into the result or the exception (the optional spares Result a default
+//    constructor).
+//
+// Thread safety: children finish on their own strands, concurrently; the owner's mutex guards
+// the bookkeeping (first failure and first completion by completion order, what was stopped and
+// why). Stops are posted to the children's executors (child.hpp), never emitted here.
+#pragma once
+
+#include <array>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/system_executor.hpp>
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "ferry/io/detail/child.hpp"
+#include "ferry/io/detail/completion_executor.hpp"
+#include "ferry/io/task.hpp"
+
+namespace ferry::detail {
+
+enum class fan_policy { settle, fail_fast, first_wins };
+
+/// Why the children were first asked to stop.
+enum class fan_cause { none, outer, failure, winner, deadline };
+
+/// What a Collect policy is told once every child has finished.
+struct fan_summary {
+  std::exception_ptr first_error;  ///< the first failure, by completion order
+  std::size_t winner = 0;          ///< the index of the first child to finish
+  fan_cause cause = fan_cause::none;
+  std::chrono::nanoseconds timeout{0};  ///< the timeout's duration (timeout only)
+};
+
+/// The non-template core: bookkeeping under the mutex.
+class fan_base : public child_owner, public std::enable_shared_from_this<fan_base> {
+ public:
+  fan_base(const fan_base&) = delete;
+  fan_base& operator=(const fan_base&) = delete;
+
+  /// Asks every unfinished child to stop (outer cancellation, deadline). Any thread.
+  void stop_children(fan_cause cause) noexcept {
+    std::lock_guard lock(mutex_);
+    if (outstanding_ == 0) return;
+    stop_all_locked(cause);
+  }
+
+ protected:
+  fan_base(fan_policy policy, std::size_t count) noexcept
+      : policy_(policy), count_(count), outstanding_(count) {}
+  virtual ~fan_base() = default;
+
+  virtual child_base& child_at(std::size_t i) noexcept = 0;
+  /// Posts the completion. Called once, without the lock, after the last child_done.
+  virtual void finish() noexcept = 0;
+
+  // Every child starts, even one stopped already: it is cancelled at its first suspension.
+  bool may_start(const child_base&) noexcept override { return true; }
+
+  bool stop_requested_for(const child_base& c) noexcept override {
+    std::lock_guard lock(mutex_);
+    return c.stop_requested;
+  }
+
+  void child_done(child_base& c) noexcept override {
+    bool last = false;
+    {
+      std::lock_guard lock(mutex_);
+      c.done = true;
+      if (!has_winner_) {
+        has_winner_ = true;
+        summary_.winner = c.index;
+        if (policy_ == fan_policy::first_wins) stop_all_locked(fan_cause::winner);
+      }
+      if (c.error && !summary_.first_error) {
+        summary_.first_error = c.error;
+        if (policy_ == fan_policy::fail_fast) stop_all_locked(fan_cause::failure);
+      }
+      last = --outstanding_ == 0;
+    }
+    if (last) finish();
+  }
+
+  /// Nothing could be started (out of memory while binding): every child is reported failed
+  /// with `error` and the operation completes.
+  void fail_start(std::exception_ptr error) noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      for (std::size_t i = 0; i < count_; ++i) {
+        child_base& c = child_at(i);
+        c.error = error;
+        c.done = true;
+      }
+      summary_.first_error = error;
+      outstanding_ = 0;
+    }
+    finish();
+  }
+
+  /// Valid once every child has finished (read in the completion, after finish()).
+  const fan_summary& summary() const noexcept { return summary_; }
+  void set_timeout(std::chrono::nanoseconds d) noexcept { summary_.timeout = d; }
+  std::size_t count() const noexcept { return count_; }
+
+ private:
+  void stop_all_locked(fan_cause cause) noexcept {
+    if (summary_.cause == fan_cause::none) summary_.cause = cause;
+    for (std::size_t i = 0; i < count_; ++i) {
+      child_base& c = child_at(i);
+      if (c.done || c.stop_requested) continue;
+      c.stop_requested = true;
+      child_base::request_stop(std::shared_ptr<child_base>(shared_from_this(), &c));
+    }
+  }
+
+  std::mutex mutex_;
+  const fan_policy policy_;
+  const std::size_t count_;
+  std::size_t outstanding_;
+  bool has_winner_ = false;
+  fan_summary summary_;
+};
+
+/// Children of types T... stored in place, started with a tuple of tasks.
+template <class... T>
+class tuple_children {
+ public:
+  using bodies_type = std::tuple<task<T>...>;
+
+  explicit tuple_children(bodies_type&& bodies) : bodies_(std::move(bodies)) {
+    std::apply([this](auto&... c) { ptrs_ = {static_cast<child_base*>(&c)...}; }, children_);
+  }
+
+  static constexpr std::size_t count(const bodies_type&) noexcept { return sizeof...(T); }
+  static constexpr std::size_t size() noexcept { return sizeof...(T); }
+  child_base& at(std::size_t i) noexcept { return *ptrs_[i]; }
+
+  template <std::size_t I>
+  auto& get() noexcept {
+    return std::get<I>(children_);
+  }
+
+  /// Posts every child's starter; `owner` keeps the children (stored inside it) alive.
+  void start(const std::shared_ptr<fan_base>& owner) noexcept {
+    start_each(owner, std::index_sequence_for<T...>());
+  }
+
+ private:
+  template <std::size_t... I>
+  void start_each(const std::shared_ptr<fan_base>& owner, std::index_sequence<I...>) noexcept {
+    (start_child(std::shared_ptr<child<T>>(owner, &std::get<I>(children_)),
+                 std::move(std::get<I>(bodies_))),
+     ...);
+  }
+
+  bodies_type bodies_;
+  std::tuple<child<T>...> children_;
+  std::array<child_base*, sizeof...(T)> ptrs_{};
+};
+
+/// Children of one type T, as many as tasks in a vector.
+template <class T>
+class vector_children {
+ public:
+  using bodies_type = std::vector<task<T>>;
+
+  explicit vector_children(bodies_type&& bodies)
+      : bodies_(std::move(bodies)), children_(std::make_unique<child<T>[]>(bodies_.size())) {}
+
+  static std::size_t count(const bodies_type& bodies) noexcept { return bodies.size(); }
+  std::size_t size() const noexcept { return bodies_.size(); }
+  child_base& at(std::size_t i) noexcept { return children_[i]; }
+  child<T>& operator[](std::size_t i) noexcept { return children_[i]; }
+
+  void start(const std::shared_ptr<fan_base>& owner) noexcept {
+    for (std::size_t i = 0; i < bodies_.size(); ++i) {
+      start_child(std::shared_ptr<child<T>>(owner, &children_[i]), std::move(bodies_[i]));
+    }
+  }
+
+ private:
+  bodies_type bodies_;
+  std::unique_ptr<child<T>[]> children_;
+};
+
+/// The deadline of a timeout, saturated at the clock's maximum.
+inline std::chrono::steady_clock::time_point deadline_after(std::chrono::nanoseconds d) {
+  using clock = std::chrono::steady_clock;
+  const clock::time_point now = clock::now();
+  if (d <= std::chrono::nanoseconds::zero()) return now;
+  if (d >= std::chrono::duration_cast<std::chrono::nanoseconds>(clock::time_point::max() - now)) {
+    return clock::time_point::max();
+  }
+  return now + std::chrono::duration_cast<clock::duration>(d);
+}
+
+/// The templated operation: the handler, the children, the timer.
+template <class Handler, class Children, class Collect>
+class fan_op final : public fan_base {
+  struct private_tag {};
+
+ public:
+  using result_type = typename Collect::result_type;
+  using executor_type = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
+  using handler_allocator =
+      boost::asio::associated_allocator_t<Handler, boost::asio::recycling_allocator<void>>;
+
+  /// Creates and starts the operation. `deadline`: the timeout's duration, if any.
+  static void launch(Handler handler,
+                     const boost::asio::any_io_executor& ex,
+                     typename Children::bodies_type bodies,
+                     fan_policy policy,
+                     std::optional<std::chrono::nanoseconds> deadline) {
+    handler_allocator alloc =
+        boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>());
+    using op_allocator =
+        typename std::allocator_traits<handler_allocator>::template rebind_alloc<fan_op>;
+    std::shared_ptr<fan_op> op = std::allocate_shared<fan_op>(
+        op_allocator(alloc), private_tag{}, std::move(handler), alloc, std::move(bodies), policy);
+    op->start(op, ex, deadline);
+  }
+
+  fan_op(private_tag,
+         Handler&& handler,
+         const handler_allocator& alloc,
+         typename Children::bodies_type&& bodies,
+         fan_policy policy)
+      : fan_base(policy, Children::count(bodies)),
+        handler_(std::move(handler)),
+        alloc_(alloc),
+        work_(boost::asio::get_associated_executor(handler_, boost::asio::system_executor())),
+        children_(std::move(bodies)) {}
+
+ private:
+  // Runs the completion in the caller's execution context.
+  class completion {
+   public:
+    using allocator_type = handler_allocator;
+    explicit completion(std::shared_ptr<fan_op> op) noexcept
+        : op_(std::move(op)), alloc_(op_->alloc_) {}
+    allocator_type get_allocator() const noexcept { return alloc_; }
+    void operator()() { fan_op::complete(std::move(op_)); }
+
+   private:
+    std::shared_ptr<fan_op> op_;
+    allocator_type alloc_;
+  };
+
+  // Forwards the caller's cancellation to the children.
+  struct outer_cancellation {
+    explicit outer_cancellation(std::weak_ptr<fan_base> op) noexcept : op_(std::move(op)) {}
+    void operator()(boost::asio::cancellation_type_t type) const {
+      using ct = boost::asio::cancellation_type;
+      if ((type & (ct::terminal | ct::partial | ct::total)) == ct::none) return;
+      if (std::shared_ptr<fan_base> op = op_.lock()) op->stop_children(fan_cause::outer);
+    }
+    std::weak_ptr<fan_base> op_;
+  };
+
+  struct deadline_handler {
+    void operator()(boost::system::error_code ec) const {
+      if (ec) return;  // cancelled: the operation is gone or finished
+      if (std::shared_ptr<fan_base> op = op_.lock()) op->stop_children(fan_cause::deadline);
+    }
+    std::weak_ptr<fan_base> op_;
+  };
+
+  child_base& child_at(std::size_t i) noexcept override { return children_.at(i); }
+
+  void start(const std::shared_ptr<fan_op>& self,
+             const boost::asio::any_io_executor& ex,
+             std::optional<std::chrono::nanoseconds> deadline) {
+    // Everything that may throw comes before the first child is started; the caller's slot is
+    // connected before a child can finish (and the completion, on another thread, clear it).
+    try {
+      for (std::size_t i = 0; i < children_.size(); ++i) {
+        children_.at(i).bind(*this, child_executor(ex), i);
+      }
+      slot_ = boost::asio::get_associated_cancellation_slot(handler_);
+      if (slot_.is_connected()) slot_.template emplace<outer_cancellation>(weak_from_this());
+      if (deadline) {
+        set_timeout(*deadline);
+        timer_.emplace(ex);
+        timer_->expires_at(deadline_after(*deadline));
+        timer_->async_wait(deadline_handler{weak_from_this()});
+      }
+    } catch (...) {
+      fail_start(std::current_exception());
+      return;
+    }
+    if (children_.size() == 0) {
+      finish();
+      return;
+    }
+    children_.start(self);
+  }
+
+  void finish() noexcept override {
+    try {
+      work_.post(completion(std::static_pointer_cast<fan_op>(shared_from_this())), alloc_);
+    } catch (...) {
+      // Out of memory for the posted completion: the handler is destroyed without running.
+    }
+  }
+
+  static void complete(std::shared_ptr<fan_op> op) {
+    if (op->slot_.is_connected()) op->slot_.clear();
+    [[maybe_unused]] completion_executor<executor_type> work(std::move(op->work_));
+    std::exception_ptr error;
+    std::optional<result_type> result;
+    try {
+      result = Collect::collect(op->children_, op->summary(), error);
+    } catch (...) {
+      error = std::current_exception();
+      result.reset();
+    }
+    Handler handler(std::move(op->handler_));
+    op.reset();  // the children and the timer go before the caller resumes
+    std::move(handler)(std::move(error), std::move(result));
+  }
+
+  Handler handler_;
+  handler_allocator alloc_;
+  completion_executor<executor_type> work_;
+  boost::asio::cancellation_slot slot_;
+  Children children_;
+  std::optional<boost::asio::steady_timer> timer_;
+};
+
+/// The signature of a fan operation that produces `Result`.
+template <class Result>
+using fan_signature_t = void(std::exception_ptr, std::optional<Result>);
+
+template <class Children, class Collect>
+struct initiate_fan {
+  template <class Handler>
+  void operator()(Handler&& handler,
+                  const boost::asio::any_io_executor& ex,
+                  typename Children::bodies_type bodies,
+                  fan_policy policy,
+                  std::optional<std::chrono::nanoseconds> deadline) const {
+    fan_op<std::decay_t<Handler>, Children, Collect>::launch(
+        std::forward<Handler>(handler), ex, std::move(bodies), policy, deadline);
+  }
+};
+
+/// Starts the children `bodies` on `ex` (each on its own strand unless `ex` is one) and completes
+/// with `Collect`'s result once all have finished.
+template <class Children, class Collect, class Token>
+auto async_fan(const boost::asio::any_io_executor& ex,
+               typename Children::bodies_type bodies,
+               fan_policy policy,
+               std::optional<std::chrono::nanoseconds> deadline,
+               Token&& token) {
+  return boost::asio::async_initiate<Token, fan_signature_t<typename Collect::result_type>>(
+      initiate_fan<Children, Collect>{}, token, ex, std::move(bodies), policy, deadline);
+}
+
+}  // namespace ferry::detail

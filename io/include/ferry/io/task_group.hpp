@@ -1,0 +1,519 @@
+// ferry/io/task_group.hpp — asyncio.TaskGroup: children that never outlive their group.
+//
+//   ferry::task_group tg{co_await boost::asio::this_coro::executor};
+//   auto user = tg.spawn(load_user(id));
+//   auto orders = tg.spawn(load_orders(id));
+//   co_await tg.join();                 // waits for every child; throws ferry::exception_group
+//   render(user.result(), orders.result());
+//
+// `spawn(task<T>)` co_spawns a child on the group's executor and returns a `task_handle<T>`.
+// `join()` waits until every child has finished — including children spawned meanwhile, by the
+// children themselves or by anyone else — and then closes the group. The first child to fail
+// makes the group cancel its siblings; the failures surface from `join()`, once every child has
+// finished, as one `ferry::exception_group` (in completion order). `cancel()` cancels every child.
+//
+// Children run on the group's executor: each on a strand of its own when it is not a strand (so
+// they run in parallel on a multi-threaded io_context or a cpu_pool, and each one's cancellation
+// is serialised with its code), or directly on it when it is a strand (then they interleave on
+// it, like any code sharing that strand). A child starts after `spawn` returns, never inline in
+// it; `co_await this_coro::executor` in a child yields the strand it runs on.
+//
+// Thread safety: distinct objects: safe. Shared objects: `spawn`, `cancel`, `async_join`/`join`
+// and the task_handle members may be called concurrently from any thread — a child on a cpu_pool
+// may spawn a sibling on an io_context group. The destructor must not race with other calls.
+//
+// Resumes on: `join()` resumes the awaiting coroutine on its own executor, by post, after the
+// last child has finished.
+//
+// Cancellation:
+//  - `cancel()`, the first failure and the destructor ask every unfinished child to stop with a
+//    terminal cancellation, posted to the child's own executor (Asio requires cancellation to be
+//    emitted in the operation's execution context). A child that had not started yet never runs.
+//    A child spawned while the group is cancelling is cancelled the same way: it never runs.
+//  - A child that then finishes with `system_error(operation_aborted)` is not a failure: the
+//    group cancelled it (as in asyncio). Any other exception is a failure, even one thrown
+//    while handling the cancellation; so is operation_aborted from a child the group had not
+//    cancelled (it was cancelled by something else).
+//  - `task_handle::cancel()` cancels one child the same way (not a failure if it then ends with
+//    operation_aborted; its siblings are not affected).
+//  - Cancelling the coroutine that awaits `join()` (terminal, partial or total, what its filter
+//    lets through) cancels every child; join still waits for all of them, then throws
+//    `exception_group` if any child failed, otherwise `system_error(operation_aborted)`.
+//
+// Lifetime:
+//  - No child outlives its group's join: `join()` returns only when every child has finished.
+//  - After `join()` has completed the group is closed: `spawn` throws std::logic_error, a later
+//    `join()` completes at once with the same outcome, and `task_handle::result()` is readable.
+//  - Destroying a group whose join was never awaited cancels every child and returns at once —
+//    it does not block (blocking there could deadlock a single-threaded loop). The group's
+//    shared state lives on until the last child has finished, so nothing dangles; the children's
+//    failures are discarded and their results stay unreadable (result() throws logic_error).
+//    A child still running must not use the destroyed `task_group` object itself (e.g. to spawn
+//    a sibling through a reference it captured).
+//  - What a child borrows must outlive it, hence the group's join — locals of the frame that
+//    awaits `join()` qualify.
+//  - A task_handle keeps the child's result (and the group's bookkeeping) alive, not its
+//    executor: once the group is joined or destroyed, handles may outlive the executor's context.
+//
+// Errors: `join()` throws `exception_group` (one entry per failed child, in completion order),
+// or operation_aborted when its awaiting coroutine was cancelled and nothing failed, or
+// std::logic_error when another coroutine is already awaiting the join. `spawn` throws
+// std::logic_error after the join completed. `task_handle::result()` throws std::logic_error
+// before the join completed, and otherwise returns the child's value or rethrows its exception.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/system_executor.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ferry/io/detail/child.hpp"
+#include "ferry/io/detail/completion_executor.hpp"
+#include "ferry/io/task.hpp"
+
+namespace ferry {
+
+/// Several exceptions at once: the failures of a task_group's children (asyncio's
+/// ExceptionGroup). Copies share the list (copying never throws).
+class exception_group : public std::exception {
+ public:
+  explicit exception_group(std::vector<std::exception_ptr> exceptions)
+      : data_(std::make_shared<const data>(make(std::move(exceptions)))) {}
+
+  /// The exceptions, in the order the children failed.
+  const std::vector<std::exception_ptr>& exceptions() const noexcept { return data_->exceptions; }
+
+  /// "ferry::exception_group: 3 failures; first: <what() of the first>".
+  const char* what() const noexcept override { return data_->message.c_str(); }
+
+ private:
+  struct data {
+    std::vector<std::exception_ptr> exceptions;
+    std::string message;
+  };
+
+  static data make(std::vector<std::exception_ptr> exceptions) {
+    std::string message = "ferry::exception_group: ";
+    if (exceptions.empty()) {
+      message += "no failures";
+    } else if (exceptions.size() == 1) {
+      message += "1 failure: " + detail::describe(exceptions.front());
+    } else {
+      message += std::to_string(exceptions.size()) +
+                 " failures; first: " + detail::describe(exceptions.front());
+    }
+    return data{std::move(exceptions), std::move(message)};
+  }
+
+  std::shared_ptr<const data> data_;
+};
+
+namespace detail {
+
+class group_state;
+
+/// The pending join of a group.
+class group_joiner {
+ public:
+  /// Completes the join with `error` (null: success). Called once, without the group's lock.
+  virtual void finish(std::exception_ptr error) noexcept = 0;
+
+ protected:
+  ~group_joiner() = default;
+};
+
+/// A child of a group: owned by the group while it runs, and by its handles.
+template <class T>
+class group_child final : public child<T> {
+ public:
+  explicit group_child(std::shared_ptr<group_state> g) noexcept : group(std::move(g)) {}
+  const std::shared_ptr<group_state> group;
+};
+
+/// A group's shared state: the group object, every running child and the pending join hold it.
+class group_state final : public child_owner, public std::enable_shared_from_this<group_state> {
+ public:
+  explicit group_state(boost::asio::any_io_executor ex) : ex_(std::move(ex)) {}
+
+  template <class T>
+  std::shared_ptr<group_child<T>> spawn(task<T> body) {
+    auto c = std::make_shared<group_child<T>>(shared_from_this());
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_.load(std::memory_order_relaxed) || !ex_) {
+        throw std::logic_error("ferry::task_group::spawn: the group has already been joined");
+      }
+      c->bind(*this, child_executor(ex_), 0);
+      active_.push_back(c);
+      c->index = active_.size() - 1;
+      c->stop_requested = cancelling_;  // a group that is cancelling never runs a new child
+    }
+    start_child<T>(c, std::move(body));
+    return c;
+  }
+
+  /// Registers the join (see task_group::async_join).
+  template <class Handler>
+  void join(Handler&& handler);
+
+  /// Cancels every unfinished child (task_group::cancel).
+  void cancel() noexcept {
+    std::lock_guard lock(mutex_);
+    if (closed_.load(std::memory_order_relaxed)) return;
+    cancelling_ = true;
+    stop_all_locked();
+  }
+
+  /// The group object is being destroyed: cancels the children, and drops the group's executor
+  /// (no spawn can come any more), so that the state, kept by handles, pins no strand.
+  void release() noexcept {
+    cancel();
+    std::lock_guard lock(mutex_);
+    ex_ = nullptr;
+  }
+
+  /// The awaiting coroutine of `joiner` was cancelled.
+  void cancel_join(const group_joiner* joiner) noexcept {
+    std::lock_guard lock(mutex_);
+    if (joiner_ != joiner || joiner == nullptr) return;  // not (or no longer) the pending join
+    join_cancelled_ = true;
+    cancelling_ = true;
+    stop_all_locked();
+  }
+
+  /// Cancels one child (task_handle::cancel).
+  void cancel_child(const std::shared_ptr<child_base>& c) noexcept {
+    std::lock_guard lock(mutex_);
+    if (c->done || c->stop_requested) return;
+    c->stop_requested = true;
+    child_base::request_stop(c);
+  }
+
+  bool is_done(const child_base& c) const {
+    std::lock_guard lock(mutex_);
+    return c.done;
+  }
+
+  /// The join has completed (acquire: the children's results are visible).
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+
+ private:
+  // A child the group cancelled before it started never runs.
+  bool may_start(const child_base& c) noexcept override { return !stop_requested_for(c); }
+
+  bool stop_requested_for(const child_base& c) noexcept override {
+    std::lock_guard lock(mutex_);
+    return c.stop_requested;
+  }
+
+  void child_done(child_base& c) noexcept override {
+    const bool cancellation = is_cancellation(c.error);
+    group_joiner* joiner = nullptr;
+    std::exception_ptr result;
+    std::shared_ptr<child_base> self;  // the child's own reference keeps it alive meanwhile
+    {
+      std::lock_guard lock(mutex_);
+      c.done = true;
+      c.release_executor();
+      if (c.error && !c.abandoned && !(cancellation && c.stop_requested)) {
+        try {
+          failures_.push_back(c.error);
+        } catch (...) {
+          // Out of memory: the failure is still acted on below, but not listed.
+        }
+        if (!cancelling_) {
+          cancelling_ = true;
+          stop_all_locked();
+        }
+      }
+      const std::size_t i = c.index;
+      self = std::move(active_[i]);
+      if (i + 1 != active_.size()) {
+        active_[i] = std::move(active_.back());
+        active_[i]->index = i;
+      }
+      active_.pop_back();
+      if (active_.empty() && joiner_ != nullptr) {
+        joiner = std::exchange(joiner_, nullptr);
+        result = close_locked();
+      }
+    }
+    if (joiner != nullptr) joiner->finish(std::move(result));
+  }
+
+  void stop_all_locked() noexcept {
+    for (const std::shared_ptr<child_base>& c : active_) {
+      if (c->done || c->stop_requested) continue;
+      c->stop_requested = true;
+      child_base::request_stop(c);
+    }
+  }
+
+  // Closes the group and returns the outcome of its join.
+  std::exception_ptr close_locked() noexcept {
+    try {
+      if (!failures_.empty()) {
+        join_result_ = std::make_exception_ptr(exception_group(failures_));
+      } else if (join_cancelled_) {
+        join_result_ = operation_aborted();
+      }
+    } catch (...) {
+      join_result_ = std::current_exception();
+    }
+    ex_ = nullptr;  // no spawn any more: handles kept for results pin no strand
+    closed_.store(true, std::memory_order_release);
+    return join_result_;
+  }
+
+  mutable std::mutex mutex_;
+  boost::asio::any_io_executor ex_;                  // null once closed or released
+  std::vector<std::shared_ptr<child_base>> active_;  // unfinished children; child.index = slot
+  std::vector<std::exception_ptr> failures_;
+  group_joiner* joiner_ = nullptr;
+  bool cancelling_ = false;
+  bool join_cancelled_ = false;
+  std::exception_ptr join_result_;
+  std::atomic<bool> closed_{false};
+};
+
+/// The asynchronous operation behind task_group::async_join (the shape of detail::wait_op, with
+/// a cancellation that cancels the group instead of withdrawing the wait).
+template <class Handler>
+class join_op final : public group_joiner {
+ public:
+  using executor_type = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
+  using handler_allocator =
+      boost::asio::associated_allocator_t<Handler, boost::asio::recycling_allocator<void>>;
+
+  static join_op* create(Handler handler, std::weak_ptr<group_state> state) {
+    handler_allocator base_alloc =
+        boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>());
+    op_allocator alloc(base_alloc);
+    join_op* op = std::allocator_traits<op_allocator>::allocate(alloc, 1);
+    try {
+      ::new (static_cast<void*>(op)) join_op(std::move(handler), base_alloc);
+    } catch (...) {
+      std::allocator_traits<op_allocator>::deallocate(alloc, op, 1);
+      throw;
+    }
+    op->slot_ = boost::asio::get_associated_cancellation_slot(op->handler_);
+    if (op->slot_.is_connected()) {
+      op->slot_.template emplace<cancellation_handler>(std::move(state), op);
+    }
+    return op;
+  }
+
+  void finish(std::exception_ptr error) noexcept override {
+    error_ = std::move(error);
+    try {
+      work_.post(completion(this), alloc_);
+    } catch (...) {
+      complete(false);  // out of memory for the posted completion: the handler cannot run
+    }
+  }
+
+ private:
+  using op_allocator =
+      typename std::allocator_traits<handler_allocator>::template rebind_alloc<join_op>;
+
+  class completion {
+   public:
+    using allocator_type = handler_allocator;
+    explicit completion(join_op* op) noexcept : op_(op) {}
+    completion(completion&& other) noexcept : op_(std::exchange(other.op_, nullptr)) {}
+    completion& operator=(completion&&) = delete;
+    ~completion() {
+      if (op_ != nullptr) op_->complete(false);
+    }
+    allocator_type get_allocator() const noexcept { return op_->alloc_; }
+    void operator()() { std::exchange(op_, nullptr)->complete(true); }
+
+   private:
+    join_op* op_;
+  };
+
+  // In the awaiting coroutine's execution context.
+  struct cancellation_handler {
+    cancellation_handler(std::weak_ptr<group_state> state, const group_joiner* op) noexcept
+        : state_(std::move(state)), op_(op) {}
+    void operator()(boost::asio::cancellation_type_t type) const {
+      using ct = boost::asio::cancellation_type;
+      if ((type & (ct::terminal | ct::partial | ct::total)) == ct::none) return;
+      if (std::shared_ptr<group_state> state = state_.lock()) state->cancel_join(op_);
+    }
+    std::weak_ptr<group_state> state_;
+    const group_joiner* op_;  // compared, never dereferenced
+  };
+
+  join_op(Handler&& handler, const handler_allocator& alloc)
+      : handler_(std::move(handler)),
+        alloc_(alloc),
+        work_(boost::asio::get_associated_executor(handler_, boost::asio::system_executor())) {}
+
+  void complete(bool invoke) {
+    if (slot_.is_connected()) slot_.clear();
+    [[maybe_unused]] completion_executor<executor_type> work(std::move(work_));
+    Handler handler(std::move(handler_));
+    std::exception_ptr error = std::move(error_);
+    op_allocator alloc(alloc_);
+    this->~join_op();
+    std::allocator_traits<op_allocator>::deallocate(alloc, this, 1);
+    if (invoke) std::move(handler)(std::move(error));
+  }
+
+  Handler handler_;
+  handler_allocator alloc_;
+  completion_executor<executor_type> work_;
+  boost::asio::cancellation_slot slot_;
+  std::exception_ptr error_;
+};
+
+template <class Handler>
+void group_state::join(Handler&& handler) {
+  join_op<std::decay_t<Handler>>* op =
+      join_op<std::decay_t<Handler>>::create(std::forward<Handler>(handler), weak_from_this());
+  std::exception_ptr result;
+  {
+    std::lock_guard lock(mutex_);
+    if (joiner_ != nullptr) {
+      result = std::make_exception_ptr(std::logic_error(
+          "ferry::task_group::join: another coroutine is already awaiting this group"));
+    } else if (closed_.load(std::memory_order_relaxed)) {
+      result = join_result_;
+    } else if (active_.empty()) {
+      result = close_locked();
+    } else {
+      joiner_ = op;
+      return;
+    }
+  }
+  op->finish(std::move(result));
+}
+
+}  // namespace detail
+
+/// A child of a task_group: cancel it, ask whether it finished, read its result after the join.
+/// Copies refer to the same child. A default-constructed handle refers to none.
+template <class T>
+class task_handle {
+ public:
+  task_handle() noexcept = default;
+
+  /// True when the handle refers to a child.
+  bool valid() const noexcept { return child_ != nullptr; }
+
+  /// True once the child has finished (a snapshot; its result is readable only after the join).
+  bool done() const {
+    check_valid();
+    return child_->group->is_done(*child_);
+  }
+
+  /// Asks this child to stop (terminal cancellation, posted to its executor). Its siblings are
+  /// not affected; ending with operation_aborted after this is not a failure. No-op once done.
+  void cancel() const {
+    check_valid();
+    child_->group->cancel_child(child_);
+  }
+
+  /// The child's value (a reference into the shared result: move from it if you like), or its
+  /// exception rethrown. Throws std::logic_error until the group's join has completed.
+  std::add_lvalue_reference_t<T> result() const {
+    check_valid();
+    if (!child_->group->closed()) {
+      throw std::logic_error("ferry::task_handle::result: the task_group has not been joined");
+    }
+    if (child_->error) std::rethrow_exception(child_->error);
+    if constexpr (!std::is_void_v<T>) return *child_->value;
+  }
+
+ private:
+  friend class task_group;
+  explicit task_handle(std::shared_ptr<detail::group_child<T>> c) noexcept : child_(std::move(c)) {}
+
+  void check_valid() const {
+    if (child_ == nullptr) throw std::logic_error("ferry::task_handle: empty handle");
+  }
+
+  std::shared_ptr<detail::group_child<T>> child_;
+};
+
+/// A scope for child coroutines; see the file comment for the whole contract.
+class task_group {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+
+  /// A group whose children run on `ex` (see the file comment). Throws std::invalid_argument for
+  /// an empty executor.
+  explicit task_group(const executor_type& ex) : ex_(ex), state_(make_state(ex)) {}
+
+  /// A group whose children run on `ctx`'s executor (an io_context, a cpu_pool...).
+  template <class ExecutionContext>
+  requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
+  explicit task_group(ExecutionContext& ctx) : task_group(executor_type(ctx.get_executor())) {}
+
+  /// Cancels the children if the group was not joined; never blocks (see Lifetime).
+  ~task_group() { state_->release(); }
+
+  task_group(const task_group&) = delete;
+  task_group& operator=(const task_group&) = delete;
+
+  executor_type get_executor() const noexcept { return ex_; }
+
+  /// Starts `child` on the group's executor (after this call returns) and returns its handle.
+  /// Throws std::logic_error once the group's join has completed.
+  template <class T>
+  task_handle<T> spawn(task<T> child) {
+    return task_handle<T>(state_->spawn(std::move(child)));
+  }
+
+  /// Waits for every child, for any completion token. Signature `void(std::exception_ptr)`:
+  /// null, an exception_group, operation_aborted or std::logic_error (see the file comment).
+  /// The group must be alive when the operation starts (with use_awaitable: when it is
+  /// awaited); the operation itself keeps what it needs.
+  template <class Token = boost::asio::use_awaitable_t<>>
+  auto async_join(Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(std::exception_ptr)>(initiate_join{state_.get()},
+                                                                        token);
+  }
+
+  /// Waits for every child; throws exception_group when any failed (see the file comment).
+  task<void> join() { return async_join(boost::asio::use_awaitable); }
+
+  /// Cancels every unfinished child; children spawned from now on never run. Any thread.
+  void cancel() noexcept { state_->cancel(); }
+
+ private:
+  struct initiate_join {
+    detail::group_state* state;  // alive: the group outlives the initiation
+    template <class Handler>
+    void operator()(Handler&& handler) const {
+      state->join(std::forward<Handler>(handler));
+    }
+  };
+
+  static std::shared_ptr<detail::group_state> make_state(const executor_type& ex) {
+    if (!ex) throw std::invalid_argument("ferry::task_group: empty executor");
+    return std::make_shared<detail::group_state>(ex);
+  }
+
+  executor_type ex_;
+  std::shared_ptr<detail::group_state> state_;
+};
+
+}  // namespace ferry

@@ -1,0 +1,264 @@
+// tests/io/race_test.cpp — ferry::race (io/race.hpp).
+#include <gtest/gtest.h>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <chrono>
+#include <ferry/ferry.hpp>
+#include <ferry/io/outcome.hpp>
+#include <ferry/io/race.hpp>
+#include <ferry/io/semaphore.hpp>
+#include <ferry/io/sleep.hpp>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <variant>
+
+#include "ferry_test.hpp"
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool is_operation_aborted(const std::exception_ptr& e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (const boost::system::system_error& error) {
+    return error.code() == asio::error::operation_aborted;
+  } catch (...) {
+  }
+  return false;
+}
+
+std::string message_of(const std::exception_ptr& e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (const std::exception& error) {
+    return error.what();
+  }
+  return "";
+}
+
+// Runs `t` on `io` until it and everything it started have finished; returns its outcome.
+template <class T>
+ferry::outcome<T> run(asio::io_context& io, ferry::task<T> t) {
+  std::optional<ferry::outcome<T>> result;
+  auto body = [&result](ferry::task<T> t) -> ferry::task<void> {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(t);
+      result.emplace();
+    } else {
+      T value = co_await std::move(t);
+      result.emplace(std::move(value));
+    }
+  };
+  asio::co_spawn(io, body(std::move(t)), [&](std::exception_ptr e) {
+    if (e) result.emplace(ferry::outcome<T>::failure(e));
+  });
+  io.run();
+  io.restart();
+  return std::move(*result);
+}
+
+struct set_on_exit {
+  bool& flag;
+  ~set_on_exit() { flag = true; }
+};
+
+struct probe {
+  bool started = false;
+  bool finished = false;
+  bool aborted = false;
+};
+
+ferry::task<int> wait_forever(probe& p) {
+  p.started = true;
+  set_on_exit exit{p.finished};
+  try {
+    co_await ferry::sleep(1h);
+  } catch (const boost::system::system_error& e) {
+    p.aborted = e.code() == asio::error::operation_aborted;
+    throw;
+  }
+  co_return 0;
+}
+
+ferry::task<int> value_after(ferry::semaphore& gate, int v) {
+  auto permit = co_await gate.acquire();
+  co_return v;
+}
+
+ferry::task<int> fail_soon(std::string what) {
+  co_await ferry::sleep(0ms);
+  throw std::runtime_error(what);
+}
+
+using race_result = std::variant<int, int, int>;
+
+}  // namespace
+
+TEST(Race, FirstToFinishWinsAndTheLosersHaveFinishedWhenItReturns) {
+  asio::io_context io;
+  ferry::semaphore gate(0);
+  probe a, b;
+  bool losers_finished = false;
+  std::optional<race_result> result;
+  asio::co_spawn(
+      io,
+      [&]() -> ferry::task<void> {
+        result = co_await ferry::race(wait_forever(a), value_after(gate, 5), wait_forever(b));
+        losers_finished = a.finished && b.finished;
+      },
+      asio::detached);
+  io.poll();
+  ASSERT_TRUE(a.started && b.started);
+  EXPECT_FALSE(result);
+  gate.release();
+  io.run();
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->index(), 1u);  // the index tells the winner, even with repeated types
+  EXPECT_EQ(std::get<1>(*result), 5);
+  EXPECT_TRUE(losers_finished);
+  EXPECT_TRUE(a.aborted && b.aborted);
+}
+
+TEST(Race, AnExceptionCanWinAndIsRethrownAfterTheLosersFinished) {
+  asio::io_context io;
+  probe a;
+  bool loser_finished = false;
+  auto r = run(io, [&]() -> ferry::task<void> {
+    try {
+      co_await ferry::race(wait_forever(a), fail_soon("first to finish"));
+    } catch (const std::runtime_error&) {
+      loser_finished = a.finished;
+      throw;
+    }
+  }());
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(message_of(r.error()), "first to finish");
+  EXPECT_TRUE(loser_finished);
+  EXPECT_TRUE(a.aborted);
+}
+
+TEST(Race, TheLosersOutcomesAreDiscarded) {
+  asio::io_context io;
+  auto bad_loser = []() -> ferry::task<int> {
+    try {
+      co_await ferry::sleep(1h);
+    } catch (const boost::system::system_error&) {
+      throw std::runtime_error("loser cleanup failed");
+    }
+    co_return 0;
+  };
+  auto winner = []() -> ferry::task<int> {
+    co_await ferry::sleep(0ms);
+    co_return 7;
+  };
+  auto r = run(io, ferry::race(bad_loser(), winner()));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r.value().index(), 1u);
+  EXPECT_EQ(std::get<1>(r.value()), 7);
+}
+
+TEST(Race, WaitsForALoserThatTakesTimeToStop) {
+  // The loser handles its cancellation with more asynchronous work; race must wait for it.
+  asio::io_context io;
+  bool cleanup_done = false;
+  bool cleanup_done_when_race_returned = false;
+  auto slow_loser = [&]() -> ferry::task<int> {
+    bool cancelled = false;
+    try {
+      co_await ferry::sleep(1h);
+    } catch (const boost::system::system_error&) {
+      cancelled = true;
+    }
+    if (cancelled) {
+      co_await asio::this_coro::reset_cancellation_state();
+      co_await ferry::sleep(2ms);  // asynchronous cleanup
+      cleanup_done = true;
+    }
+    co_return 0;
+  };
+  auto winner = []() -> ferry::task<int> { co_return 1; };
+  auto r = run(io, [&]() -> ferry::task<void> {
+    co_await ferry::race(slow_loser(), winner());
+    cleanup_done_when_race_returned = cleanup_done;
+  }());
+  EXPECT_TRUE(r.has_value());
+  EXPECT_TRUE(cleanup_done_when_race_returned);
+}
+
+TEST(Race, VoidChildrenGiveMonostate) {
+  asio::io_context io;
+  probe a;
+  auto quick = []() -> ferry::task<void> { co_await ferry::sleep(0ms); };
+  auto r = run(io, ferry::race(wait_forever(a), quick()));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r.value().index(), 1u);
+  EXPECT_TRUE(std::holds_alternative<std::monostate>(r.value()));
+  EXPECT_TRUE(a.finished);
+}
+
+TEST(Race, CancellingTheAwaiterCancelsEveryChild) {
+  asio::io_context io;
+  asio::cancellation_signal signal;
+  probe a, b;
+  std::exception_ptr error;
+  bool completed = false;
+  asio::co_spawn(io,
+                 ferry::race(wait_forever(a), wait_forever(b)),
+                 asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, auto) {
+                   error = e;
+                   completed = true;
+                 }));
+  io.poll();
+  ASSERT_TRUE(a.started && b.started);
+  signal.emit(asio::cancellation_type::terminal);
+  io.run();
+  EXPECT_TRUE(completed);
+  EXPECT_TRUE(is_operation_aborted(error));
+  EXPECT_TRUE(a.finished && a.aborted);
+  EXPECT_TRUE(b.finished && b.aborted);
+}
+
+TEST(Race, ChildrenRunOnTheCallersStrandAndTheCallerResumesThere) {
+  asio::io_context io;
+  auto strand = asio::make_strand(io);
+  int on_strand = 0;
+  bool resumed_on_strand = false;
+  auto child = [&](int v) -> ferry::task<int> {
+    on_strand += strand.running_in_this_thread() ? 1 : 0;
+    co_await ferry::sleep(std::chrono::milliseconds(v));
+    co_return v;
+  };
+  asio::co_spawn(
+      strand,
+      [&]() -> ferry::task<void> {
+        co_await ferry::race(child(0), child(50));
+        resumed_on_strand = strand.running_in_this_thread();
+      },
+      asio::detached);
+  io.run();
+  EXPECT_EQ(on_strand, 2);
+  EXPECT_TRUE(resumed_on_strand);
+}
+
+FERRY_CO_TEST(Race, AnOffloadLoserIsStoppedAndHasReturned) {
+  std::atomic<bool> returned{false};
+  auto spin = [&](std::stop_token st) {
+    while (!st.stop_requested()) std::this_thread::sleep_for(100us);
+    returned = true;
+    return 1;
+  };
+  auto r = co_await ferry::race(ferry::offload(spin), ferry::sleep(1ms));
+  EXPECT_EQ(r.index(), 1u);
+  EXPECT_TRUE(returned.load());
+}

@@ -1,0 +1,394 @@
+// tests/io/timeout_test.cpp — ferry::timeout and ferry::timeout_error (io/timeout.hpp).
+//
+// The deadlines here are short real durations, but no test depends on how long anything takes:
+// an operation that must time out waits for an hour, one that must not has no deadline to speak
+// of, and the assertions are about outcomes and order, never about elapsed time.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <chrono>
+#include <ferry/ferry.hpp>
+#include <ferry/io/outcome.hpp>
+#include <ferry/io/semaphore.hpp>
+#include <ferry/io/sleep.hpp>
+#include <ferry/io/timeout.hpp>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <thread>
+
+#include "ferry_test.hpp"
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool is_operation_aborted(const std::exception_ptr& e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (const boost::system::system_error& error) {
+    return error.code() == asio::error::operation_aborted;
+  } catch (...) {
+  }
+  return false;
+}
+
+std::string message_of(const std::exception_ptr& e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (const std::exception& error) {
+    return error.what();
+  }
+  return "";
+}
+
+template <class T>
+ferry::outcome<T> run(asio::io_context& io, ferry::task<T> t) {
+  std::optional<ferry::outcome<T>> result;
+  auto body = [&result](ferry::task<T> t) -> ferry::task<void> {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(t);
+      result.emplace();
+    } else {
+      T value = co_await std::move(t);
+      result.emplace(std::move(value));
+    }
+  };
+  asio::co_spawn(io, body(std::move(t)), [&](std::exception_ptr e) {
+    if (e) result.emplace(ferry::outcome<T>::failure(e));
+  });
+  io.run();
+  io.restart();
+  return std::move(*result);
+}
+
+struct set_on_exit {
+  bool& flag;
+  ~set_on_exit() { flag = true; }
+};
+
+struct probe {
+  bool started = false;
+  bool finished = false;
+  bool aborted = false;
+};
+
+ferry::task<int> wait_forever(probe& p) {
+  p.started = true;
+  set_on_exit exit{p.finished};
+  try {
+    co_await ferry::sleep(1h);
+  } catch (const boost::system::system_error& e) {
+    p.aborted = e.code() == asio::error::operation_aborted;
+    throw;
+  }
+  co_return 0;
+}
+
+ferry::task<int> value_soon(int v) {
+  co_await ferry::sleep(0ms);
+  co_return v;
+}
+
+// Ignores every cancellation for the rest of its life.
+ferry::task<void> shield() {
+  co_await asio::this_coro::reset_cancellation_state(
+      [](asio::cancellation_type_t) { return asio::cancellation_type::none; });
+}
+
+}  // namespace
+
+TEST(Timeout, ReturnsTheInnerValueBeforeTheDeadline) {
+  asio::io_context io;
+  auto r = run(io, ferry::timeout(1h, value_soon(4)));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r.value(), 4);
+}
+
+TEST(Timeout, RethrowsTheInnerExceptionBeforeTheDeadline) {
+  asio::io_context io;
+  auto failing = []() -> ferry::task<int> {
+    co_await ferry::sleep(0ms);
+    throw std::invalid_argument("inner");
+  };
+  auto r = run(io, ferry::timeout(1h, failing()));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THROW(r.value(), std::invalid_argument);
+  EXPECT_EQ(message_of(r.error()), "inner");
+}
+
+TEST(Timeout, ThrowsTimeoutErrorOnlyAfterTheInnerOperationHasFinished) {
+  asio::io_context io;
+  probe p;
+  bool finished_at_throw = false;
+  std::chrono::nanoseconds reported{0};
+  std::string what;
+  auto r = run(io, [&]() -> ferry::task<void> {
+    try {
+      co_await ferry::timeout(5ms, wait_forever(p));
+    } catch (const ferry::timeout_error& e) {
+      finished_at_throw = p.finished;
+      reported = e.duration();
+      what = e.what();
+      throw;
+    }
+  }());
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THROW(r.value(), ferry::timeout_error);
+  EXPECT_TRUE(finished_at_throw);
+  EXPECT_TRUE(p.aborted);
+  EXPECT_EQ(reported, 5ms);
+  EXPECT_EQ(what, "ferry::timeout: the operation did not finish within 5ms");
+}
+
+TEST(Timeout, TimeoutErrorIsARuntimeErrorNotASystemError) {
+  ferry::timeout_error e(1500us);
+  const std::runtime_error& base = e;
+  EXPECT_STREQ(base.what(), "ferry::timeout: the operation did not finish within 1500us");
+  EXPECT_EQ(dynamic_cast<const boost::system::system_error*>(&base), nullptr);
+  EXPECT_STREQ(ferry::timeout_error(2s).what(),
+               "ferry::timeout: the operation did not finish within 2s");
+}
+
+TEST(Timeout, WaitsForAnInnerOperationThatTakesTimeToStop) {
+  asio::io_context io;
+  bool cleanup_done = false;
+  bool cleanup_done_when_timeout_threw = false;
+  auto slow_stopper = [&]() -> ferry::task<void> {
+    bool cancelled = false;
+    try {
+      co_await ferry::sleep(1h);
+    } catch (const boost::system::system_error&) {
+      cancelled = true;
+    }
+    if (cancelled) {
+      co_await asio::this_coro::reset_cancellation_state();
+      co_await ferry::sleep(2ms);
+      cleanup_done = true;
+      throw boost::system::system_error(asio::error::operation_aborted);
+    }
+  };
+  auto r = run(io, [&]() -> ferry::task<void> {
+    try {
+      co_await ferry::timeout(1ms, slow_stopper());
+    } catch (const ferry::timeout_error&) {
+      cleanup_done_when_timeout_threw = cleanup_done;
+      throw;
+    }
+  }());
+  EXPECT_THROW(r.value(), ferry::timeout_error);
+  EXPECT_TRUE(cleanup_done_when_timeout_threw);
+}
+
+TEST(Timeout, AValueReturnedAfterTheDeadlineIsKept) {
+  // The inner operation swallows the cancellation and finishes with a value: the value wins,
+  // as with asyncio.timeout (no TimeoutError unless the cancellation surfaced).
+  asio::io_context io;
+  bool deadline_passed = false;
+  auto stubborn = [&]() -> ferry::task<int> {
+    co_await shield();
+    const auto start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - start < 5ms) co_await ferry::sleep(1ms);
+    deadline_passed = true;
+    co_return 42;
+  };
+  auto r = run(io, ferry::timeout(1ms, stubborn()));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r.value(), 42);
+  EXPECT_TRUE(deadline_passed);
+}
+
+TEST(Timeout, AnotherExceptionAfterTheDeadlineIsRethrownAsIs) {
+  asio::io_context io;
+  auto failing_cleanup = []() -> ferry::task<int> {
+    try {
+      co_await ferry::sleep(1h);
+    } catch (const boost::system::system_error&) {
+      throw std::runtime_error("cleanup failed");
+    }
+    co_return 0;
+  };
+  auto r = run(io, ferry::timeout(1ms, failing_cleanup()));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THROW(r.value(), std::runtime_error);
+  EXPECT_EQ(message_of(r.error()), "cleanup failed");
+}
+
+TEST(Timeout, CancellingTheAwaiterGivesOperationAbortedNotTimeoutError) {
+  asio::io_context io;
+  asio::cancellation_signal signal;
+  probe p;
+  std::exception_ptr error;
+  bool completed = false;
+  asio::co_spawn(io,
+                 ferry::timeout(1h, wait_forever(p)),
+                 asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, int) {
+                   error = e;
+                   completed = true;
+                 }));
+  io.poll();
+  ASSERT_TRUE(p.started);
+  signal.emit(asio::cancellation_type::terminal);
+  io.run();
+  EXPECT_TRUE(completed);
+  EXPECT_TRUE(is_operation_aborted(error));
+  EXPECT_TRUE(p.finished && p.aborted);
+}
+
+TEST(Timeout, ZeroAndNegativeDurationsStillStartTheInnerOperationThenTimeOut) {
+  asio::io_context io;
+  probe p, q;
+  auto r0 = run(io, ferry::timeout(0ms, wait_forever(p)));
+  EXPECT_THROW(r0.value(), ferry::timeout_error);
+  EXPECT_TRUE(p.started && p.finished && p.aborted);
+  auto r1 = run(io, ferry::timeout(-5s, wait_forever(q)));
+  EXPECT_THROW(r1.value(), ferry::timeout_error);
+  EXPECT_TRUE(q.started && q.finished && q.aborted);
+  auto r2 = run(io, ferry::timeout(0ms, []() -> ferry::task<int> { co_return 3; }()));
+  EXPECT_EQ(r2.value(), 3);  // finished without suspending: its outcome stands
+}
+
+TEST(Timeout, HugeDurationsDoNotOverflow) {
+  asio::io_context io;
+  auto r0 = run(io, ferry::timeout(std::chrono::hours::max(), value_soon(1)));
+  EXPECT_EQ(r0.value(), 1);
+  auto r1 = run(io, ferry::timeout(std::chrono::duration<double>(1e300), value_soon(2)));
+  EXPECT_EQ(r1.value(), 2);
+  auto r2 = run(io, ferry::timeout(std::chrono::nanoseconds::max(), value_soon(3)));
+  EXPECT_EQ(r2.value(), 3);
+}
+
+TEST(Timeout, VoidInnerOperations) {
+  asio::io_context io;
+  auto ok = run(io, ferry::timeout(1h, ferry::sleep(0ms)));
+  EXPECT_TRUE(ok.has_value());
+  auto late = run(io, ferry::timeout(1ms, ferry::sleep(1h)));
+  EXPECT_THROW(late.value(), ferry::timeout_error);
+}
+
+TEST(Timeout, AWaiterRemovedByTheDeadlineConsumesNoPermit) {
+  asio::io_context io;
+  ferry::semaphore sem(0);
+  auto r = run(io, [&]() -> ferry::task<void> { co_await ferry::timeout(1ms, sem.acquire()); }());
+  EXPECT_THROW(r.value(), ferry::timeout_error);
+  EXPECT_EQ(sem.waiting(), 0u);
+  sem.release();
+  EXPECT_EQ(sem.available(), 1u);
+}
+
+TEST(Timeout, APermitGrantedAsTheDeadlineFiresIsDeliveredNotLost) {
+  // The permit is granted, then the deadline passes before the loop runs again: whichever the
+  // loop sees first, the grant stands and timeout returns the permit instead of dropping it.
+  asio::io_context io;
+  ferry::semaphore sem(0);
+  std::optional<ferry::semaphore::guard> permit;
+  std::exception_ptr error;
+  asio::co_spawn(
+      io,
+      [&]() -> ferry::task<void> {
+        try {
+          permit.emplace(co_await ferry::timeout(2ms, sem.acquire()));
+        } catch (...) {
+          error = std::current_exception();
+        }
+      },
+      asio::detached);
+  io.poll();
+  ASSERT_EQ(sem.waiting(), 1u);
+  sem.release();
+  std::this_thread::sleep_for(10ms);  // the deadline is now due
+  io.run();
+  EXPECT_FALSE(error);
+  ASSERT_TRUE(permit);
+  EXPECT_TRUE(permit->owns_permit());
+  EXPECT_EQ(sem.available(), 0u);
+  permit.reset();
+  EXPECT_EQ(sem.available(), 1u);
+}
+
+TEST(Timeout, NestedTimeoutsReportTheOneThatExpired) {
+  asio::io_context io;
+  probe p, q;
+  auto inner_first = run(io, [&]() -> ferry::task<void> {
+    co_await ferry::timeout(1h, ferry::timeout(1ms, wait_forever(p)));
+  }());
+  try {
+    inner_first.value();
+    ADD_FAILURE() << "no timeout";
+  } catch (const ferry::timeout_error& e) {
+    EXPECT_EQ(e.duration(), 1ms);
+  }
+  auto outer_first = run(io, [&]() -> ferry::task<void> {
+    co_await ferry::timeout(2ms, ferry::timeout(1h, wait_forever(q)));
+  }());
+  try {
+    outer_first.value();
+    ADD_FAILURE() << "no timeout";
+  } catch (const ferry::timeout_error& e) {
+    // The inner timeout saw a cancellation that was not its deadline: operation_aborted, which
+    // the outer timeout, whose deadline caused it, turns into its own timeout_error.
+    EXPECT_EQ(e.duration(), 2ms);
+  }
+  EXPECT_TRUE(p.finished && q.finished);
+}
+
+TEST(Timeout, TheInnerRunsOnTheCallersStrandAndTheCallerResumesThere) {
+  asio::io_context io;
+  auto strand = asio::make_strand(io);
+  bool inner_on_strand = false;
+  bool resumed_on_strand = false;
+  auto inner = [&]() -> ferry::task<int> {
+    co_await ferry::sleep(0ms);
+    inner_on_strand = strand.running_in_this_thread();
+    co_return 1;
+  };
+  asio::co_spawn(
+      strand,
+      [&]() -> ferry::task<void> {
+        co_await ferry::timeout(1h, inner());
+        resumed_on_strand = strand.running_in_this_thread();
+      },
+      asio::detached);
+  io.run();
+  EXPECT_TRUE(inner_on_strand);
+  EXPECT_TRUE(resumed_on_strand);
+}
+
+FERRY_CO_TEST(Timeout, StopsAnOffloadThroughItsStopToken) {
+  std::atomic<bool> returned{false};
+  auto search = [&](std::stop_token st) -> int {
+    while (!st.stop_requested()) std::this_thread::sleep_for(100us);
+    returned = true;
+    throw boost::system::system_error(asio::error::operation_aborted);  // "I was stopped"
+  };
+  bool timed_out = false;
+  try {
+    co_await ferry::timeout(10ms, ferry::offload(search));
+  } catch (const ferry::timeout_error&) {
+    timed_out = true;
+  }
+  EXPECT_TRUE(timed_out);
+  EXPECT_TRUE(returned.load());  // f had returned before timeout threw
+}
+
+FERRY_CO_TEST(Timeout, AnOffloadThatReturnsAfterTheStopKeepsItsValue) {
+  auto partial = [](std::stop_token st) {
+    int steps = 0;
+    while (!st.stop_requested()) {
+      std::this_thread::sleep_for(100us);
+      ++steps;
+    }
+    return steps >= 0 ? 7 : 0;  // a (partial) result, not an exception
+  };
+  int v = co_await ferry::timeout(1ms, ferry::offload(partial));
+  EXPECT_EQ(v, 7);
+}
