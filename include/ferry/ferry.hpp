@@ -16,6 +16,6 @@
 #include "ferry/io/race.hpp"
 #include "ferry/io/semaphore.hpp"
 #include "ferry/io/sleep.hpp"
+#include "ferry/io/task.hpp"
 #include "ferry/io/task_group.hpp"
 #include "ferry/io/timeout.hpp"
-#include "ferry/io/task.hpp"
