@@ -33,6 +33,8 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
+using ferry::test::is_operation_aborted;
+
 // Holds pool workers until released (hang guard: 60 s).
 class gate {
  public:
@@ -56,17 +58,6 @@ struct custom_error : std::runtime_error {
   custom_error(const std::string& what, int code) : std::runtime_error(what), code(code) {}
   int code;
 };
-
-bool is_operation_aborted(const std::exception_ptr& e) {
-  if (!e) return false;
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code() == asio::error::operation_aborted;
-  } catch (...) {
-    return false;
-  }
-}
 
 // Completes when `count` callbacks have called `done()`; usable from coroutines on one executor.
 class countdown {

@@ -19,15 +19,7 @@ namespace asio = boost::asio;
 
 namespace {
 
-bool is_operation_aborted(const std::exception_ptr& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code() == asio::error::operation_aborted;
-  } catch (...) {
-  }
-  return false;
-}
+using ferry::test::is_operation_aborted;
 
 }  // namespace
 

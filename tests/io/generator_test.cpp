@@ -33,15 +33,7 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
-bool is_operation_aborted(const std::exception_ptr& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code() == asio::error::operation_aborted;
-  } catch (...) {
-  }
-  return false;
-}
+using ferry::test::is_operation_aborted;
 
 // Counts live instances: a body's locals must be destroyed on every path.
 struct tracked {

@@ -18,21 +18,15 @@
 #include <thread>
 #include <vector>
 
+#include "ferry_test.hpp"
+
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
-bool is_operation_aborted(const std::exception_ptr& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code() == asio::error::operation_aborted;
-  } catch (...) {
-  }
-  return false;
-}
+using ferry::test::is_operation_aborted;
 
 }  // namespace
 

@@ -28,24 +28,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool is_operation_aborted(const std::exception_ptr& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code() == asio::error::operation_aborted;
-  } catch (...) {
-  }
-  return false;
-}
-
-std::string message_of(const std::exception_ptr& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (const std::exception& error) {
-    return error.what();
-  }
-  return "";
-}
+using ferry::test::is_operation_aborted;
+using ferry::test::message_of;
 
 // Runs `t` on `io` until it and everything it started have finished; returns its outcome.
 template <class T>

@@ -34,6 +34,8 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
+using ferry::test::is_operation_aborted;
+
 // A clock that moves only when told to.
 struct manual_clock {
   using duration = std::chrono::nanoseconds;
@@ -59,16 +61,6 @@ struct manual_wait_traits {
 };
 
 using test_limiter = ferry::basic_rate_limiter<manual_clock, manual_wait_traits>;
-
-bool is_operation_aborted(const std::exception_ptr& e) {
-  try {
-    if (e) std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code() == asio::error::operation_aborted;
-  } catch (...) {
-  }
-  return false;
-}
 
 // Runs `io` until `pred` holds (60 s hang guard, never a timing assertion).
 bool run_until(asio::io_context& io, const std::function<bool()>& pred) {

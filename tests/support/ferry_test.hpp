@@ -7,9 +7,13 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
 #include <chrono>
+#include <exception>
 #include <ferry/ferry.hpp>
 #include <functional>
+#include <string>
 #include <thread>
 
 #define FERRY_CO_TEST(suite, name)                                \
@@ -18,6 +22,28 @@
   ::ferry::task<void> suite##_##name##_co_body()
 
 namespace ferry::test {
+
+/// True when `e` holds `boost::system::system_error(operation_aborted)`: a cancelled operation.
+inline bool is_operation_aborted(const std::exception_ptr& e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (const boost::system::system_error& error) {
+    return error.code() == boost::asio::error::operation_aborted;
+  } catch (...) {
+  }
+  return false;
+}
+
+/// what() of the std::exception in `e` ("" when empty or not a std::exception).
+inline std::string message_of(const std::exception_ptr& e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (const std::exception& error) {
+    return error.what();
+  } catch (...) {
+  }
+  return "";
+}
 
 /// Polls `pred` until it holds; false after `guard` (a hang guard, not a timing assertion).
 inline bool wait_until(const std::function<bool()>& pred,
