@@ -38,39 +38,9 @@ namespace {
 
 using ferry::test::is_operation_aborted;
 using ferry::test::message_of;
-
-// Runs `t` on `io` until it and everything it started have finished; returns its outcome.
-template <class T>
-ferry::outcome<T> run(asio::io_context& io, ferry::task<T> t) {
-  std::optional<ferry::outcome<T>> result;
-  auto body = [&result](ferry::task<T> t) -> ferry::task<void> {
-    if constexpr (std::is_void_v<T>) {
-      co_await std::move(t);
-      result.emplace();
-    } else {
-      T value = co_await std::move(t);
-      result.emplace(std::move(value));
-    }
-  };
-  asio::co_spawn(io, body(std::move(t)), [&](std::exception_ptr e) {
-    if (e) result.emplace(ferry::outcome<T>::failure(e));
-  });
-  io.run();
-  io.restart();
-  return std::move(*result);
-}
-
-// Sets a flag when destroyed: proves a coroutine frame has been unwound.
-struct set_on_exit {
-  bool& flag;
-  ~set_on_exit() { flag = true; }
-};
-
-struct probe {
-  bool started = false;
-  bool finished = false;
-  bool aborted = false;
-};
+using ferry::test::probe;
+using ferry::test::run;
+using ferry::test::set_on_exit;
 
 // Waits (practically) forever; records that it started, saw the cancellation, and unwound.
 ferry::task<void> wait_forever(probe& p) {

@@ -42,6 +42,9 @@ namespace {
 
 using ferry::test::is_operation_aborted;
 using ferry::test::message_of;
+using ferry::test::probe;
+using ferry::test::run;
+using ferry::test::set_on_exit;
 
 // The messages of an exception_group, in order.
 std::vector<std::string> messages_of(const ferry::exception_group& group) {
@@ -51,39 +54,6 @@ std::vector<std::string> messages_of(const ferry::exception_group& group) {
 }
 
 // Runs `t` on `io` until everything has finished (60 s hang guard); returns its outcome.
-template <class T>
-ferry::outcome<T> run(asio::io_context& io, ferry::task<T> t) {
-  std::optional<ferry::outcome<T>> result;
-  auto body = [&result](ferry::task<T> t) -> ferry::task<void> {
-    if constexpr (std::is_void_v<T>) {
-      co_await std::move(t);
-      result.emplace();
-    } else {
-      T value = co_await std::move(t);
-      result.emplace(std::move(value));
-    }
-  };
-  asio::co_spawn(io, body(std::move(t)), [&](std::exception_ptr e) {
-    if (e) result.emplace(ferry::outcome<T>::failure(e));
-  });
-  io.run_for(60s);
-  io.restart();
-  if (!result) {
-    return ferry::outcome<T>::failure(std::make_exception_ptr(std::runtime_error("hang")));
-  }
-  return std::move(*result);
-}
-
-struct set_on_exit {
-  bool& flag;
-  ~set_on_exit() { flag = true; }
-};
-
-struct probe {
-  bool started = false;
-  bool finished = false;
-  bool aborted = false;
-};
 
 ferry::task<void> wait_forever(probe& p) {
   p.started = true;

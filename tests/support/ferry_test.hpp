@@ -7,14 +7,18 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/system/system_error.hpp>
 #include <chrono>
 #include <exception>
 #include <ferry/ferry.hpp>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 #define FERRY_CO_TEST(suite, name)                                \
   ::ferry::task<void> suite##_##name##_co_body();                 \
@@ -55,5 +59,39 @@ inline bool wait_until(const std::function<bool()>& pred,
   }
   return true;
 }
+
+/// Runs `t` on `io` until it and everything it started have finished; returns its outcome.
+template <class T>
+ferry::outcome<T> run(boost::asio::io_context& io, ferry::task<T> t) {
+  std::optional<ferry::outcome<T>> result;
+  auto body = [&result](ferry::task<T> t) -> ferry::task<void> {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(t);
+      result.emplace();
+    } else {
+      T value = co_await std::move(t);
+      result.emplace(std::move(value));
+    }
+  };
+  boost::asio::co_spawn(io, body(std::move(t)), [&](std::exception_ptr e) {
+    if (e) result.emplace(ferry::outcome<T>::failure(e));
+  });
+  io.run();
+  io.restart();
+  return std::move(*result);
+}
+
+/// Sets a flag when destroyed: proves a coroutine frame has been unwound.
+struct set_on_exit {
+  bool& flag;
+  ~set_on_exit() { flag = true; }
+};
+
+/// What a test coroutine records: it started, it finished (unwound), it saw operation_aborted.
+struct probe {
+  bool started = false;
+  bool finished = false;
+  bool aborted = false;
+};
 
 }  // namespace ferry::test
