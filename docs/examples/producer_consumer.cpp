@@ -9,6 +9,7 @@
 // ferry: the same five primitives, on a runtime with two io threads. Producers and consumers run
 // on strands of their own, so they really run in parallel; the queue, the mutex, the event, the
 // condition and the barrier are shared between threads. The CPU part of each job is offloaded.
+#include <cstdint>
 #include <cstdio>
 #include <ferry/ferry.hpp>
 #include <ferry/io/queue.hpp>
@@ -50,9 +51,10 @@ ferry::task<void> consumer(shared_state& s, std::string name) {
       co_return;  // closed and drained
     }
     const long value = co_await ferry::offload([job] {
-      long x = job;
-      for (int i = 0; i < 10000; ++i) x = (x * 6364136223846793005L + 1442695040888963407L) >> 1;
-      return x & 0xffff;
+      std::uint64_t x = static_cast<std::uint64_t>(job);
+      for (int i = 0; i < 10000; ++i)
+        x = (x * 6364136223846793005ULL + 1442695040888963407ULL) >> 1;
+      return static_cast<long>(x & 0xffff);
     });
     {
       auto lock = co_await s.stats_mutex.lock();
