@@ -52,30 +52,6 @@ struct shared_state {
   }
 };
 
-void emit_after(asio::any_io_executor ex,
-                std::shared_ptr<asio::cancellation_signal> signal,
-                unsigned hops,
-                asio::cancellation_type type) {
-  asio::post(ex, [ex, signal = std::move(signal), hops, type]() mutable {
-    if (hops == 0) {
-      signal->emit(type);
-    } else {
-      emit_after(ex, std::move(signal), hops - 1, type);
-    }
-  });
-}
-
-asio::cancellation_type pick_type(std::mt19937& rng) {
-  switch (rng() % 3) {
-    case 0:
-      return asio::cancellation_type::terminal;
-    case 1:
-      return asio::cancellation_type::partial;
-    default:
-      return asio::cancellation_type::total;
-  }
-}
-
 // g++ 12 at -O1 inlines Asio's coroutine frame allocation (aligned_alloc) into these coroutines
 // and then cannot match it with the frame's sized operator delete (which frees it correctly).
 #pragma GCC diagnostic push
@@ -100,7 +76,7 @@ ferry::task<void> waiter(shared_state& s, int rounds, unsigned seed, bool cancel
       }
       default: {
         auto signal = std::make_shared<asio::cancellation_signal>();
-        emit_after(ex, signal, rng() % 6, pick_type(rng));
+        ferry::test::emit_after(ex, signal, rng() % 6, ferry::test::random_cancellation_type(rng));
         auto [e] = co_await s.ev.async_wait(
             asio::bind_cancellation_slot(signal->slot(), asio::as_tuple(asio::use_awaitable)));
         woke = e == nullptr;

@@ -49,31 +49,6 @@ struct shared_state {
   std::atomic<int> finished{0};
 };
 
-asio::cancellation_type pick_type(std::mt19937& rng) {
-  switch (rng() % 3) {
-    case 0:
-      return asio::cancellation_type::terminal;
-    case 1:
-      return asio::cancellation_type::partial;
-    default:
-      return asio::cancellation_type::total;
-  }
-}
-
-// Posts `emit` to `ex` after `hops` trips through it.
-void emit_after(asio::any_io_executor ex,
-                std::shared_ptr<asio::cancellation_signal> signal,
-                unsigned hops,
-                asio::cancellation_type type) {
-  asio::post(ex, [ex, signal = std::move(signal), hops, type]() mutable {
-    if (hops == 0) {
-      signal->emit(type);
-    } else {
-      emit_after(ex, std::move(signal), hops - 1, type);
-    }
-  });
-}
-
 // g++ 12 at -O1 inlines Asio's coroutine frame allocation (aligned_alloc) into this coroutine
 // and then cannot match it with the frame's sized operator delete (which frees it correctly).
 #pragma GCC diagnostic push
@@ -104,7 +79,7 @@ ferry::task<void> worker(shared_state& s, unsigned seed, int iterations, bool ca
       }
       default: {
         auto signal = std::make_shared<asio::cancellation_signal>();
-        emit_after(ex, signal, rng() % 4, pick_type(rng));
+        ferry::test::emit_after(ex, signal, rng() % 4, ferry::test::random_cancellation_type(rng));
         auto [e] = co_await s.m.async_lock(
             asio::bind_cancellation_slot(signal->slot(), asio::as_tuple(asio::use_awaitable)));
         if (!e) {

@@ -44,27 +44,6 @@ struct shared_state {
   std::atomic<int> finished{0};
 };
 
-asio::cancellation_type pick_type(std::mt19937& rng) {
-  const asio::cancellation_type types[] = {asio::cancellation_type::terminal,
-                                           asio::cancellation_type::partial,
-                                           asio::cancellation_type::total};
-  return types[rng() % 3];
-}
-
-// Emits on `signal` from `ex` after `hops` trips through it.
-void emit_after(asio::any_io_executor ex,
-                std::shared_ptr<asio::cancellation_signal> signal,
-                unsigned hops,
-                asio::cancellation_type type) {
-  asio::post(ex, [ex, signal = std::move(signal), hops, type]() mutable {
-    if (hops == 0) {
-      signal->emit(type);
-    } else {
-      emit_after(ex, std::move(signal), hops - 1, type);
-    }
-  });
-}
-
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
@@ -92,7 +71,7 @@ ferry::task<void> worker(shared_state& s, unsigned seed, int iterations, bool ca
       }
       default: {
         auto signal = std::make_shared<asio::cancellation_signal>();
-        emit_after(ex, signal, rng() % 4, pick_type(rng));
+        ferry::test::emit_after(ex, signal, rng() % 4, ferry::test::random_cancellation_type(rng));
         auto [e] = co_await s.sem.async_acquire(
             asio::bind_cancellation_slot(signal->slot(), asio::as_tuple(asio::use_awaitable)));
         if (!e) {

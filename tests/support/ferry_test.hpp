@@ -7,15 +7,21 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/system/system_error.hpp>
 #include <chrono>
 #include <exception>
 #include <ferry/ferry.hpp>
 #include <functional>
+#include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -93,5 +99,28 @@ struct probe {
   bool finished = false;
   bool aborted = false;
 };
+
+/// A random cancellation type among terminal, partial and total (for stress tests).
+inline boost::asio::cancellation_type random_cancellation_type(std::mt19937& rng) {
+  const boost::asio::cancellation_type types[] = {boost::asio::cancellation_type::terminal,
+                                                  boost::asio::cancellation_type::partial,
+                                                  boost::asio::cancellation_type::total};
+  return types[rng() % 3];
+}
+
+/// Emits `type` on `signal` from `ex` after `hops` trips through it (a cancellation that lands at
+/// a random point of an operation running on `ex`).
+inline void emit_after(boost::asio::any_io_executor ex,
+                       std::shared_ptr<boost::asio::cancellation_signal> signal,
+                       unsigned hops,
+                       boost::asio::cancellation_type type) {
+  boost::asio::post(ex, [ex, signal = std::move(signal), hops, type]() mutable {
+    if (hops == 0) {
+      signal->emit(type);
+    } else {
+      emit_after(ex, std::move(signal), hops - 1, type);
+    }
+  });
+}
 
 }  // namespace ferry::test
