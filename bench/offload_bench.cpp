@@ -1,6 +1,6 @@
-// bench/offload_bench.cpp — W1 (offload round trip) and W2 (offload throughput) of
-// BENCHMARKS.md: ferry against two baselines, in one binary so every figure is a ratio measured
-// in the same run.
+// bench/offload_bench.cpp — W1 (offload round trip), W2 (offload throughput) and W3 (CPU-parallel
+// efficiency) of BENCHMARKS.md: ferry against its baselines, in one binary so every figure is a
+// ratio measured in the same run.
 //
 // Contenders (every one resumes the awaiting coroutine on its single I/O thread):
 //  - Ferry:          ferry::runtime (io_threads = 1, cpu_threads = 2), main coroutine through
@@ -10,13 +10,25 @@
 //                    then `asio::post` back to the coroutine's executor, wrapped with
 //                    `asio::async_initiate` (the bridge everybody writes first).
 //  - AsioThreadPool: the same wrapper over `asio::thread_pool(2)`: post f, post back.
+//  - StdAsync:       the same wrapper over `std::async(std::launch::async, f)`: one new thread per
+//                    offload, which posts back; the operation keeps the std::future, whose
+//                    destructor joins that thread, until the completion has arrived.
+//  - TaskGroup:      the ceiling for W2 and W3: no loop, no hand-back; one thread runs a raw
+//                    `tbb::task_group` in the default arena (that thread plus cores - 1 workers)
+//                    and waits for it.
 //
 // W1 BM_Offload_RoundTrip_*: one coroutine on the I/O thread offloads `return v;` n times
 //    (n = 100,000; env FERRY_BENCH_W1_N), each round trip timed with steady_clock after 1,000
 //    warm-up calls; counters p50_us, p99_us, mean_us. One benchmark iteration = the whole run.
 // W2 BM_Offload_Throughput{1us,0us}_*: 1,000,000 offloads (env FERRY_BENCH_W2_N) by 1,024
 //    coroutines each offloading its share in sequence (so at most 1,024 in flight), each doing
-//    ~1 µs of xorshift work (or none); counter ops_per_s.
+//    ~1 µs of xorshift work (or none); counter ops_per_s. StdAsync runs a tenth of n (a thread
+//    per offload: the full million would take ~20 s); ops/s is a rate, so it still compares.
+//    TaskGroup: 1,024 chains of tasks, each link running one unit of work and then `run`ning the
+//    chain's next link, so that at most 1,024 are in flight as well.
+// W3 BM_Offload_Parallel_*: 64 jobs of 10 ms of xorshift work, all offloaded at once (64
+//    coroutines, one offload each; TaskGroup: 64 `run`s), then await all. Counter efficiency =
+//    ideal / wall, ideal = 64 x 10 ms / cores (the cores this process may run on).
 // Every resumption is checked (right thread, right value): a failed check fails the benchmark.
 //
 // The loop. Every contender's io_context has its reactor (epoll) started, as a server's has: the
@@ -31,6 +43,8 @@
 #include <benchmark/benchmark.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
+#include <oneapi/tbb/task_group.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
@@ -47,6 +61,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -110,6 +125,16 @@ std::size_t env_size(const char* name, std::size_t fallback) {
   return value == 0 ? fallback : static_cast<std::size_t>(value);
 }
 
+/// The number of cores this process may run on (its affinity mask).
+std::size_t usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+    return std::max(1u, std::thread::hardware_concurrency());
+  }
+  return static_cast<std::size_t>(CPU_COUNT(&set));
+}
+
 // The two functions every contender offloads (one instantiation each per contender).
 struct identity_fn {
   int value;
@@ -124,9 +149,16 @@ struct work_fn {
 
 // --- the baselines' bridge: async_initiate over "submit f, post the result back" ----------------
 
+/// What a submission hands back for the operation to keep until it completes: nothing for a pool;
+/// for std::async, its std::future (destroying that future joins the thread).
+struct no_ticket {};
+
 /// Runs `f` through `submit` (a pool), then posts the completion to the handler's executor.
 /// Completion signature void(std::exception_ptr, R), as ferry's. One heap allocation per call for
 /// the state, plus whatever the pool and the post allocate: the plain way to write it.
+/// The state stores the submission's ticket after `submit` returns: the state is freed by the
+/// completion posted back to the io_context, whose only thread is the one running this
+/// initiation, so the completion cannot run before the ticket is stored.
 template <class Submit, class F, class Token>
 auto hop_offload(Submit submit, F f, Token&& token) {
   using result_type = std::invoke_result_t<F&>;
@@ -142,13 +174,15 @@ auto hop_offload(Submit submit, F f, Token&& token) {
       F f;
       result_type result{};
       std::exception_ptr error;
+      typename Submit::ticket_type ticket{};
     };
     auto* s = new state{std::move(handler),
                         asio::prefer(ex, asio::execution::outstanding_work.tracked),
                         std::move(f),
                         result_type{},
-                        nullptr};
-    submit([s] {
+                        nullptr,
+                        {}};
+    s->ticket = submit([s] {
       try {
         s->result = s->f();
       } catch (...) {
@@ -169,18 +203,30 @@ auto hop_offload(Submit submit, F f, Token&& token) {
 }
 
 struct arena_submit {
+  using ticket_type = no_ticket;
   tbb::task_arena* arena;
   template <class Fn>
-  void operator()(Fn fn) const {
+  no_ticket operator()(Fn fn) const {
     arena->enqueue(std::move(fn));
+    return {};
   }
 };
 
 struct thread_pool_submit {
+  using ticket_type = no_ticket;
   asio::thread_pool* pool;
   template <class Fn>
-  void operator()(Fn fn) const {
+  no_ticket operator()(Fn fn) const {
     asio::post(*pool, std::move(fn));
+    return {};
+  }
+};
+
+struct async_submit {
+  using ticket_type = std::future<void>;
+  template <class Fn>
+  std::future<void> operator()(Fn fn) const {
+    return std::async(std::launch::async, std::move(fn));
   }
 };
 
@@ -262,6 +308,28 @@ struct asio_thread_pool_contender {
     return hop_offload(thread_pool_submit{&pool}, std::move(f), asio::use_awaitable);
   }
 };
+
+struct std_async_contender {
+  asio::io_context io{1};
+  asio::steady_timer reactor{io};  // see "The loop" in the file comment
+
+  const char* setup_error() const { return nullptr; }
+
+  template <class T>
+  T run(ferry::task<T> main) {
+    return run_on(io, std::move(main));
+  }
+  template <class F>
+  auto offload(F f) {
+    return hop_offload(async_submit{}, std::move(f), asio::use_awaitable);
+  }
+};
+
+/// W2 runs n / throughput_divisor<C> offloads for contender C (see the file comment).
+template <class Contender>
+constexpr std::size_t throughput_divisor = 1;
+template <>
+constexpr std::size_t throughput_divisor<std_async_contender> = 10;
 
 // --- W1: round trip ----------------------------------------------------------------------------
 
@@ -375,7 +443,7 @@ ferry::task<throughput_result> throughput_main(Contender& c,
 
 template <class Contender>
 void throughput(benchmark::State& state, double work_us) {
-  const std::size_t n = env_size("FERRY_BENCH_W2_N", 1'000'000);
+  const std::size_t n = env_size("FERRY_BENCH_W2_N", 1'000'000) / throughput_divisor<Contender>;
   const std::uint64_t iterations = iterations_for_us(work_us);
   Contender c;
   throughput_result r;
@@ -395,6 +463,133 @@ void throughput(benchmark::State& state, double work_us) {
   state.counters["n"] = static_cast<double>(n);
 }
 
+// --- the ceiling: a raw tbb::task_group, no loop ------------------------------------------------
+
+/// The default arena is the calling thread plus oneTBB's workers: cores - 1 of them unless a
+/// live global_control caps max_allowed_parallelism lower.
+const char* task_group_setup_error() {
+  using control = tbb::global_control;
+  return control::active_value(control::max_allowed_parallelism) < usable_cores()
+             ? "max_allowed_parallelism is capped below the number of cores by another "
+               "global_control: the default arena would not use every core"
+             : nullptr;
+}
+
+/// One chain of W2's TaskGroup contender: its share of the offloads, run one link at a time.
+struct alignas(64) chain {
+  std::size_t next = 0;
+  std::size_t end = 0;
+  std::size_t completed = 0;
+  std::uint64_t sink = 0;
+};
+
+/// Runs the chain's current unit of work, then hands its next one to the task group (a spawn
+/// into this worker's deque, not a call: the chain never nests).
+void run_link(tbb::task_group& tg, chain& c, std::uint64_t iterations) {
+  c.sink ^= xorshift_work(iterations, c.next);
+  ++c.completed;
+  if (++c.next < c.end) tg.run([&tg, &c, iterations] { run_link(tg, c, iterations); });
+}
+
+void task_group_throughput(benchmark::State& state, double work_us) {
+  const std::size_t n = env_size("FERRY_BENCH_W2_N", 1'000'000);
+  const std::uint64_t iterations = iterations_for_us(work_us);
+  if (const char* error = task_group_setup_error()) {
+    state.SkipWithError(error);
+    return;
+  }
+  const std::size_t chains_count = std::min(max_in_flight, n);
+  std::vector<chain> chains(chains_count);
+  double seconds = 0;
+  for (auto _ : state) {
+    for (std::size_t w = 0, first = 0; w < chains_count; ++w) {
+      const std::size_t count = n / chains_count + (w < n % chains_count ? 1 : 0);
+      chains[w] = chain{first, first + count, 0, 0};
+      first += count;
+    }
+    tbb::task_group tg;
+    const auto start = clock_type::now();
+    for (chain& c : chains) {
+      tg.run([&tg, &c, iterations] { run_link(tg, c, iterations); });
+    }
+    tg.wait();
+    seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+  }
+  std::size_t completed = 0;
+  std::uint64_t sink = 0;
+  for (const chain& c : chains) {
+    completed += c.completed;
+    sink ^= c.sink;
+  }
+  benchmark::DoNotOptimize(sink);
+  if (completed != n) {
+    state.SkipWithError("task_group ran a wrong number of tasks");
+    return;
+  }
+  state.counters["ops_per_s"] = static_cast<double>(n) / seconds;
+  state.counters["n"] = static_cast<double>(n);
+}
+
+// --- W3: CPU-parallel efficiency ---------------------------------------------------------------
+
+constexpr std::size_t parallel_jobs = 64;
+constexpr double parallel_job_us = 10'000;
+
+void report_efficiency(benchmark::State& state, double seconds) {
+  const double cores = static_cast<double>(usable_cores());
+  const double ideal_s = static_cast<double>(parallel_jobs) * parallel_job_us / 1e6 / cores;
+  state.counters["efficiency"] = ideal_s / seconds;
+  state.counters["wall_ms"] = seconds * 1e3;
+  state.counters["ideal_ms"] = ideal_s * 1e3;
+  state.counters["cores"] = cores;
+}
+
+/// 64 coroutines, each offloading one 10 ms job, spawned at once (W2's driver with n = 64).
+template <class Contender>
+void parallel_efficiency(benchmark::State& state) {
+  const std::uint64_t iterations = iterations_for_us(parallel_job_us);
+  Contender c;
+  throughput_result r;
+  if (const char* error = c.setup_error()) {
+    state.SkipWithError(error);
+    return;
+  }
+  for (auto _ : state) {
+    r = c.run(throughput_main(c, parallel_jobs, iterations));
+  }
+  benchmark::DoNotOptimize(r.sink);
+  if (r.wrong_thread != 0 || r.completed != parallel_jobs) {
+    state.SkipWithError("an offload resumed on a wrong thread, or offloads went missing");
+    return;
+  }
+  report_efficiency(state, r.seconds);
+}
+
+void task_group_parallel_efficiency(benchmark::State& state) {
+  const std::uint64_t iterations = iterations_for_us(parallel_job_us);
+  if (const char* error = task_group_setup_error()) {
+    state.SkipWithError(error);
+    return;
+  }
+  std::vector<std::uint64_t> results(parallel_jobs, 0);
+  double seconds = 0;
+  for (auto _ : state) {
+    tbb::task_group tg;
+    const auto start = clock_type::now();
+    for (std::size_t i = 0; i < parallel_jobs; ++i) {
+      tg.run([&results, i, iterations] { results[i] = xorshift_work(iterations, i); });
+    }
+    tg.wait();
+    seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+  }
+  benchmark::DoNotOptimize(results.data());
+  if (std::count(results.begin(), results.end(), std::uint64_t{0}) != 0) {
+    state.SkipWithError("a task_group job did not run");
+    return;
+  }
+  report_efficiency(state, seconds);
+}
+
 // --- registrations -----------------------------------------------------------------------------
 
 void BM_Offload_RoundTrip_Ferry(benchmark::State& s) { round_trip<ferry_contender>(s); }
@@ -404,6 +599,7 @@ void BM_Offload_RoundTrip_NaiveBridge(benchmark::State& s) {
 void BM_Offload_RoundTrip_AsioThreadPool(benchmark::State& s) {
   round_trip<asio_thread_pool_contender>(s);
 }
+void BM_Offload_RoundTrip_StdAsync(benchmark::State& s) { round_trip<std_async_contender>(s); }
 
 void BM_Offload_Throughput1us_Ferry(benchmark::State& s) { throughput<ferry_contender>(s, 1); }
 void BM_Offload_Throughput1us_NaiveBridge(benchmark::State& s) {
@@ -412,6 +608,10 @@ void BM_Offload_Throughput1us_NaiveBridge(benchmark::State& s) {
 void BM_Offload_Throughput1us_AsioThreadPool(benchmark::State& s) {
   throughput<asio_thread_pool_contender>(s, 1);
 }
+void BM_Offload_Throughput1us_StdAsync(benchmark::State& s) {
+  throughput<std_async_contender>(s, 1);
+}
+void BM_Offload_Throughput1us_TaskGroup(benchmark::State& s) { task_group_throughput(s, 1); }
 
 void BM_Offload_Throughput0us_Ferry(benchmark::State& s) { throughput<ferry_contender>(s, 0); }
 void BM_Offload_Throughput0us_NaiveBridge(benchmark::State& s) {
@@ -420,20 +620,47 @@ void BM_Offload_Throughput0us_NaiveBridge(benchmark::State& s) {
 void BM_Offload_Throughput0us_AsioThreadPool(benchmark::State& s) {
   throughput<asio_thread_pool_contender>(s, 0);
 }
+void BM_Offload_Throughput0us_StdAsync(benchmark::State& s) {
+  throughput<std_async_contender>(s, 0);
+}
+void BM_Offload_Throughput0us_TaskGroup(benchmark::State& s) { task_group_throughput(s, 0); }
 
-// Registered contender by contender, NaiveBridge first (see naive_bridge_contender::setup_error).
+void BM_Offload_Parallel_Ferry(benchmark::State& s) { parallel_efficiency<ferry_contender>(s); }
+void BM_Offload_Parallel_NaiveBridge(benchmark::State& s) {
+  parallel_efficiency<naive_bridge_contender>(s);
+}
+void BM_Offload_Parallel_AsioThreadPool(benchmark::State& s) {
+  parallel_efficiency<asio_thread_pool_contender>(s);
+}
+void BM_Offload_Parallel_StdAsync(benchmark::State& s) {
+  parallel_efficiency<std_async_contender>(s);
+}
+void BM_Offload_Parallel_TaskGroup(benchmark::State& s) { task_group_parallel_efficiency(s); }
+
+// Registered contender by contender, NaiveBridge first and Ferry last (see
+// naive_bridge_contender::setup_error and task_group_setup_error).
 #define FERRY_OFFLOAD_BENCHMARK(fn) \
   BENCHMARK(fn)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond)
 
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_RoundTrip_NaiveBridge);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput1us_NaiveBridge);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput0us_NaiveBridge);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_Parallel_NaiveBridge);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_RoundTrip_AsioThreadPool);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput1us_AsioThreadPool);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput0us_AsioThreadPool);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_Parallel_AsioThreadPool);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_RoundTrip_StdAsync);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput1us_StdAsync);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput0us_StdAsync);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_Parallel_StdAsync);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput1us_TaskGroup);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput0us_TaskGroup);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_Parallel_TaskGroup);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_RoundTrip_Ferry);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput1us_Ferry);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput0us_Ferry);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_Parallel_Ferry);
 
 }  // namespace
 
