@@ -1,0 +1,722 @@
+// bench/loadgen/loadgen.cpp — ferry_loadgen: the HTTP/1.1 load generator of W5
+// (BENCHMARKS.md), built on ferry and Boost.Beast.
+//
+// Two traffic classes in one run, each either
+//  - closed loop: `--<class>-connections N` keep-alive connections, each sending its next request
+//    as soon as the previous response arrived; latency from send to response; or
+//  - fixed-rate open loop (`--<class>-rate R` > 0): requests are scheduled every 1/R s from the
+//    start of the run whatever happens to the earlier ones, and sent over
+//    `--<class>-connections N` connections — a request whose connection is still busy waits for
+//    the next free one. Latency is measured from the *intended* send time, so a server (or a
+//    client) that stalls is charged for every request that should have gone out meanwhile
+//    (coordinated omission is not hidden).
+// W5: heavy `/work?us=10000` closed loop on enough connections to saturate the server's cores,
+// light `/ping` at a fixed rate; the light class's p99 shows what the heavy work does to the loop.
+//
+// The run: `--warmup` seconds whose requests are not counted, then `--duration` measured
+// seconds; a request belongs to the measured window when its (intended) start does. Closed-loop
+// connections stop sending at the end of the window and finish the request in flight. Open-loop
+// requests scheduled in the window are all sent; those still waiting for a connection one
+// timeout after the window are counted as `not_sent` errors. Throughput (`ok/s`, JSON `ok_rps`)
+// is the number of measured requests answered 200 divided by the window; `throughput_rps`
+// counts every measured request.
+//
+// Errors are counted per class and kind: connect (connecting failed or timed out), timeout (no
+// complete response within --timeout-ms), status (a response other than 200; counted per code),
+// io (reset, truncated or malformed response), not_sent (see above). A keep-alive connection the
+// server closed while idle is reconnected and the request sent again (counted as a stale
+// retry, not an error; see http_connection.hpp). Failed requests are not in the latency
+// histograms.
+//
+// Everything runs on one io thread (ferry::run with io_threads = 1), so the counters need no
+// synchronisation. Output: a progress line on stderr every second, a summary on stdout, and with
+// `--json FILE` every figure as JSON. With `--server-pid PID`, the CPU time (utime + stime from
+// /proc/PID/stat) the server used during the measured window is reported, as is the load
+// generator's own. `--self-test` checks the latency histogram instead (ctest loadgen.self_test).
+#include <unistd.h>
+
+#include <array>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "ferry/ferry.hpp"
+#include "histogram.hpp"
+#include "http_connection.hpp"
+#include "self_test.hpp"
+
+namespace ferry::loadgen {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// ---- options ------------------------------------------------------------------------------
+
+struct class_options {
+  std::string path;
+  std::size_t connections = 0;
+  double rate = 0;  // requests per second; 0 = closed loop
+};
+
+struct options {
+  std::string host = "127.0.0.1";
+  unsigned port = 8080;
+  class_options heavy{"/work?us=10000", 4, 0};
+  class_options light{"/ping", 4, 0};
+  double duration_s = 10;
+  double warmup_s = 2;
+  std::chrono::milliseconds timeout{10'000};
+  std::string json_path;
+  long server_pid = 0;
+  bool progress = true;
+  bool self_test = false;
+};
+
+constexpr const char* usage_text =
+    R"(usage: ferry_loadgen [options]
+HTTP/1.1 load in two traffic classes, heavy and light (W5 of BENCHMARKS.md).
+
+  --host H                 server address (default 127.0.0.1)
+  --port N                 server port (default 8080)
+  --heavy-path P           heavy request target (default /work?us=10000)
+  --heavy-connections N    heavy connections (default 4; 0 = no heavy traffic)
+  --heavy-rate R           heavy requests per second, fixed-rate open loop (default 0 = closed loop)
+  --light-path P           light request target (default /ping)
+  --light-connections N    light connections (default 4; 0 = no light traffic)
+  --light-rate R           light requests per second, fixed-rate open loop over the light
+                           connections, latency from the intended send time (default 0 = closed loop)
+  --duration S             measured seconds (default 10)
+  --warmup S               seconds before the measurement, not counted (default 2)
+  --timeout-ms N           per connect and per request (default 10000)
+  --json FILE              write every result as JSON to FILE
+  --server-pid PID         report the CPU time PID used during the measured window
+  --no-progress            no progress line on stderr
+  --self-test              check the latency histogram against sorted random data and exit
+  --help                   this text
+)";
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::fprintf(stderr, "ferry_loadgen: %s (see --help)\n", message.c_str());
+  std::exit(2);
+}
+
+double parse_number(const std::string& flag, const std::string& text, double lo, double hi) {
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size() && std::isfinite(v) && v >= lo && v <= hi) return v;
+  } catch (const std::exception&) {
+  }
+  std::ostringstream message;
+  message << flag << ": expected a number in [" << lo << ", " << hi << "], got '" << text << "'";
+  usage_error(message.str());
+}
+
+std::size_t parse_count(const std::string& flag, const std::string& text, double hi) {
+  const double v = parse_number(flag, text, 0, hi);
+  if (v != std::floor(v)) usage_error(flag + ": expected a whole number, got '" + text + "'");
+  return static_cast<std::size_t>(v);
+}
+
+options parse_options(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    std::optional<std::string> inline_value;
+    if (const auto eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inline_value = flag.substr(eq + 1);
+      flag.resize(eq);
+    }
+    auto value = [&]() -> std::string {
+      if (inline_value) return *inline_value;
+      if (i + 1 >= argc) usage_error(flag + " needs a value");
+      return argv[++i];
+    };
+    auto path = [&]() {
+      std::string p = value();
+      if (p.empty() || p[0] != '/') usage_error(flag + ": expected a path starting with '/'");
+      return p;
+    };
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(usage_text, stdout);
+      std::exit(0);
+    } else if (flag == "--self-test") {
+      o.self_test = true;
+    } else if (flag == "--no-progress") {
+      o.progress = false;
+    } else if (flag == "--host") {
+      o.host = value();
+    } else if (flag == "--port") {
+      o.port = static_cast<unsigned>(parse_count(flag, value(), 65535));
+    } else if (flag == "--heavy-path") {
+      o.heavy.path = path();
+    } else if (flag == "--heavy-connections") {
+      o.heavy.connections = parse_count(flag, value(), 100'000);
+    } else if (flag == "--heavy-rate") {
+      o.heavy.rate = parse_number(flag, value(), 0, 1e7);
+    } else if (flag == "--light-path") {
+      o.light.path = path();
+    } else if (flag == "--light-connections") {
+      o.light.connections = parse_count(flag, value(), 100'000);
+    } else if (flag == "--light-rate") {
+      o.light.rate = parse_number(flag, value(), 0, 1e7);
+    } else if (flag == "--duration") {
+      o.duration_s = parse_number(flag, value(), 0.001, 86'400);
+    } else if (flag == "--warmup") {
+      o.warmup_s = parse_number(flag, value(), 0, 86'400);
+    } else if (flag == "--timeout-ms") {
+      o.timeout = std::chrono::milliseconds(parse_count(flag, value(), 3'600'000));
+      if (o.timeout.count() == 0) usage_error("--timeout-ms: must be at least 1");
+    } else if (flag == "--json") {
+      o.json_path = value();
+    } else if (flag == "--server-pid") {
+      o.server_pid = static_cast<long>(parse_count(flag, value(), 1e9));
+    } else {
+      usage_error("unknown option '" + flag + "'");
+    }
+  }
+  if (o.port == 0 && !o.self_test) usage_error("--port: must be in [1, 65535]");
+  if (o.heavy.rate > 0 && o.heavy.connections == 0) {
+    usage_error("--heavy-rate needs --heavy-connections > 0");
+  }
+  if (o.light.rate > 0 && o.light.connections == 0) {
+    usage_error("--light-rate needs --light-connections > 0");
+  }
+  return o;
+}
+
+// ---- CPU time of a process -------------------------------------------------------------------
+
+// utime + stime of every thread of `pid` ("self" for this process), from /proc/<pid>/stat.
+std::optional<double> cpu_seconds(const std::string& pid) {
+  std::ifstream in("/proc/" + pid + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  const auto paren = line.rfind(')');  // the command name may contain spaces and parentheses
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(line.substr(paren + 1));
+  std::string field;
+  // Fields from 3 (state) on; utime and stime are fields 14 and 15.
+  unsigned long long utime = 0;
+  unsigned long long stime = 0;
+  for (int n = 3; n <= 15 && fields >> field; ++n) {
+    if (n == 14) utime = std::stoull(field);
+    if (n == 15) stime = std::stoull(field);
+  }
+  if (!fields) return std::nullopt;
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+struct cpu_window {
+  std::string pid;
+  std::optional<double> before;
+  std::optional<double> after;
+  clock_type::time_point t0;
+  clock_type::time_point t1;
+
+  bool valid() const { return before && after; }
+  double used_s() const { return *after - *before; }
+  double wall_s() const { return std::chrono::duration<double>(t1 - t0).count(); }
+};
+
+// ---- the run ---------------------------------------------------------------------------------
+
+constexpr std::size_t failure_kinds = 5;  // failure::none .. failure::io
+
+struct class_state {
+  std::string name;
+  class_options opt;
+
+  // The measured window.
+  histogram latency;
+  std::uint64_t requests = 0;
+  std::uint64_t ok = 0;
+  std::array<std::uint64_t, failure_kinds> failures{};
+  std::uint64_t not_sent = 0;
+  std::map<unsigned, std::uint64_t> statuses;      // non-200 responses by code
+  std::map<std::string, std::string> first_error;  // kind -> first message seen
+  std::uint64_t connects = 0;
+  std::uint64_t stale_retries = 0;
+
+  // Since the last progress line (warm-up included).
+  histogram interval_latency;
+  std::uint64_t interval_done = 0;
+  std::uint64_t interval_errors = 0;
+
+  bool active() const { return opt.connections > 0; }
+  bool open_loop() const { return opt.rate > 0; }
+  std::uint64_t errors() const {
+    std::uint64_t n = not_sent;
+    for (std::size_t k = 1; k < failure_kinds; ++k) n += failures[k];
+    return n;
+  }
+};
+
+struct run_state {
+  options opt;
+  std::vector<tcp::endpoint> endpoints;
+  std::string host_header;
+  clock_type::time_point start;
+  clock_type::time_point measure_begin;
+  clock_type::time_point measure_end;
+  clock_type::time_point drain_deadline;  // open loop: later requests are not sent
+  class_state heavy;
+  class_state light;
+  cpu_window server_cpu;
+  cpu_window own_cpu;
+
+  bool measured(clock_type::time_point t) const { return t >= measure_begin && t < measure_end; }
+
+  void record(class_state& c,
+              clock_type::time_point start_time,
+              clock_type::time_point end_time,
+              const request_result& r) {
+    const auto ns = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(end_time - start_time).count());
+    ++c.interval_done;
+    if (r.error == failure::none) {
+      c.interval_latency.record(ns);
+    } else {
+      ++c.interval_errors;
+    }
+    if (!measured(start_time)) return;
+    ++c.requests;
+    c.connects += r.connects;
+    c.stale_retries += r.stale_retries;
+    if (r.error == failure::none) {
+      ++c.ok;
+      c.latency.record(ns);
+      return;
+    }
+    ++c.failures[static_cast<std::size_t>(r.error)];
+    if (r.error == failure::status) ++c.statuses[r.status];
+    c.first_error.try_emplace(to_string(r.error), r.detail);
+  }
+
+  void record_not_sent(class_state& c, clock_type::time_point intended) {
+    ++c.interval_done;
+    ++c.interval_errors;
+    if (!measured(intended)) return;
+    ++c.requests;
+    ++c.not_sent;
+    c.first_error.try_emplace("not_sent", "no free connection before the drain deadline");
+  }
+};
+
+task<void> sleep_until(clock_type::time_point t) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_at(t);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+// One closed-loop connection: send, wait for the response, send again, until the window ends.
+task<void> closed_loop(run_state& run, class_state& c) {
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  http_connection conn(ex, run.endpoints, run.host_header, run.opt.timeout);
+  const std::string_view target = c.opt.path;
+  while (clock_type::now() < run.measure_end) {
+    const auto start = clock_type::now();
+    const request_result r = co_await conn.get(target);
+    run.record(c, start, clock_type::now(), r);
+    // Do not spin against a server that refuses or drops connections.
+    if (r.error == failure::connect || r.error == failure::io) co_await ferry::sleep(10ms);
+  }
+  conn.close();
+}
+
+// The open-loop schedule: request i is due at start + i / rate, whatever happened to the others.
+task<void> schedule(run_state& run, class_state& c, ferry::queue<clock_type::time_point>& due) {
+  const std::chrono::duration<double> period(1.0 / c.opt.rate);
+  for (std::uint64_t i = 0;; ++i) {
+    const auto intended = run.start + std::chrono::duration_cast<clock_type::duration>(
+                                          period * static_cast<double>(i));
+    if (intended >= run.measure_end) break;
+    co_await sleep_until(intended);
+    due.try_put(intended);  // unbounded: never full
+  }
+  due.close();
+}
+
+// One open-loop connection: takes the next due request as soon as it is free.
+task<void> open_loop(run_state& run, class_state& c, ferry::queue<clock_type::time_point>& due) {
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  http_connection conn(ex, run.endpoints, run.host_header, run.opt.timeout);
+  const std::string_view target = c.opt.path;
+  for (;;) {
+    clock_type::time_point intended;
+    try {
+      intended = co_await due.get();
+    } catch (const ferry::queue_closed&) {
+      break;
+    }
+    if (clock_type::now() >= run.drain_deadline) {
+      run.record_not_sent(c, intended);
+      continue;
+    }
+    const request_result r = co_await conn.get(target);
+    run.record(c, intended, clock_type::now(), r);
+  }
+  conn.close();
+}
+
+std::string format_ms(std::uint64_t ns) {
+  char text[32];
+  const double ms = static_cast<double>(ns) / 1e6;
+  std::snprintf(text, sizeof text, ms < 10 ? "%.2f" : ms < 100 ? "%.1f" : "%.0f", ms);
+  return text;
+}
+
+// Once a second on stderr: `[loadgen] 7/12 s  heavy 189 req/s  light p99 0.42 ms`.
+task<void> progress(run_state& run) {
+  const auto total = run.measure_end - run.start;
+  const double total_s = std::chrono::duration<double>(total).count();
+  for (int second = 1;; ++second) {
+    const auto tick = run.start + std::chrono::seconds(second);
+    if (tick > run.measure_end + 500ms) break;
+    co_await sleep_until(std::min(tick, run.measure_end));
+    char head[64];
+    std::snprintf(head,
+                  sizeof head,
+                  "[loadgen] %.0f/%.0f s",
+                  std::min<double>(second, std::ceil(total_s)),
+                  std::ceil(total_s));
+    std::string line = head;
+    const double span_s = 1.0;
+    for (class_state* c : {&run.heavy, &run.light}) {
+      if (!c->active()) continue;
+      char part[128];
+      if (c == &run.heavy) {
+        std::snprintf(part,
+                      sizeof part,
+                      "  heavy %.0f req/s",
+                      static_cast<double>(c->interval_done) / span_s);
+      } else {
+        std::snprintf(part,
+                      sizeof part,
+                      "  light p99 %s ms",
+                      c->interval_latency.count() == 0
+                          ? "-"
+                          : format_ms(c->interval_latency.percentile(99)).c_str());
+      }
+      line += part;
+      if (c->interval_errors != 0) {
+        line += " (" + std::to_string(c->interval_errors) + " errors)";
+      }
+      c->interval_latency.reset();
+      c->interval_done = 0;
+      c->interval_errors = 0;
+    }
+    if (tick <= run.measure_begin) line += "  (warm-up)";
+    if (run.opt.progress) std::fprintf(stderr, "%s\n", line.c_str());
+    if (tick >= run.measure_end) break;
+  }
+}
+
+// Samples the CPU time of the server and of this process at both ends of the window.
+task<void> sample_cpu(run_state& run) {
+  co_await sleep_until(run.measure_begin);
+  run.server_cpu.t0 = run.own_cpu.t0 = clock_type::now();
+  if (!run.server_cpu.pid.empty()) run.server_cpu.before = cpu_seconds(run.server_cpu.pid);
+  run.own_cpu.before = cpu_seconds("self");
+  co_await sleep_until(run.measure_end);
+  run.server_cpu.t1 = run.own_cpu.t1 = clock_type::now();
+  if (!run.server_cpu.pid.empty()) run.server_cpu.after = cpu_seconds(run.server_cpu.pid);
+  run.own_cpu.after = cpu_seconds("self");
+}
+
+// ---- the report --------------------------------------------------------------------------------
+
+constexpr double report_percentiles[] = {50, 90, 99, 99.9};
+constexpr double curve_percentiles[] = {
+    0, 10, 25, 50, 75, 90, 95, 97.5, 99, 99.5, 99.75, 99.9, 99.95, 99.975, 99.99, 100};
+
+std::string describe_load(const class_state& c) {
+  std::ostringstream s;
+  if (c.open_loop()) {
+    s << c.opt.rate << "/s open loop, " << c.opt.connections << " conn";
+  } else {
+    s << "closed loop, " << c.opt.connections << " conn";
+  }
+  return s.str();
+}
+
+double cores() {
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<double>(n) : 1.0;
+}
+
+void print_report(const run_state& run, double window_s) {
+  std::printf("ferry_loadgen: %s:%u, %.1f s warm-up, %.2f s measured\n",
+              run.opt.host.c_str(),
+              run.opt.port,
+              run.opt.warmup_s,
+              window_s);
+  std::printf("  %-6s %-16s %-26s %9s %7s %9s %8s %8s %8s %8s %8s\n",
+              "class",
+              "path",
+              "load",
+              "requests",
+              "errors",
+              "ok/s",
+              "p50 ms",
+              "p90 ms",
+              "p99 ms",
+              "p99.9 ms",
+              "max ms");
+  for (const class_state* c : {&run.heavy, &run.light}) {
+    if (!c->active()) continue;
+    std::printf("  %-6s %-16s %-26s %9" PRIu64 " %7" PRIu64 " %9.1f",
+                c->name.c_str(),
+                c->opt.path.c_str(),
+                describe_load(*c).c_str(),
+                c->requests,
+                c->errors(),
+                static_cast<double>(c->ok) / window_s);
+    const bool any = c->latency.count() != 0;
+    for (double q : report_percentiles) {
+      std::printf(" %8s", any ? format_ms(c->latency.percentile(q)).c_str() : "-");
+    }
+    std::printf(" %8s\n", any ? format_ms(c->latency.max()).c_str() : "-");
+  }
+  for (const class_state* c : {&run.heavy, &run.light}) {
+    if (!c->active() || (c->errors() == 0 && c->stale_retries == 0)) continue;
+    std::printf("  %s errors: connect %" PRIu64 ", timeout %" PRIu64 ", status %" PRIu64
+                ", io %" PRIu64 ", not sent %" PRIu64 "; stale keep-alive retries %" PRIu64 "\n",
+                c->name.c_str(),
+                c->failures[static_cast<std::size_t>(failure::connect)],
+                c->failures[static_cast<std::size_t>(failure::timeout)],
+                c->failures[static_cast<std::size_t>(failure::status)],
+                c->failures[static_cast<std::size_t>(failure::io)],
+                c->not_sent,
+                c->stale_retries);
+    for (const auto& [kind, message] : c->first_error) {
+      std::printf("    first %s error: %s\n", kind.c_str(), message.c_str());
+    }
+  }
+  for (const cpu_window* w : {&run.server_cpu, &run.own_cpu}) {
+    if (!w->valid()) continue;
+    std::printf("  %s cpu: %.2f s in %.2f s = %.1f%% of %.0f cores\n",
+                w == &run.own_cpu ? "loadgen" : ("server (pid " + w->pid + ")").c_str(),
+                w->used_s(),
+                w->wall_s(),
+                100.0 * w->used_s() / (w->wall_s() * cores()),
+                cores());
+  }
+}
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (u < 0x20) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", u);
+      out += esc;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char text[40];
+  std::snprintf(text, sizeof text, "%.6g", v);
+  return text;
+}
+
+std::string ns_to_ms(std::uint64_t ns) { return json_number(static_cast<double>(ns) / 1e6); }
+
+std::string json_cpu(const cpu_window& w) {
+  if (!w.valid()) return "null";
+  std::ostringstream s;
+  s << "{\"pid\": " << json_string(w.pid) << ", \"cpu_s\": " << json_number(w.used_s())
+    << ", \"wall_s\": " << json_number(w.wall_s())
+    << ", \"percent_of_one_core\": " << json_number(100.0 * w.used_s() / w.wall_s())
+    << ", \"percent_of_machine\": " << json_number(100.0 * w.used_s() / (w.wall_s() * cores()))
+    << "}";
+  return s.str();
+}
+
+std::string json_class(const class_state& c, double window_s) {
+  std::ostringstream s;
+  s << "{\n      \"path\": " << json_string(c.opt.path)
+    << ",\n      \"mode\": " << json_string(c.open_loop() ? "open-loop" : "closed-loop")
+    << ",\n      \"connections\": " << c.opt.connections
+    << ",\n      \"rate\": " << (c.open_loop() ? json_number(c.opt.rate) : "null")
+    << ",\n      \"requests\": " << c.requests << ",\n      \"ok\": " << c.ok
+    << ",\n      \"errors\": " << c.errors() << ",\n      \"errors_by_kind\": {";
+  for (std::size_t k = 1; k < failure_kinds; ++k) {
+    s << json_string(to_string(static_cast<failure>(k))) << ": " << c.failures[k] << ", ";
+  }
+  s << "\"not_sent\": " << c.not_sent << "},\n      \"status_codes\": {";
+  const char* sep = "";
+  for (const auto& [code, n] : c.statuses) {
+    s << sep << "\"" << code << "\": " << n;
+    sep = ", ";
+  }
+  s << "},\n      \"first_errors\": {";
+  sep = "";
+  for (const auto& [kind, message] : c.first_error) {
+    s << sep << json_string(kind) << ": " << json_string(message);
+    sep = ", ";
+  }
+  s << "},\n      \"connects\": " << c.connects << ",\n      \"stale_retries\": " << c.stale_retries
+    << ",\n      \"throughput_rps\": " << json_number(static_cast<double>(c.requests) / window_s)
+    << ",\n      \"ok_rps\": " << json_number(static_cast<double>(c.ok) / window_s)
+    << ",\n      \"latency_ms\": {\"min\": " << ns_to_ms(c.latency.min())
+    << ", \"mean\": " << json_number(c.latency.mean() / 1e6);
+  s << ", \"p50\": " << ns_to_ms(c.latency.percentile(50))
+    << ", \"p90\": " << ns_to_ms(c.latency.percentile(90))
+    << ", \"p99\": " << ns_to_ms(c.latency.percentile(99))
+    << ", \"p99_9\": " << ns_to_ms(c.latency.percentile(99.9))
+    << ", \"max\": " << ns_to_ms(c.latency.max()) << "},\n      \"percentiles_ms\": [";
+  sep = "";
+  for (double q : curve_percentiles) {
+    s << sep << "[" << json_number(q) << ", " << ns_to_ms(c.latency.percentile(q)) << "]";
+    sep = ", ";
+  }
+  s << "]\n    }";
+  return s.str();
+}
+
+bool write_json(const run_state& run, double window_s) {
+  std::ostringstream s;
+  s << "{\n  \"tool\": \"ferry_loadgen\",\n  \"host\": " << json_string(run.opt.host)
+    << ",\n  \"port\": " << run.opt.port << ",\n  \"warmup_s\": " << json_number(run.opt.warmup_s)
+    << ",\n  \"duration_s\": " << json_number(run.opt.duration_s)
+    << ",\n  \"measured_s\": " << json_number(window_s)
+    << ",\n  \"timeout_ms\": " << run.opt.timeout.count() << ",\n  \"cores\": " << cores()
+    << ",\n  \"classes\": {";
+  const char* sep = "";
+  for (const class_state* c : {&run.heavy, &run.light}) {
+    if (!c->active()) continue;
+    s << sep << "\n    " << json_string(c->name) << ": " << json_class(*c, window_s);
+    sep = ",";
+  }
+  s << "\n  },\n  \"server_cpu\": " << json_cpu(run.server_cpu)
+    << ",\n  \"loadgen_cpu\": " << json_cpu(run.own_cpu) << "\n}\n";
+  std::ofstream out(run.opt.json_path);
+  out << s.str();
+  out.close();
+  if (!out) {
+    std::fprintf(stderr, "ferry_loadgen: cannot write %s\n", run.opt.json_path.c_str());
+    return false;
+  }
+  return true;
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+task<int> main_task(options opt, std::vector<tcp::endpoint> endpoints) {
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  run_state run;
+  run.opt = opt;
+  run.endpoints = std::move(endpoints);
+  run.host_header = opt.host + ":" + std::to_string(opt.port);
+  run.heavy.name = "heavy";
+  run.heavy.opt = opt.heavy;
+  run.light.name = "light";
+  run.light.opt = opt.light;
+  if (opt.server_pid != 0) run.server_cpu.pid = std::to_string(opt.server_pid);
+  run.own_cpu.pid = "self";
+
+  const auto seconds = [](double s) {
+    return std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(s));
+  };
+  run.start = clock_type::now();
+  run.measure_begin = run.start + seconds(opt.warmup_s);
+  run.measure_end = run.measure_begin + seconds(opt.duration_s);
+  run.drain_deadline = run.measure_end + opt.timeout;
+
+  ferry::queue<clock_type::time_point> heavy_due(ferry::queue<clock_type::time_point>::unbounded);
+  ferry::queue<clock_type::time_point> light_due(ferry::queue<clock_type::time_point>::unbounded);
+  try {
+    ferry::task_group group(ex);
+    for (auto [c, due] : {std::pair{&run.heavy, &heavy_due}, std::pair{&run.light, &light_due}}) {
+      if (!c->active()) continue;
+      if (c->open_loop()) group.spawn(schedule(run, *c, *due));
+      for (std::size_t i = 0; i < c->opt.connections; ++i) {
+        if (c->open_loop()) {
+          group.spawn(open_loop(run, *c, *due));
+        } else {
+          group.spawn(closed_loop(run, *c));
+        }
+      }
+    }
+    group.spawn(progress(run));
+    group.spawn(sample_cpu(run));
+    co_await group.join();
+  } catch (const boost::system::system_error& e) {
+    if (e.code() != asio::error::operation_aborted) throw;
+    std::fprintf(stderr, "ferry_loadgen: interrupted\n");
+    co_return 130;
+  }
+
+  const double window_s =
+      std::chrono::duration<double>(run.measure_end - run.measure_begin).count();
+  print_report(run, window_s);
+  if (!opt.json_path.empty() && !write_json(run, window_s)) co_return 1;
+  co_return 0;
+}
+
+}  // namespace
+}  // namespace ferry::loadgen
+
+int main(int argc, char** argv) {
+  using namespace ferry::loadgen;
+  const options opt = parse_options(argc, argv);
+  if (opt.self_test) return run_self_test();
+  if (!opt.heavy.connections && !opt.light.connections) {
+    usage_error("nothing to do: both classes have 0 connections");
+  }
+
+  std::vector<tcp::endpoint> endpoints;
+  try {
+    boost::asio::io_context io;
+    tcp::resolver resolver(io);
+    for (const auto& entry : resolver.resolve(opt.host, std::to_string(opt.port))) {
+      endpoints.push_back(entry.endpoint());
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ferry_loadgen: cannot resolve %s: %s\n", opt.host.c_str(), e.what());
+    return 1;
+  }
+
+  try {
+    ferry::runtime_options runtime;
+    runtime.io_threads = 1;
+    runtime.cpu_threads = 1;  // nothing is offloaded: the load generator only does I/O
+    runtime.blocking_threads = 1;
+    return ferry::run(main_task(opt, std::move(endpoints)), std::move(runtime));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ferry_loadgen: %s\n", e.what());
+    return 1;
+  }
+}
