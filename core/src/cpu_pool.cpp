@@ -6,9 +6,15 @@
 #include <oneapi/tbb/task_scheduler_observer.h>
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <thread>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include "ferry/core/detail/pool_tag.hpp"
 
@@ -78,6 +84,40 @@ int checked_int(std::size_t threads) {
   return static_cast<int>(threads);
 }
 
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+std::int64_t checked_spin(std::chrono::nanoseconds spin) {
+  if (spin.count() < 0 || spin > std::chrono::milliseconds(10)) {
+    throw std::invalid_argument("ferry::cpu_pool: spin must be between 0 and 10 ms, got " +
+                                std::to_string(spin.count()) + " ns");
+  }
+  return spin.count();
+}
+
+// What a worker slot holds when its worker spins and no job has been handed over yet.
+detail::job* const spin_waiting = reinterpret_cast<detail::job*>(alignof(detail::job));
+
+// A spin never shrinks below this: one round trip of a job to a core that is awake.
+constexpr std::int64_t min_spin_ns = 2'000;
+// A spin yields its core between checks once it has lasted this long.
+constexpr std::int64_t yield_after_ns = 5'000;
+
+void bump(std::atomic<std::uint64_t>& a) noexcept {
+  a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
 void unlink(detail::job* j) noexcept {
   j->prev_->next_ = j->next_;
   j->next_->prev_ = j->prev_;
@@ -85,6 +125,16 @@ void unlink(detail::job* j) noexcept {
 }
 
 }  // namespace
+
+// Per arena slot: written only by the worker that holds the slot (oneTBB gives a slot to one
+// thread at a time, and hands it over with synchronization), read by `stats` at any time.
+struct alignas(64) cpu_pool::worker_slot {
+  std::atomic<detail::job*> handoff{nullptr};  // nullptr, spin_waiting, or a handed-over job
+  alignas(64) std::int64_t spin_budget_ns = 0;
+  std::atomic<std::uint64_t> ran{0}, failed{0}, skipped{0}, handed_off{0};
+  latency_histogram queue_wait;
+  latency_histogram run_time;
+};
 
 // Marks the threads inside the pool's arena — the workers running submitted jobs and the ones
 // that steal their nested subtasks alike — so `current()` answers on all of them.
@@ -105,10 +155,13 @@ class cpu_pool::arena_observer final : public tbb::task_scheduler_observer {
   const cpu_pool* pool_;
 };
 
-cpu_pool::cpu_pool(std::size_t threads, std::size_t max_in_flight)
+cpu_pool::cpu_pool(std::size_t threads, std::size_t max_in_flight, std::chrono::nanoseconds spin)
     : threads_(resolve_threads(threads)),
       max_in_flight_(max_in_flight),
-      arena_(checked_int(threads_), /*reserved_for_masters=*/0) {
+      spin_ns_(checked_spin(spin)),
+      arena_(checked_int(threads_), /*reserved_for_masters=*/0),
+      slots_(std::make_unique<worker_slot[]>(threads_)) {
+  for (std::size_t i = 0; i < threads_; ++i) slots_[i].spin_budget_ns = spin_ns_;
   waiters_.next_ = waiters_.prev_ = &waiters_;
   boost::asio::add_service(*this, new detail::pool_tag<cpu_pool>(*this, this));
   worker_budget::instance().add(threads_);
@@ -117,9 +170,16 @@ cpu_pool::cpu_pool(std::size_t threads, std::size_t max_in_flight)
 }
 
 cpu_pool::~cpu_pool() {
+  stopping_.store(true, std::memory_order_relaxed);
   for (std::size_t n = pending_.load(std::memory_order_acquire); n != 0;
        n = pending_.load(std::memory_order_acquire)) {
     pending_.wait(n, std::memory_order_acquire);
+  }
+  // A worker raises serving_ before it finishes its first job, so every worker that can still
+  // touch the pool is counted by now; they see stopping_ and leave within one spin check.
+  for (std::size_t n = serving_.load(std::memory_order_acquire); n != 0;
+       n = serving_.load(std::memory_order_acquire)) {
+    serving_.wait(n, std::memory_order_acquire);
   }
   shutdown();
   destroy();
@@ -128,13 +188,25 @@ cpu_pool::~cpu_pool() {
   worker_budget::instance().remove(threads_);
 }
 
-cpu_pool_stats cpu_pool::stats() const noexcept {
+cpu_pool_stats cpu_pool::stats() const {
   cpu_pool_stats s;
   s.threads = threads_;
   s.max_in_flight = max_in_flight_;
   s.submitted = submitted_.load(std::memory_order_relaxed);
+  s.skipped = withdrawn_.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < threads_; ++i) {
+    const worker_slot& slot = slots_[i];
+    s.completed += slot.ran.load(std::memory_order_relaxed);
+    s.failed += slot.failed.load(std::memory_order_relaxed);
+    s.skipped += slot.skipped.load(std::memory_order_relaxed);
+    s.handed_off += slot.handed_off.load(std::memory_order_relaxed);
+    slot.queue_wait.merge_into(s.queue_wait);
+    slot.run_time.merge_into(s.run_time);
+  }
+  latency_histogram::finish(s.queue_wait);
+  latency_histogram::finish(s.run_time);
+  s.completed += s.failed + s.skipped;
   const std::size_t pending = pending_.load(std::memory_order_relaxed);
-  s.completed = s.submitted >= pending ? s.submitted - pending : 0;
   s.waiting = waiting_.load(std::memory_order_relaxed);
   s.in_flight = pending >= s.waiting ? pending - s.waiting : 0;
   return s;
@@ -147,16 +219,20 @@ cpu_pool* cpu_pool::current() noexcept { return const_cast<cpu_pool*>(current_po
 void cpu_pool::submit(detail::job* j) {
   submitted_.fetch_add(1, std::memory_order_relaxed);
   pending_.fetch_add(1, std::memory_order_relaxed);
-  enqueue(j, false);
+  j->submitted_ns_ = now_ns();
+  j->bounded_ = false;
+  enqueue(j);
 }
 
 void cpu_pool::submit_bounded(detail::job* j) {
   if (max_in_flight_ == 0) return submit(j);
   submitted_.fetch_add(1, std::memory_order_relaxed);
   pending_.fetch_add(1, std::memory_order_relaxed);
+  j->submitted_ns_ = now_ns();
+  j->bounded_ = true;
   // Take a free slot only when nobody waits, so waiters are admitted in FIFO order.
   if (waiting_.load(std::memory_order_seq_cst) == 0 && try_take_slot()) {
-    enqueue(j, true);
+    enqueue(j);
     return;
   }
   {
@@ -180,6 +256,7 @@ bool cpu_pool::withdraw(detail::job* j) noexcept {
     unlink(j);
     waiting_.fetch_sub(1, std::memory_order_seq_cst);
   }
+  withdrawn_.fetch_add(1, std::memory_order_relaxed);
   finish_one();
   return true;
 }
@@ -213,17 +290,128 @@ void cpu_pool::admit_waiters() noexcept {
       in_flight_.fetch_sub(1, std::memory_order_seq_cst);
       continue;
     }
-    enqueue(j, true);
+    enqueue(j);
   }
 }
 
-void cpu_pool::enqueue(detail::job* j, bool bounded) {
+void cpu_pool::enqueue(detail::job* j) {
+  if (try_hand_off(j)) return;
+  queued_.fetch_add(1, std::memory_order_seq_cst);
   // task_arena::enqueue calls its functor as const: the state lives behind the job pointer.
-  arena_.enqueue([this, j, bounded] {
-    tbb::this_task_arena::isolate([j] { j->run(); });
-    if (bounded) release_slot();
-    finish_one();
+  arena_.enqueue([this, j] {
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    serve(j);
   });
+}
+
+bool cpu_pool::try_hand_off(detail::job* j) noexcept {
+  if (spinning_.load(std::memory_order_seq_cst) == 0) return false;
+  for (std::size_t i = 0; i < threads_; ++i) {
+    std::atomic<detail::job*>& slot = slots_[i].handoff;
+    detail::job* expected = spin_waiting;
+    // Release: the spinning worker that takes `j` sees everything written before the submit.
+    if (slot.load(std::memory_order_relaxed) == spin_waiting &&
+        slot.compare_exchange_strong(
+            expected, j, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A oneTBB task: runs `j`, then the jobs handed to this worker while it spins.
+void cpu_pool::serve(detail::job* j) noexcept {
+  const int index = tbb::this_task_arena::current_thread_index();
+  worker_slot* slot = index >= 0 && static_cast<std::size_t>(index) < threads_
+                          ? &slots_[static_cast<std::size_t>(index)]
+                          : nullptr;
+  if (slot == nullptr || spin_ns_ == 0) {
+    run_job(j, slot);
+    finish_one();
+    return;
+  }
+  serving_.fetch_add(1, std::memory_order_relaxed);
+  run_job(j, slot);
+  finish_one();
+  while (detail::job* next = spin_for_job(*slot)) {
+    bump(slot->handed_off);
+    run_job(next, slot);
+    finish_one();
+  }
+  // The last access to the pool by this worker: the destructor waits for serving_ to drain.
+  if (serving_.fetch_sub(1, std::memory_order_acq_rel) == 1) serving_.notify_all();
+}
+
+void cpu_pool::run_job(detail::job* j, worker_slot* slot) noexcept {
+  const bool bounded = j->bounded_;
+  const std::int64_t submitted = j->submitted_ns_;
+  const std::int64_t start = now_ns();
+  // j may free itself in run(): nothing of it is read afterwards.
+  const detail::job_outcome outcome = tbb::this_task_arena::isolate([j] { return j->run(); });
+  if (slot != nullptr) {
+    switch (outcome) {
+      case detail::job_outcome::ran:
+        bump(slot->ran);
+        break;
+      case detail::job_outcome::failed:
+        bump(slot->failed);
+        break;
+      case detail::job_outcome::skipped:
+        bump(slot->skipped);
+        break;
+    }
+    if (outcome != detail::job_outcome::skipped) {
+      slot->queue_wait.record_ns(start - submitted);
+      slot->run_time.record_ns(now_ns() - start);
+    }
+  }
+  if (bounded) release_slot();
+}
+
+// Spins on the worker's slot for the next job; nullptr once the budget is spent, something is
+// queued in the arena (oneTBB will hand it to this worker), or the pool is being destroyed.
+detail::job* cpu_pool::spin_for_job(worker_slot& slot) noexcept {
+  if (queued_.load(std::memory_order_relaxed) != 0 || stopping_.load(std::memory_order_relaxed)) {
+    return nullptr;
+  }
+  slot.handoff.store(spin_waiting, std::memory_order_relaxed);
+  spinning_.fetch_add(1, std::memory_order_seq_cst);
+  const std::int64_t start = now_ns();
+  const std::int64_t deadline = start + slot.spin_budget_ns;
+  detail::job* got = nullptr;
+  for (unsigned i = 1;; ++i) {
+    detail::job* h = slot.handoff.load(std::memory_order_acquire);
+    if (h != spin_waiting) {
+      got = h;
+      break;
+    }
+    if (i % 16 != 0) {
+      cpu_relax();
+      continue;
+    }
+    const std::int64_t now = now_ns();
+    if (now >= deadline || queued_.load(std::memory_order_relaxed) != 0 ||
+        stopping_.load(std::memory_order_relaxed)) {
+      detail::job* expected = spin_waiting;
+      if (slot.handoff.compare_exchange_strong(
+              expected, nullptr, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        break;  // nothing came: give up
+      }
+      got = expected;  // a job landed just now
+      break;
+    }
+    // Past the first microseconds, let a thread waiting for this core run (on a busy machine
+    // the thread that would hand the next job over may be that one).
+    if (now - start > yield_after_ns) std::this_thread::yield();
+  }
+  spinning_.fetch_sub(1, std::memory_order_relaxed);
+  if (got != nullptr) {
+    slot.handoff.store(nullptr, std::memory_order_relaxed);
+    slot.spin_budget_ns = std::min(spin_ns_, slot.spin_budget_ns * 2);
+  } else {
+    slot.spin_budget_ns = std::max(std::min(min_spin_ns, spin_ns_), slot.spin_budget_ns / 2);
+  }
+  return got;
 }
 
 void cpu_pool::finish_one() noexcept {

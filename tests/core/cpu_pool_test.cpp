@@ -127,12 +127,13 @@ struct counting_job : ferry::detail::job {
   counting_job(job_log& log, int id, gate* held = nullptr)
       : job(&do_run), log_(&log), id_(id), held_(held) {}
 
-  static void do_run(ferry::detail::job* base) noexcept {
+  static ferry::detail::job_outcome do_run(ferry::detail::job* base) noexcept {
     auto* self = static_cast<counting_job*>(base);
     self->started.store(true, std::memory_order_release);
     self->log_->enter(self->id_);
     if (self->held_ != nullptr) self->held_->wait();
     self->log_->leave();  // last access to the job: the test may destroy it from here on
+    return ferry::detail::job_outcome::ran;
   }
 
   std::atomic<bool> started{false};

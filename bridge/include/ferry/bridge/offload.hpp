@@ -66,11 +66,13 @@ struct initiate_offload {
 
   template <class Handler, class F>
   void operator()(Handler&& handler, F&& f) const {
-    cpu_pool& target =
-        pool != nullptr ? *pool
-                        : cpu_pool_for(context_of(boost::asio::get_associated_executor(handler)));
+    const auto ex = boost::asio::get_associated_executor(handler);
+    cpu_pool& target = pool != nullptr ? *pool : cpu_pool_for(context_of(ex));
+    loop_inbox* inbox = inbox_for(ex, target);
     using op = offload_op<std::decay_t<Handler>, std::decay_t<F>>;
-    target.submit_bounded(op::create(std::forward<Handler>(handler), std::forward<F>(f), &target));
+    op* o = op::create(std::forward<Handler>(handler), std::forward<F>(f), &target);
+    if (inbox != nullptr) o->complete_through(inbox);
+    target.submit_bounded(o);
   }
 };
 

@@ -47,17 +47,30 @@
 #include <variant>
 #include <vector>
 
+#include "ferry/bridge/detail/context_lookup.hpp"
+#include "ferry/bridge/detail/loop_inbox.hpp"
 #include "ferry/core/blocking_pool.hpp"
 #include "ferry/core/cpu_pool.hpp"
+#include "ferry/core/histogram.hpp"
 #include "ferry/io/task.hpp"
 
 namespace ferry {
 
 /// What a slow-callback report carries (see runtime_options::slow_callback_threshold).
 struct slow_callback_report {
-  std::chrono::nanoseconds blocked_for{0};  ///< how long the io thread had not returned
-  std::thread::id thread;                   ///< which io thread
-  std::string where;                        ///< the handler's source location, when known
+  /// How long the loop had not come back: at least the threshold while `ongoing`, the whole
+  /// stall once it is over (measured from when the watchdog's probe was posted, so it may miss
+  /// up to a quarter of the threshold at the start).
+  std::chrono::nanoseconds blocked_for{0};
+  /// The io thread that was blocked; with several io threads, std::thread::id() (all of them
+  /// were: the watchdog watches the loop, not each thread).
+  std::thread::id thread;
+  /// The handler's source location, when known. Asio does not say which handler a thread is
+  /// running, so this is empty for ordinary handlers.
+  std::string where;
+  /// True for the report sent while the stall goes on (once it passes the threshold); false
+  /// for the one sent when the loop comes back.
+  bool ongoing = true;
 };
 
 struct runtime_options {
@@ -71,19 +84,52 @@ struct runtime_options {
   /// At most this many offloads on the runtime's cpu_pool queued or running; the others wait
   /// asynchronously for a slot (0 = unbounded).
   std::size_t max_offloads_in_flight = 0;
-  /// Reserved for the loop watchdog (observability): an io thread that has not returned to the
-  /// loop for longer than this is reported through `on_slow_callback`. Accepted and validated
-  /// now; reports are not produced yet. 0 = off.
+  /// The longest a thread spins before it sleeps, on both sides of an offload: a pool worker
+  /// waiting for its next job, and the loop waiting for a completion while offloads are in
+  /// flight (waking a sleeping thread costs ~20 µs; a spin picks the work up in well under
+  /// one). Adaptive: a spin that goes unrewarded halves the next one. 0 = never spin; at most
+  /// 10 ms. An idle runtime does not spin.
+  std::chrono::nanoseconds spin = cpu_pool::default_spin;
+  /// The loop watchdog: when the loop has not run a probe the watchdog thread posted to it for
+  /// longer than this — a handler blocked it (CPU work on the loop, a blocking call) — the
+  /// stall is reported through `on_slow_callback`, once while it lasts and once when it ends,
+  /// and counted in `runtime_stats::loop`. Like asyncio's slow-callback warning in debug mode,
+  /// but always on when set. 0 = off (no watchdog thread). At most 1 hour.
   std::chrono::milliseconds slow_callback_threshold{0};
-  /// Where slow-callback reports go (default: one line on stderr).
+  /// Where slow-callback reports go (default: one line on stderr). Called on the watchdog's own
+  /// thread, one report at a time; it must not wait for the loop.
   std::function<void(const slow_callback_report&)> on_slow_callback = {};
+  /// How often the loop measures its own lag: a timer due every interval records how late it
+  /// fires (`runtime_stats::loop.lag`). 0 = off. At most 1 hour.
+  std::chrono::milliseconds lag_probe_interval{10};
 };
 
-/// A snapshot of a runtime's counters.
+/// What the runtime's offloads did (its cpu_pool's jobs: `offload`, and work posted to the
+/// pool's executor).
+struct offload_stats {
+  std::uint64_t submitted = 0;               ///< started
+  std::uint64_t completed = 0;               ///< f ran: returned or threw
+  std::uint64_t failed = 0;                  ///< of those, f threw
+  std::uint64_t cancelled_before_start = 0;  ///< f never ran
+  std::size_t in_flight = 0;                 ///< started, not yet done (waiting, queued, running)
+  histogram_snapshot queue_wait;             ///< start of the offload to f starting
+  histogram_snapshot run_time;               ///< f running, plus handing its result back
+};
+
+/// How the loop keeps up.
+struct loop_stats {
+  histogram_snapshot lag;                     ///< lateness of the lag probe's timer
+  std::uint64_t slow_callbacks = 0;           ///< stalls reported by the watchdog
+  std::chrono::nanoseconds longest_stall{0};  ///< the longest of them, once over
+};
+
+/// A snapshot of a runtime's counters (each read relaxed: consistent enough for monitoring).
 struct runtime_stats {
   std::size_t io_threads = 0;
   cpu_pool_stats cpu;
   blocking_pool_stats blocking;
+  offload_stats offloads;
+  loop_stats loop;
 };
 
 class runtime {
@@ -144,10 +190,17 @@ class runtime {
   static void finish_run(run_state& state, std::exception_ptr error);
   void io_thread_main();
 
+  friend detail::loop_inbox* detail::current_inbox(const boost::asio::io_context&,
+                                                   const cpu_pool&) noexcept;
+
+  class monitor;  // lag probe and watchdog (runtime.cpp)
+
   runtime_options options_;
   boost::asio::io_context io_;
+  detail::loop_inbox inbox_;
   std::unique_ptr<cpu_pool> cpu_;
   std::unique_ptr<blocking_pool> blocking_;
+  std::unique_ptr<monitor> monitor_;
   std::optional<boost::asio::executor_work_guard<executor_type>> work_;
   std::vector<std::thread> threads_;
 

@@ -1,9 +1,12 @@
 // ferry/bridge/detail/context_lookup.hpp — from a handler's executor to the pools that serve it.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/execution_context.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/query.hpp>
+#include <type_traits>
 
 namespace ferry {
 class cpu_pool;
@@ -29,6 +32,28 @@ cpu_pool& cpu_pool_for(boost::asio::execution_context& ctx);
 
 /// The blocking_pool that serves work started from `ctx` (same rules as cpu_pool_for).
 blocking_pool& blocking_pool_for(boost::asio::execution_context& ctx);
+
+class loop_inbox;
+
+/// The inbox of the runtime whose io thread calls, when `io` is that runtime's io_context and
+/// `pool` its cpu_pool; otherwise nullptr.
+loop_inbox* current_inbox(const boost::asio::io_context& io, const cpu_pool& pool) noexcept;
+
+/// The inbox through which an offload whose handler runs on `ex` may complete: only a plain
+/// io_context executor (directly or inside an any_io_executor) qualifies — a strand or another
+/// executor keeps its own ordering, so its completions are posted to it.
+template <class Executor>
+loop_inbox* inbox_for(const Executor& ex, const cpu_pool& pool) noexcept {
+  using io_executor = boost::asio::io_context::executor_type;
+  if constexpr (std::is_same_v<Executor, io_executor>) {
+    return current_inbox(ex.context(), pool);
+  } else if constexpr (std::is_same_v<Executor, boost::asio::any_io_executor>) {
+    const io_executor* io = ex.template target<io_executor>();
+    return io != nullptr ? current_inbox(io->context(), pool) : nullptr;
+  } else {
+    return nullptr;
+  }
+}
 
 /// The process-wide pools, created on first use (hardware concurrency; 64 blocking threads).
 cpu_pool& default_cpu_pool();

@@ -49,6 +49,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ferry/bridge/detail/loop_inbox.hpp"
 #include "ferry/core/cpu_pool.hpp"
 #include "ferry/core/detail/job.hpp"
 #include "ferry/io/detail/completion_executor.hpp"
@@ -139,9 +140,16 @@ enum class completion_kind : unsigned char {
   aborted_sole,    // never reached a pool (withdrawn, or its executor dropped it)
 };
 
-class op_base : public job {
+class op_base : public job, public inbox_node {
  public:
   static constexpr std::size_t buffer_size = 96;
+
+  /// Completes through `inbox` (see loop_inbox.hpp) instead of posting to the handler's
+  /// executor. Set before the op is submitted, on the loop that `inbox` serves.
+  void complete_through(loop_inbox* inbox) noexcept {
+    inbox_ = inbox;
+    inbox->started();
+  }
 
  protected:
   enum : unsigned char { queued, running, cancelled, released };
@@ -172,6 +180,8 @@ class op_base : public job {
 
   std::atomic<unsigned char> state_{queued};
   cpu_pool* admission_ = nullptr;  // the pool whose admission queue may hold this op
+  loop_inbox* inbox_ = nullptr;    // the fast lane back to the loop, when eligible
+  completion_kind inbox_kind_ = completion_kind::normal;
 
  private:
   template <class T>
@@ -323,6 +333,7 @@ class offload_op final : public op_base {
         work_(boost::asio::get_associated_executor(handler_, boost::asio::system_executor())),
         f_(std::forward<G>(f)) {
     admission_ = admission;
+    deliver_ = &do_deliver;
   }
 
   void connect_cancellation() {
@@ -332,14 +343,15 @@ class offload_op final : public op_base {
   }
 
   // Pool side: run f unless the operation was cancelled first.
-  static void do_run(job* base) noexcept {
+  static job_outcome do_run(job* base) noexcept {
     auto* self = static_cast<offload_op*>(base);
     unsigned char expected = queued;
     if (!self->state_.compare_exchange_strong(
             expected, running, std::memory_order_acq_rel, std::memory_order_acquire)) {
       self->release_shared();  // cancelled while queued: the completion is already posted
-      return;
+      return job_outcome::skipped;
     }
+    job_outcome outcome = job_outcome::ran;
     try {
       if constexpr (takes_stop_token_v<F>) {
         self->result_.produce([self]() -> decltype(auto) {
@@ -351,8 +363,10 @@ class offload_op final : public op_base {
       }
     } catch (...) {
       self->error_ = std::current_exception();
+      outcome = job_outcome::failed;
     }
     self->post_completion(completion_kind::normal);  // last access: the completion owns the op
+    return outcome;
   }
 
   // Pool side, for a target executor that destroyed the runner without calling it.
@@ -383,6 +397,11 @@ class offload_op final : public op_base {
   }
 
   void post_completion(completion_kind kind) noexcept {
+    if (inbox_ != nullptr) {
+      inbox_kind_ = kind;
+      inbox_->push(this);  // last access: the loop owns the op
+      return;
+    }
     try {
       work_.post(completion(this, kind), inline_allocator<void>(this));
     } catch (...) {
@@ -414,6 +433,12 @@ class offload_op final : public op_base {
       finish_completion_side(kind);
       if (invoke) std::move(handler)(std::move(error), std::move(value));
     }
+  }
+
+  // The loop side of the inbox lane: deliver (or, on shutdown, just destroy) the outcome.
+  static void do_deliver(inbox_node* node, bool invoke) {
+    auto* self = static_cast<offload_op*>(node);
+    self->complete(self->inbox_kind_, invoke);
   }
 
   static void do_destroy(op_base* base) noexcept {

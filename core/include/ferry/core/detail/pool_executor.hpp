@@ -25,11 +25,12 @@ struct function_job final : job {
   explicit function_job(F&& f) : job(&do_run), fn_(std::move(f)) {}
   explicit function_job(const F& f) : job(&do_run), fn_(f) {}
 
-  static void do_run(job* base) noexcept {
+  static job_outcome do_run(job* base) noexcept {
     std::unique_ptr<function_job> self(static_cast<function_job*>(base));
     F fn(std::move(self->fn_));
     self.reset();  // free before the upcall, so the function may submit again without growth
     std::move(fn)();
+    return job_outcome::ran;
   }
 
   F fn_;

@@ -1,0 +1,169 @@
+// ferry/bridge/src/loop_inbox.cpp — the fast lane from the cpu_pool back to a runtime's loop.
+#include "ferry/bridge/detail/loop_inbox.hpp"
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <thread>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace ferry::detail {
+namespace {
+
+// The spinner gives the loop back at least this often.
+constexpr std::int64_t slice_ns = 50'000;
+// A spin never shrinks below this.
+constexpr std::int64_t min_spin_ns = 2'000;
+// A spin yields its core between checks once it has lasted this long without a delivery.
+constexpr std::int64_t yield_after_ns = 5'000;
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace
+
+class loop_inbox::spinner {
+ public:
+  explicit spinner(loop_inbox* inbox) noexcept : inbox_(inbox) {}
+  void operator()() const { inbox_->run_spinner(); }
+
+ private:
+  loop_inbox* inbox_;
+};
+
+loop_inbox::loop_inbox(boost::asio::io_context& io, std::chrono::nanoseconds spin) noexcept
+    : io_(io), spin_ns_(spin.count()), budget_ns_(spin.count()) {}
+
+void loop_inbox::started() noexcept {
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  if (spin_ns_ != 0 && state_.load(std::memory_order_relaxed) == idle &&
+      state_.exchange(active, std::memory_order_seq_cst) == idle) {
+    wake();
+  }
+}
+
+void loop_inbox::push(inbox_node* node) noexcept {
+  inbox_node* head = head_.load(std::memory_order_relaxed);
+  do {
+    node->inbox_next_ = head;
+  } while (!head_.compare_exchange_weak(
+      head, node, std::memory_order_seq_cst, std::memory_order_relaxed));
+  // `node` may be delivered and freed from here on; only the inbox itself is touched.
+  if (state_.load(std::memory_order_seq_cst) == idle &&
+      state_.exchange(active, std::memory_order_seq_cst) == idle) {
+    wake();
+  }
+}
+
+// Noexcept: if the spinner cannot be allocated there is no way left to reach the loop.
+void loop_inbox::wake() noexcept { boost::asio::post(io_, spinner(this)); }
+
+bool loop_inbox::deliver_some() {
+  if (pending_ == nullptr) {
+    if (head_.load(std::memory_order_relaxed) == nullptr) return false;
+    inbox_node* taken = head_.exchange(nullptr, std::memory_order_acquire);
+    // The stack holds the newest first: reverse it into completion order.
+    inbox_node* ordered = nullptr;
+    while (taken != nullptr) {
+      inbox_node* next = taken->inbox_next_;
+      taken->inbox_next_ = ordered;
+      ordered = taken;
+      taken = next;
+    }
+    pending_ = ordered;
+  }
+  // pending_ is advanced before each delivery: if one throws (a plain callback handler may),
+  // the rest stay queued for the next spinner.
+  while (pending_ != nullptr) {
+    inbox_node* node = pending_;
+    pending_ = node->inbox_next_;
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    node->deliver_(node, /*invoke=*/true);
+  }
+  return true;
+}
+
+void loop_inbox::run_spinner() {
+  // If a delivery throws, the exception leaves the loop's run() as Asio's own handlers' do; a
+  // new spinner keeps the inbox served (state_ stays active).
+  struct on_throw {
+    loop_inbox* self;
+    bool armed = true;
+    ~on_throw() {
+      if (armed) self->wake();
+    }
+  } guard{this};
+
+  std::int64_t now = now_ns();
+  const std::int64_t slice_end = now + slice_ns;
+  std::int64_t deadline = now + budget_ns_;
+  std::int64_t last_delivery = now;
+  for (unsigned i = 1;; ++i) {
+    if (deliver_some()) {
+      now = now_ns();
+      // Rewarded: spin longer next time (up to spin_ns_).
+      budget_ns_ = std::min(spin_ns_, budget_ns_ * 2);
+      deadline = now + budget_ns_;
+      last_delivery = now;
+      if (now >= slice_end) break;  // give the loop back, keep spinning after it
+      continue;
+    }
+    const bool check_clock = spin_ns_ == 0 || i % 16 == 0;
+    if (check_clock) now = now_ns();
+    if (in_flight_.load(std::memory_order_relaxed) == 0 || (check_clock && now >= deadline)) {
+      if (in_flight_.load(std::memory_order_relaxed) != 0) {
+        budget_ns_ = std::max(std::min(min_spin_ns, spin_ns_), budget_ns_ / 2);
+      }
+      // Let the loop sleep, unless a push raced with this decision (see Memory ordering).
+      state_.store(idle, std::memory_order_seq_cst);
+      if (head_.load(std::memory_order_seq_cst) == nullptr ||
+          state_.exchange(active, std::memory_order_seq_cst) != idle) {
+        guard.armed = false;
+        return;
+      }
+      deadline = now + budget_ns_;  // active again: deliver what raced in
+      continue;
+    }
+    if (check_clock && now >= slice_end) break;
+    if (check_clock && now - last_delivery > yield_after_ns) {
+      std::this_thread::yield();  // see cpu_pool: the thread we wait for may want this core
+    } else {
+      cpu_relax();
+    }
+  }
+  // The slice is over with offloads still in flight: let the loop run what is ready, then spin
+  // again (state_ stays active, so nobody else posts a spinner).
+  guard.armed = false;
+  wake();
+}
+
+void loop_inbox::discard() noexcept {
+  inbox_node* rest = head_.exchange(nullptr, std::memory_order_acquire);
+  while (pending_ != nullptr) {
+    inbox_node* node = pending_;
+    pending_ = node->inbox_next_;
+    node->deliver_(node, /*invoke=*/false);
+  }
+  while (rest != nullptr) {
+    inbox_node* node = rest;
+    rest = node->inbox_next_;
+    node->deliver_(node, /*invoke=*/false);
+  }
+  in_flight_.store(0, std::memory_order_relaxed);
+}
+
+}  // namespace ferry::detail

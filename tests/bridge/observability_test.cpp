@@ -1,0 +1,294 @@
+// tests/bridge/observability_test.cpp — runtime::stats(), the lag probe, the loop watchdog,
+// write_prometheus, and the fast completion lane (loop_inbox) seen from outside.
+//
+// No timing is asserted: a stall is produced by blocking the loop for far longer than the
+// threshold, and "well behaved" means handlers far shorter than it.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <chrono>
+#include <ferry/ferry.hpp>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ferry_test.hpp"
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+namespace {
+
+struct report_log {
+  std::mutex mutex;
+  std::vector<ferry::slow_callback_report> reports;
+
+  std::function<void(const ferry::slow_callback_report&)> sink() {
+    return [this](const ferry::slow_callback_report& r) {
+      std::lock_guard lock(mutex);
+      reports.push_back(r);
+    };
+  }
+  std::vector<ferry::slow_callback_report> copy() {
+    std::lock_guard lock(mutex);
+    return reports;
+  }
+  bool has_final() {
+    for (const auto& r : copy())
+      if (!r.ongoing) return true;
+    return false;
+  }
+};
+
+}  // namespace
+
+// --- stats --------------------------------------------------------------------------------
+
+TEST(Observability, StatsCountSubmittedCompletedFailedAndCancelledOffloads) {
+  ferry::runtime rt(ferry::runtime_options{.cpu_threads = 2});
+  rt.run([]() -> ferry::task<void> {
+    for (int i = 0; i < 5; ++i) co_await ferry::offload([i] { return i; });
+    for (int i = 0; i < 3; ++i) {
+      try {
+        co_await ferry::offload([]() -> int { throw std::runtime_error("boom"); });
+      } catch (const std::runtime_error&) {
+      }
+    }
+    // Cancelled before it starts: the pool is held by two functions waiting on a flag.
+    std::atomic<bool> release{false};
+    auto hold = [&release] { ferry::test::wait_until([&] { return release.load(); }); };
+    auto ex = co_await asio::this_coro::executor;
+    asio::co_spawn(ex, ferry::offload(hold), asio::detached);
+    asio::co_spawn(ex, ferry::offload(hold), asio::detached);
+    asio::cancellation_signal cancel;
+    auto never = [] { ADD_FAILURE() << "a function cancelled before it started ran"; };
+    auto queued = ferry::offload(
+        never, asio::bind_cancellation_slot(cancel.slot(), asio::as_tuple(asio::use_awaitable)));
+    asio::post(ex, [&cancel] { cancel.emit(asio::cancellation_type::terminal); });
+    auto [error] = co_await std::move(queued);
+    EXPECT_TRUE(ferry::test::is_operation_aborted(error));
+    release = true;
+  }());
+  ASSERT_TRUE(ferry::test::wait_until([&] { return rt.stats().offloads.in_flight == 0; }));
+  const ferry::runtime_stats s = rt.stats();
+  EXPECT_EQ(s.offloads.submitted, 11u);
+  EXPECT_EQ(s.offloads.completed, 10u);
+  EXPECT_EQ(s.offloads.failed, 3u);
+  EXPECT_EQ(s.offloads.cancelled_before_start, 1u);
+  EXPECT_EQ(s.offloads.queue_wait.count, 10u);
+  EXPECT_EQ(s.offloads.run_time.count, 10u);
+  EXPECT_GE(s.offloads.run_time.max, s.offloads.run_time.percentile(0.5));
+}
+
+TEST(Observability, LagProbeSamplesTheLoop) {
+  ferry::runtime rt(ferry::runtime_options{.lag_probe_interval = 1ms});
+  rt.run([&rt]() -> ferry::task<void> {
+    for (int i = 0; i < 10'000 && rt.stats().loop.lag.count < 5; ++i) co_await ferry::sleep(1ms);
+  }());
+  EXPECT_GE(rt.stats().loop.lag.count, 5u);
+}
+
+TEST(Observability, LagProbeOffRecordsNothing) {
+  ferry::runtime rt(ferry::runtime_options{.lag_probe_interval = 0ms});
+  rt.run([]() -> ferry::task<void> { co_await ferry::sleep(30ms); }());
+  EXPECT_EQ(rt.stats().loop.lag.count, 0u);
+}
+
+// --- watchdog -----------------------------------------------------------------------------
+
+TEST(Observability, WatchdogReportsAHandlerThatBlocksTheLoop) {
+  report_log log;
+  std::thread::id io_thread;
+  {
+    ferry::runtime rt(
+        ferry::runtime_options{.slow_callback_threshold = 50ms, .on_slow_callback = log.sink()});
+    rt.run([&io_thread]() -> ferry::task<void> {
+      io_thread = std::this_thread::get_id();
+      std::this_thread::sleep_for(400ms);  // the bug the watchdog is for: blocking the loop
+      co_await ferry::sleep(1ms);
+    }());
+    // The final report comes once the loop ran the watchdog's probe again.
+    ASSERT_TRUE(ferry::test::wait_until([&] { return log.has_final(); }));
+    const ferry::runtime_stats s = rt.stats();
+    EXPECT_EQ(s.loop.slow_callbacks, 1u);
+    EXPECT_GE(s.loop.longest_stall, 50ms);
+  }
+  const auto reports = log.copy();
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_TRUE(reports[0].ongoing);
+  EXPECT_FALSE(reports[1].ongoing);
+  for (const auto& r : reports) {
+    EXPECT_GE(r.blocked_for, 50ms);
+    EXPECT_EQ(r.thread, io_thread);
+  }
+  EXPECT_GE(reports[1].blocked_for, reports[0].blocked_for);
+}
+
+TEST(Observability, WatchdogStaysQuietWhileHandlersReturnPromptly) {
+  report_log log;
+  ferry::runtime rt(
+      ferry::runtime_options{.slow_callback_threshold = 500ms, .on_slow_callback = log.sink()});
+  rt.run([]() -> ferry::task<void> {
+    for (int i = 0; i < 100; ++i) {
+      co_await ferry::sleep(1ms);
+      co_await ferry::offload([] { std::this_thread::sleep_for(2ms); });  // off the loop
+    }
+  }());
+  EXPECT_TRUE(log.copy().empty());
+  EXPECT_EQ(rt.stats().loop.slow_callbacks, 0u);
+}
+
+TEST(Observability, WatchdogSurvivesAReporterThatThrows) {
+  std::atomic<int> calls{0};
+  ferry::runtime rt(
+      ferry::runtime_options{.slow_callback_threshold = 30ms,
+                             .on_slow_callback = [&calls](const ferry::slow_callback_report&) {
+                               calls.fetch_add(1);
+                               throw std::runtime_error("reporter failed");
+                             }});
+  testing::internal::CaptureStderr();
+  rt.run([]() -> ferry::task<void> {
+    std::this_thread::sleep_for(200ms);
+    co_await ferry::sleep(100ms);  // the loop comes back: the stall ends
+    std::this_thread::sleep_for(200ms);
+    co_await ferry::sleep(1ms);
+  }());
+  ASSERT_TRUE(ferry::test::wait_until([&] { return calls.load() >= 4; }));
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("on_slow_callback threw: reporter failed"), std::string::npos) << err;
+  EXPECT_EQ(rt.stats().loop.slow_callbacks, 2u);
+}
+
+TEST(Observability, DefaultReporterWritesOneLineToStderr) {
+  testing::internal::CaptureStderr();
+  {
+    ferry::runtime rt(ferry::runtime_options{.slow_callback_threshold = 40ms});
+    rt.run([]() -> ferry::task<void> {
+      std::this_thread::sleep_for(300ms);
+      co_await ferry::sleep(1ms);
+    }());
+    ASSERT_TRUE(ferry::test::wait_until([&] {
+      return rt.stats().loop.longest_stall > 0ns;  // the final report has been sent
+    }));
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("ferry: slow callback: io thread"), std::string::npos) << err;
+  EXPECT_NE(err.find("has not returned to the loop for"), std::string::npos) << err;
+  EXPECT_NE(err.find("was blocked for"), std::string::npos) << err;
+}
+
+TEST(Observability, InvalidObservabilityOptionsThrow) {
+  EXPECT_THROW(ferry::runtime(ferry::runtime_options{.slow_callback_threshold = 2h}),
+               std::invalid_argument);
+  EXPECT_THROW(ferry::runtime(ferry::runtime_options{.lag_probe_interval = -1ms}),
+               std::invalid_argument);
+  EXPECT_THROW(ferry::runtime(ferry::runtime_options{.spin = -1ns}), std::invalid_argument);
+  EXPECT_THROW(ferry::runtime(ferry::runtime_options{.spin = 11ms}), std::invalid_argument);
+}
+
+// --- Prometheus ---------------------------------------------------------------------------
+
+TEST(Observability, PrometheusTextIsWellFormedAndCarriesTheCounters) {
+  ferry::runtime rt(ferry::runtime_options{.cpu_threads = 2});
+  rt.run([]() -> ferry::task<void> {
+    for (int i = 0; i < 3; ++i) co_await ferry::offload([] {});
+  }());
+  ASSERT_TRUE(ferry::test::wait_until([&] { return rt.stats().offloads.in_flight == 0; }));
+  std::string text;
+  ferry::write_prometheus(text, rt.stats());
+
+  const std::regex sample(R"re(^ferry_[a-z_]+(\{le="([0-9.e+-]+|\+Inf)"\})? [0-9.e+-]+$)re");
+  const std::regex comment(R"(^# (HELP|TYPE) ferry_[a-z_]+ .+$)");
+  std::istringstream lines(text);
+  std::string line;
+  int samples = 0;
+  while (std::getline(lines, line)) {
+    if (line.starts_with("#")) {
+      EXPECT_TRUE(std::regex_match(line, comment)) << line;
+    } else {
+      EXPECT_TRUE(std::regex_match(line, sample)) << line;
+      ++samples;
+    }
+  }
+  EXPECT_GT(samples, 40);
+  EXPECT_NE(
+      text.find(
+          "# TYPE ferry_offloads_submitted_total counter\nferry_offloads_submitted_total 3\n"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find("ferry_offload_queue_wait_seconds_bucket{le=\"+Inf\"} 3\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("ferry_offload_queue_wait_seconds_count 3\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE ferry_loop_lag_seconds histogram\n"), std::string::npos);
+}
+
+// --- the fast completion lane ---------------------------------------------------------------
+
+TEST(Observability, CallbackHandlersOnTheLoopCompleteThroughTheFastLaneEvenWhenOneThrows) {
+  ferry::runtime rt(ferry::runtime_options{.cpu_threads = 2});
+  std::atomic<int> delivered{0};
+  std::atomic<bool> on_loop{true};
+  testing::internal::CaptureStderr();
+  asio::post(rt.get_executor(), [&] {
+    for (int i = 0; i < 50; ++i) {
+      ferry::offload([i] { return i; },
+                     asio::bind_executor(rt.get_executor(), [&, i](std::exception_ptr, int v) {
+                       if (!rt.running_in_this_thread()) on_loop = false;
+                       EXPECT_EQ(v, i);
+                       delivered.fetch_add(1);
+                       if (i == 7) throw std::runtime_error("handler 7 throws");
+                     }));
+    }
+  });
+  ASSERT_TRUE(ferry::test::wait_until([&] { return delivered.load() == 50; }));
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("handler 7 throws"), std::string::npos) << err;
+  EXPECT_TRUE(on_loop.load());
+}
+
+TEST(Observability, OffloadsCompleteWithSpinningOff) {
+  ferry::runtime rt(ferry::runtime_options{.cpu_threads = 2, .spin = 0ns});
+  const int sum = rt.run([]() -> ferry::task<int> {
+    int total = 0;
+    for (int i = 0; i < 200; ++i) total += co_await ferry::offload([i] { return i; });
+    co_return total;
+  }());
+  EXPECT_EQ(sum, 199 * 200 / 2);
+}
+
+TEST(Observability, StrandAndLoopCompletionsInterleaveOnTheirOwnExecutors) {
+  ferry::runtime rt(ferry::runtime_options{.io_threads = 2, .cpu_threads = 2});
+  auto strand = asio::make_strand(rt.get_executor());
+  std::atomic<int> done{0};
+  std::atomic<int> wrong{0};
+  auto on_strand = [&, strand]() -> ferry::task<void> {
+    for (int i = 0; i < 200; ++i) {
+      const int v = co_await ferry::offload([i] { return i; });
+      if (v != i || !strand.running_in_this_thread()) wrong.fetch_add(1);
+    }
+    done.fetch_add(1);
+  };
+  auto on_loop = [&]() -> ferry::task<void> {
+    for (int i = 0; i < 200; ++i) {
+      const int v = co_await ferry::offload([i] { return i; });
+      if (v != i || !rt.running_in_this_thread()) wrong.fetch_add(1);
+    }
+    done.fetch_add(1);
+  };
+  asio::co_spawn(strand, on_strand(), asio::detached);
+  asio::co_spawn(rt.get_executor(), on_loop(), asio::detached);
+  asio::co_spawn(rt.get_executor(), on_loop(), asio::detached);
+  ASSERT_TRUE(ferry::test::wait_until([&] { return done.load() == 3; }));
+  EXPECT_EQ(wrong.load(), 0);
+}
