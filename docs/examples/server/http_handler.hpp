@@ -1,0 +1,204 @@
+// docs/examples/server/http_handler.hpp — what ferry_server answers: routing, the endpoints, the
+// CPU kernels and the counters, with no socket and no Beast type in sight.
+//
+// The connection code (server.cpp) parses a request with Beast, hands it to `http_handler::route`
+// and gets either a finished `response` (ping, stats, metrics, 4xx) or a `job` — the CPU or
+// blocking part of a heavy endpoint — which it runs where the server's mode says (offloaded to the
+// work-stealing pool, inline on the loop, or on the connection's own thread) through
+// `http_handler::run`. `respond_to_bytes` strings the same pieces together over a byte buffer,
+// for the fuzzer: the bytes a client sends on one connection in, the bytes the server writes out.
+//
+// The endpoints (the server contract, docs/examples/server/README.md):
+//   GET  /ping                 200 "pong"
+//   GET  /stats                200 JSON: the server's counters and the runtime's
+//   GET  /metrics              200 Prometheus text format 0.0.4
+//   GET  /work?us=N            ~N µs of CPU (xorshift64, calibrated), 1 <= N <= max_work_us
+//   POST /hash?rounds=N        hex digest of the body hashed N rounds, 1 <= N <= max_hash_rounds;
+//                              bodies >= parallel_hash_threshold are hashed in chunks (with a
+//                              nested tbb::parallel_for when run offloaded)
+//   GET  /blocking?ms=N        a blocking wait of N ms on the blocking pool, 0 <= N <=
+//   max_blocking_ms anything else 404, a known path with the wrong method 405 (with Allow).
+//
+// Thread safety: a handler is immutable after construction except for its counters, which are
+// atomics: `route`, `run` and the renderers may be called from any thread concurrently.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace ferry {
+class runtime;
+}
+
+namespace ferry_server {
+
+/// Where the CPU work of the heavy endpoints runs (`--mode`).
+enum class execution_mode {
+  offload,  ///< `co_await ferry::offload(...)` onto the work-stealing pool
+  inline_,  ///< on the I/O loop thread itself (the anti-pattern, for contrast)
+  thread,   ///< one std::thread per connection, blocking I/O, work on that thread
+};
+
+/// "offload", "inline", "thread".
+std::string_view to_string(execution_mode mode) noexcept;
+
+/// The endpoints, as counted in the stats. `other` is every request that reached no endpoint:
+/// unknown paths (404), requests that could not be read (400, 413, 431), refused connections.
+enum class endpoint : std::uint8_t { ping, stats, metrics, work, hash, blocking, other };
+inline constexpr std::size_t endpoint_count = 7;
+std::string_view to_string(endpoint e) noexcept;
+
+/// The statuses the server sends, as counted in the stats (any other one counts as 500).
+inline constexpr std::array<unsigned, 8> counted_statuses = {
+    200, 400, 404, 405, 413, 431, 500, 503};
+
+/// Limits and knobs of the endpoints (the connection limits live in server_config).
+struct handler_config {
+  execution_mode mode = execution_mode::offload;
+  std::uint64_t max_work_us = 1'000'000;
+  std::uint64_t max_hash_rounds = 1'000;
+  std::uint64_t max_blocking_ms = 10'000;
+  /// Bodies at least this long are hashed in chunks (in parallel when offloaded).
+  std::size_t parallel_hash_threshold = 256 * 1024;
+  /// Iterations of the xorshift64 kernel per microsecond; 0 = calibrate in the constructor.
+  double iterations_per_us = 0;
+  /// The offload bound, reported by /stats (the connection code enforces it).
+  std::size_t max_offloads = 1024;
+};
+
+/// The server's own counters, shared by every connection (relaxed atomics: monitoring only).
+struct server_counters {
+  std::atomic<std::uint64_t> connections_accepted{0};
+  std::atomic<std::uint64_t> connections_refused{0};  ///< over --max-connections
+  std::atomic<std::uint64_t> connections_open{0};
+  std::atomic<std::uint64_t> connections_peak{0};
+  std::atomic<std::uint64_t> requests_in_flight{0};  ///< parsed, response not written yet
+  std::atomic<std::uint64_t> requests_cancelled{0};  ///< abandoned: client gone or shutdown
+  std::atomic<std::uint64_t> requests_truncated{0};  ///< client closed in the middle of one
+  std::atomic<std::uint64_t> read_timeouts{0};
+  std::atomic<std::uint64_t> idle_timeouts{0};
+  std::atomic<std::uint64_t> offloads_in_flight{0};  ///< heavy jobs admitted, not finished
+  std::atomic<std::uint64_t> offloads_peak{0};
+  std::atomic<std::uint64_t> offloads_rejected{0};  ///< 503: the offload bound was full
+  std::atomic<std::uint64_t> bytes_read{0};
+  std::atomic<std::uint64_t> bytes_written{0};
+  /// Responses by endpoint and status (the index of the status in counted_statuses).
+  std::array<std::array<std::atomic<std::uint64_t>, counted_statuses.size()>, endpoint_count>
+      responses{};
+
+  /// Counts one response.
+  void count_response(endpoint e, unsigned status) noexcept;
+  /// Total responses with `status` (any endpoint), or for one endpoint.
+  std::uint64_t responses_with(unsigned status) const noexcept;
+  std::uint64_t responses_with(endpoint e, unsigned status) const noexcept;
+  /// Raises `peak` to `value` if it is higher.
+  static void raise_peak(std::atomic<std::uint64_t>& peak, std::uint64_t value) noexcept;
+};
+
+/// A parsed request, as the router sees it.
+struct request {
+  std::string method;  ///< "GET", "POST", ... as sent
+  std::string target;  ///< origin-form: "/work?us=10"
+  std::string body;
+  unsigned version = 11;  ///< 10 for HTTP/1.0, 11 for HTTP/1.1 (the parser accepts no other)
+  bool keep_alive = true;
+};
+
+/// A response, before it is serialised (see serialize in http_wire.hpp).
+struct response {
+  unsigned status = 200;
+  endpoint counted_as = endpoint::other;
+  std::string_view content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::string_view allow;    ///< the Allow header of a 405
+  bool retry_after = false;  ///< "Retry-After: 1" (503)
+  bool close = false;        ///< the connection is closed after this response
+};
+
+/// The part of a heavy endpoint that runs where the mode says.
+struct job {
+  enum class kind : std::uint8_t { work, hash, blocking };
+  kind what = kind::work;
+  std::uint64_t amount = 0;  ///< µs of work, hash rounds, or ms of blocking wait
+  std::string body;          ///< what /hash hashes
+  bool is_cpu() const noexcept { return what != kind::blocking; }
+  endpoint counted_as() const noexcept;
+};
+
+/// The endpoints. See the file comment.
+class http_handler {
+ public:
+  /// Calibrates the work kernel unless `config.iterations_per_us` is set. `rt` (may be null)
+  /// is the runtime whose counters /stats and /metrics report; `counters` must outlive the handler.
+  http_handler(handler_config config, server_counters& counters, ferry::runtime* rt);
+
+  const handler_config& config() const noexcept { return config_; }
+  double iterations_per_us() const noexcept { return iterations_per_us_; }
+  server_counters& counters() const noexcept { return counters_; }
+
+  /// The answer to `req`, or the job to run for it (the body is moved into the job).
+  std::variant<response, job> route(request& req) const;
+
+  /// Runs `j` on the calling thread and returns its response. `parallel`: a large /hash body is
+  /// split with tbb::parallel_for (call it on a cpu_pool worker: the chunks stay in its arena).
+  /// Polls `stop` and throws system_error(operation_aborted) once it is requested.
+  response run(const job& j, std::stop_token stop, bool parallel) const;
+
+  /// The 503 of a full offload bound, counted under `e`.
+  static response overloaded(endpoint e);
+
+  /// The response for a request that could not be read: `status` 400, 413 or 431 (closes).
+  static response read_error(unsigned status, std::string_view why);
+
+  /// A 500 for a job that failed (closes).
+  static response internal_error(std::string_view what);
+
+  std::string stats_json() const;
+  std::string metrics_text() const;
+
+ private:
+  handler_config config_;
+  server_counters& counters_;
+  ferry::runtime* runtime_;
+  double iterations_per_us_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+/// Iterations of the work kernel per microsecond on this machine (best of a few short runs).
+double calibrate_work_kernel();
+
+/// `iterations` steps of xorshift64 from `seed`; polls `stop` every few thousand steps and throws
+/// system_error(operation_aborted) once it is requested. Returns the final state (the checksum).
+std::uint64_t run_work_kernel(std::uint64_t iterations, std::uint64_t seed, std::stop_token stop);
+
+/// The /hash digest of `body` after `rounds` rounds, as 16 lowercase hex digits. Bodies of at
+/// least `chunked_from` bytes are hashed in 64 KiB chunks (then the chunk digests are hashed):
+/// the digest is the same whether the chunks run in parallel or not.
+std::string hash_digest(std::string_view body,
+                        std::uint64_t rounds,
+                        std::size_t chunked_from,
+                        bool parallel,
+                        std::stop_token stop = {});
+
+/// Limits of the request parser (server_config's --max-header and --max-body).
+struct parser_limits {
+  std::size_t max_header = 8 * 1024;
+  std::size_t max_body = 1024 * 1024;
+};
+
+/// The request path without sockets, for the fuzzer: parses `input` as the bytes a client sends
+/// on one connection, answers each request as the server does in inline mode (CPU and blocking
+/// jobs on the calling thread; the body of a 100-continue request follows its interim response),
+/// and returns the bytes the server writes. Stops at the first response that closes the
+/// connection; input that ends inside a request gets no answer (the server would wait for the
+/// rest until its read timeout). Counts responses in `h`'s counters.
+std::string respond_to_bytes(const http_handler& h, std::string_view input, parser_limits limits);
+
+}  // namespace ferry_server

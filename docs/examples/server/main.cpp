@@ -1,0 +1,170 @@
+// docs/examples/server/main.cpp — ferry_server's command line: parse the flags, start a
+// ferry::runtime and the server, print "listening on <address>:<port>", serve until SIGINT or
+// SIGTERM, shut down gracefully, exit 0. A bad flag or value: a message on stderr, exit 2.
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <ferry/bridge/runtime.hpp>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "server.hpp"
+
+namespace {
+
+constexpr const char* usage_text = R"(usage: ferry_server [flags]
+
+A compute-heavy HTTP/1.1 server on ferry (Boost.Asio loop, oneTBB work-stealing pool).
+
+  --address A                 address to listen on (default 127.0.0.1)
+  --port N                    port; 0 = one the kernel picks (default 8080)
+  --mode offload|inline|thread
+                              where the CPU work of /work and /hash runs: offloaded to the
+                              work-stealing pool, inline on the I/O loop, or on one thread
+                              per connection with blocking I/O (default offload)
+  --io-threads N              threads running the I/O loop (default 1)
+  --cpu-threads N             workers of the work-stealing pool; 0 = cores (default 0)
+  --max-connections N         connections open at once; more are answered 503 and closed
+                              (default 10000)
+  --max-offloads N            heavy requests queued or running before 503 (default 1024)
+  --max-body BYTES            request body limit, 413 beyond (default 1048576)
+  --max-header BYTES          request header limit, 431 beyond (default 8192)
+  --read-timeout-ms N         a whole request must arrive within it (default 10000)
+  --idle-timeout-ms N         keep-alive idle timeout (default 30000)
+  --shutdown-deadline-ms N    on SIGINT/SIGTERM, how long requests in flight may take to
+                              finish before every connection is closed (default 5000)
+  --help                      this text
+
+Endpoints: GET /ping, GET /stats (JSON), GET /metrics (Prometheus), GET /work?us=N,
+POST /hash?rounds=N, GET /blocking?ms=N.
+Once listening, prints one line on stdout: "listening on <address>:<port>".
+)";
+
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct options {
+  ferry_server::server_config server;
+  std::size_t io_threads = 1;
+  std::size_t cpu_threads = 0;
+  bool help = false;
+};
+
+std::uint64_t parse_number(std::string_view flag,
+                           std::string_view text,
+                           std::uint64_t low,
+                           std::uint64_t high) {
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < low ||
+      value > high) {
+    throw usage_error(std::string(flag) + ": expected an integer in [" + std::to_string(low) +
+                      ", " + std::to_string(high) + "], got '" + std::string(text) + "'");
+  }
+  return value;
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  ferry_server::server_config& c = o.server;
+  constexpr std::uint64_t max_ms = 24ULL * 3600 * 1000;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      o.help = true;
+      continue;
+    }
+    if (arg.substr(0, 2) != "--")
+      throw usage_error("unexpected argument '" + std::string(arg) + "'");
+    std::string_view flag = arg;
+    std::string_view value;
+    if (const std::size_t eq = arg.find('='); eq != std::string_view::npos) {
+      flag = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    } else {
+      if (i + 1 >= argc) throw usage_error(std::string(flag) + ": missing value");
+      value = argv[++i];
+    }
+    auto number = [&](std::uint64_t low, std::uint64_t high) {
+      return parse_number(flag, value, low, high);
+    };
+    if (flag == "--address") {
+      c.address = std::string(value);
+    } else if (flag == "--port") {
+      c.port = static_cast<std::uint16_t>(number(0, 65535));
+    } else if (flag == "--mode") {
+      if (value == "offload") {
+        c.handler.mode = ferry_server::execution_mode::offload;
+      } else if (value == "inline") {
+        c.handler.mode = ferry_server::execution_mode::inline_;
+      } else if (value == "thread") {
+        c.handler.mode = ferry_server::execution_mode::thread;
+      } else {
+        throw usage_error("--mode: expected offload, inline or thread, got '" + std::string(value) +
+                          "'");
+      }
+    } else if (flag == "--io-threads") {
+      o.io_threads = number(1, 1024);
+    } else if (flag == "--cpu-threads") {
+      o.cpu_threads = number(0, 1024);
+    } else if (flag == "--max-connections") {
+      c.max_connections = number(1, 10'000'000);
+    } else if (flag == "--max-offloads") {
+      c.max_offloads = number(1, 10'000'000);
+    } else if (flag == "--max-body") {
+      c.limits.max_body = number(0, std::uint64_t{1} << 40);
+    } else if (flag == "--max-header") {
+      c.limits.max_header = number(64, std::numeric_limits<std::uint32_t>::max());
+    } else if (flag == "--read-timeout-ms") {
+      c.read_timeout = std::chrono::milliseconds(number(1, max_ms));
+    } else if (flag == "--idle-timeout-ms") {
+      c.idle_timeout = std::chrono::milliseconds(number(1, max_ms));
+    } else if (flag == "--shutdown-deadline-ms") {
+      c.shutdown_deadline = std::chrono::milliseconds(number(0, max_ms));
+    } else {
+      throw usage_error("unknown flag '" + std::string(flag) + "' (see --help)");
+    }
+  }
+  ferry_server::validate(c);  // std::invalid_argument: the address
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  try {
+    o = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ferry_server: %s\n", e.what());
+    return 2;
+  }
+  if (o.help) {
+    std::fputs(usage_text, stdout);
+    return 0;
+  }
+  try {
+    ferry::runtime rt(
+        ferry::runtime_options{.io_threads = o.io_threads, .cpu_threads = o.cpu_threads});
+    ferry_server::server srv(rt, o.server);
+    std::fprintf(stderr,
+                 "ferry_server: mode %s, %zu io thread(s), %zu cpu worker(s), work kernel "
+                 "calibrated at %.1f iterations/us\n",
+                 std::string(to_string(o.server.handler.mode)).c_str(),
+                 o.io_threads,
+                 rt.cpu().concurrency(),
+                 srv.handler().iterations_per_us());
+    std::printf("listening on %s\n", srv.local_endpoint().c_str());
+    std::fflush(stdout);
+    rt.run(srv.run());
+    std::fprintf(stderr, "ferry_server: shut down\n");
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ferry_server: %s\n", e.what());
+    return 1;
+  }
+}

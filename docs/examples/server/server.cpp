@@ -1,0 +1,797 @@
+// docs/examples/server/server.cpp — the listener, the two kinds of connection (a coroutine in a
+// task_group; a blocking thread) and the graceful shutdown.
+#include "server.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <ferry/bridge/offload.hpp>
+#include <ferry/bridge/runtime.hpp>
+#include <ferry/bridge/to_thread.hpp>
+#include <ferry/io/race.hpp>
+#include <ferry/io/sleep.hpp>
+#include <ferry/io/task_group.hpp>
+#include <ferry/io/timeout.hpp>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "http_wire.hpp"
+
+namespace ferry_server {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr std::size_t read_chunk = 4096;
+/// After the last response of a connection: how long, and how many bytes, the server keeps
+/// reading (and discarding) until the client closes, so that closing with unread request bytes
+/// does not reset the connection before the client has read that response.
+constexpr auto linger_for = 1000ms;
+constexpr std::size_t linger_bytes = 1 << 20;
+
+/// Increments a gauge now and decrements it at scope exit.
+class gauge_hold {
+ public:
+  explicit gauge_hold(std::atomic<std::uint64_t>& g) noexcept : g_(&g) {
+    g_->fetch_add(1, std::memory_order_relaxed);
+  }
+  /// Takes over one unit already added to `g`.
+  static gauge_hold adopt(std::atomic<std::uint64_t>& g) noexcept { return gauge_hold(&g); }
+  gauge_hold(gauge_hold&& other) noexcept : g_(std::exchange(other.g_, nullptr)) {}
+  gauge_hold(const gauge_hold&) = delete;
+  gauge_hold& operator=(const gauge_hold&) = delete;
+  gauge_hold& operator=(gauge_hold&&) = delete;
+  ~gauge_hold() {
+    if (g_ != nullptr) g_->fetch_sub(1, std::memory_order_relaxed);
+  }
+
+ private:
+  explicit gauge_hold(std::atomic<std::uint64_t>* g) noexcept : g_(g) {}
+  std::atomic<std::uint64_t>* g_;
+};
+
+bool is_aborted(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& error) {
+    return error.code() == asio::error::operation_aborted;
+  } catch (...) {
+    return false;
+  }
+}
+
+std::string message_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& error) {
+    return error.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+/// Waits until `fd` is ready for `events` (or has failed or hung up), `deadline` passes, or
+/// `wake_fd` (when >= 0) becomes readable.
+enum class readiness { ready, timed_out, woken };
+readiness wait_ready(int fd, short events, clock_type::time_point deadline, int wake_fd) {
+  for (;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock_type::now());
+    if (left.count() <= 0) return readiness::timed_out;
+    pollfd fds[2] = {{fd, events, 0}, {wake_fd, POLLIN, 0}};
+    const int n = ::poll(
+        fds, wake_fd >= 0 ? 2 : 1, static_cast<int>(std::min<long long>(left.count(), INT_MAX)));
+    if (n < 0 && errno != EINTR) return readiness::ready;  // let the read or write report it
+    if (n <= 0) continue;
+    if (wake_fd >= 0 && (fds[1].revents & POLLIN) != 0) return readiness::woken;
+    return readiness::ready;
+  }
+}
+
+/// Reads some bytes from a non-blocking `socket` before `deadline` (error beast::error::timeout
+/// after it), unless `wake_fd` becomes readable first (error operation_aborted).
+template <class MutableBuffers>
+std::size_t read_before(tcp::socket& socket,
+                        const MutableBuffers& buffers,
+                        clock_type::time_point deadline,
+                        int wake_fd,
+                        error_code& ec) {
+  for (;;) {
+    switch (wait_ready(socket.native_handle(), POLLIN, deadline, wake_fd)) {
+      case readiness::timed_out:
+        ec = beast::error::timeout;
+        return 0;
+      case readiness::woken:
+        ec = asio::error::operation_aborted;
+        return 0;
+      case readiness::ready:
+        break;
+    }
+    const std::size_t n = socket.read_some(buffers, ec);
+    if (ec != asio::error::would_block && ec != asio::error::try_again) return n;
+  }
+}
+
+/// A blocking socket whose reads give up at a deadline (SyncReadStream, for Beast's http::read).
+/// A blocking Asio read cannot time out (it polls again on EAGAIN), hence the poll first.
+class deadline_stream {
+ public:
+  deadline_stream(tcp::socket& socket, clock_type::time_point deadline)
+      : socket_(socket), deadline_(deadline) {}
+
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers, error_code& ec) {
+    return read_before(socket_, buffers, deadline_, -1, ec);
+  }
+
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers) {
+    error_code ec;
+    const std::size_t n = read_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+ private:
+  tcp::socket& socket_;
+  clock_type::time_point deadline_;
+};
+
+/// Writes all of `data` before `deadline`; false when it could not.
+bool write_all(tcp::socket& socket, std::string_view data, clock_type::time_point deadline) {
+  while (!data.empty()) {
+    if (wait_ready(socket.native_handle(), POLLOUT, deadline, -1) == readiness::timed_out)
+      return false;
+    error_code ec;
+    const std::size_t n = socket.write_some(asio::buffer(data.data(), data.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+    if (ec) return false;
+    data.remove_prefix(n);
+  }
+  return true;
+}
+
+/// One coroutine's connection: the stream, on the coroutine's own strand.
+struct async_connection {
+  explicit async_connection(const asio::any_io_executor& ex) : stream(ex) {}
+  beast::tcp_stream stream;
+  bool idle = false;  // waiting for the first byte of a request (touched on the strand only)
+};
+
+/// One thread's connection.
+struct thread_connection {
+  std::thread thread;
+  int fd = -1;  // valid while the socket is open; guarded by the server's mutex
+};
+
+/// Watches a connection while its request is processed elsewhere: returns when the client has
+/// gone (orderly close or reset), so that the work can be cancelled. A client that already
+/// sends its next request (pipelining) is still there: then it waits until cancelled.
+ferry::task<void> watch_for_hang_up(tcp::socket& socket) {
+  for (;;) {
+    // An error is a broken connection (or the race cancelling this watch): either way, done.
+    error_code ec;
+    co_await socket.async_wait(tcp::socket::wait_read,
+                               asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    char byte = 0;
+    const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) co_return;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+    if (n < 0) co_return;
+    asio::steady_timer forever(socket.get_executor(), asio::steady_timer::time_point::max());
+    co_await forever.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return;
+  }
+}
+
+}  // namespace
+
+void validate(const server_config& c) {
+  auto fail = [](const std::string& what) { throw std::invalid_argument(what); };
+  error_code ec;
+  asio::ip::make_address(c.address, ec);
+  if (ec) fail("bad address '" + c.address + "': " + ec.message());
+  if (c.max_connections == 0) fail("max connections must be at least 1");
+  if (c.max_offloads == 0) fail("max offloads must be at least 1");
+  if (c.limits.max_header < 64 || c.limits.max_header > UINT32_MAX) {
+    fail("max header must be in [64, 4294967295] bytes");
+  }
+  if (c.read_timeout.count() <= 0) fail("read timeout must be positive");
+  if (c.idle_timeout.count() <= 0) fail("idle timeout must be positive");
+  if (c.shutdown_deadline.count() < 0) fail("shutdown deadline must not be negative");
+}
+
+struct server::impl {
+  impl(ferry::runtime& runtime, server_config c)
+      : rt(runtime),
+        config((validate(c), std::move(c))),
+        handler(with_offload_limit(config), counters, &rt),
+        acceptor(rt.get_executor()) {
+    const tcp::endpoint endpoint(asio::ip::make_address(config.address), config.port);
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(asio::socket_base::reuse_address(true));
+    acceptor.bind(endpoint);
+    acceptor.listen(asio::socket_base::max_listen_connections);
+    bound = acceptor.local_endpoint();
+    if (config.handler.mode == execution_mode::thread) {
+      if (::pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        throw std::system_error(errno, std::generic_category(), "pipe2");
+      }
+    }
+  }
+
+  ~impl() {
+    // run() joins every connection thread; this covers a run() that was abandoned.
+    stop_threads_now();
+    join_threads();
+    for (int fd : wake_pipe) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+
+  static handler_config with_offload_limit(const server_config& c) {
+    handler_config h = c.handler;
+    h.max_offloads = c.max_offloads;
+    return h;
+  }
+
+  // --- lifecycle --------------------------------------------------------------------------------
+
+  ferry::task<void> run() {
+    ferry::task_group connections(rt.get_executor());
+    std::exception_ptr failure;
+    try {
+      co_await accept_loop(connections);
+    } catch (...) {
+      if (!is_aborted(std::current_exception())) failure = std::current_exception();
+    }
+    // The shutdown request cancelled this coroutine, and a cancelled coroutine throws at every
+    // co_await: drain on a fresh cancellation state (a second request then cuts the drain short).
+    co_await asio::this_coro::reset_cancellation_state();
+    begin_drain();
+    if (config.handler.mode == execution_mode::thread) {
+      co_await drain_threads();
+    } else {
+      try {
+        co_await ferry::timeout(config.shutdown_deadline, connections.join());
+      } catch (const ferry::timeout_error&) {
+        // The deadline passed: the join has cancelled the connections left and waited for them.
+      } catch (const boost::system::system_error&) {
+        // A second shutdown request: the same, without waiting for the deadline.
+      } catch (const ferry::exception_group& e) {
+        std::fprintf(stderr, "ferry_server: %s\n", e.what());
+      }
+    }
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  ferry::task<void> accept_loop(ferry::task_group& connections) {
+    auto last_report = clock_type::time_point();
+    for (;;) {
+      error_code ec;
+      tcp::socket socket =
+          co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == asio::error::operation_aborted) co_return;
+      if (ec) {
+        const int e = ec.value();
+        if (ec.category() != boost::system::system_category())
+          throw boost::system::system_error(ec);
+        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+          // Out of descriptors or memory: the connection stays in the backlog; try again a
+          // little later rather than spin.
+          if (clock_type::now() - last_report > 1s) {
+            last_report = clock_type::now();
+            std::fprintf(stderr, "ferry_server: accept: %s (backing off)\n", ec.message().c_str());
+          }
+          co_await ferry::sleep(20ms);
+          continue;
+        }
+        // Errors of one pending connection (accept(2): the client gave up, or a network error
+        // was reported on it): the next one is fine.
+        if (e == ECONNABORTED || e == EPROTO || e == EPERM || e == ENETDOWN || e == ENOPROTOOPT ||
+            e == EHOSTDOWN || e == ENONET || e == EHOSTUNREACH || e == EOPNOTSUPP ||
+            e == ENETUNREACH || e == ETIMEDOUT || e == EINTR || e == EAGAIN) {
+          continue;
+        }
+        throw boost::system::system_error(ec, "accept");  // the listening socket itself failed
+      }
+      counters.connections_accepted.fetch_add(1, std::memory_order_relaxed);
+      if (counters.connections_open.load(std::memory_order_relaxed) >= config.max_connections) {
+        refuse(socket);
+        continue;
+      }
+      const std::uint64_t open =
+          counters.connections_open.fetch_add(1, std::memory_order_relaxed) + 1;
+      server_counters::raise_peak(counters.connections_peak, open);
+      if (config.handler.mode == execution_mode::thread) {
+        start_thread(std::move(socket));
+      } else {
+        connections.spawn(serve(std::move(socket)));
+      }
+    }
+  }
+
+  /// Over --max-connections: a 503, best effort (never blocks), and close.
+  void refuse(tcp::socket& socket) {
+    counters.connections_refused.fetch_add(1, std::memory_order_relaxed);
+    counters.count_response(endpoint::other, 503);
+    error_code ec;
+    socket.non_blocking(true, ec);
+    socket.write_some(asio::buffer(wire::refusal_response), ec);
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.close(ec);
+  }
+
+  /// Stops accepting, closes idle connections, and asks busy ones to close after their response.
+  void begin_drain() {
+    draining.store(true);
+    error_code ec;
+    acceptor.close(ec);
+    std::lock_guard lock(mutex);
+    for (const std::weak_ptr<async_connection>& weak : live) {
+      if (std::shared_ptr<async_connection> c = weak.lock()) {
+        asio::post(c->stream.get_executor(), [weak] {
+          if (std::shared_ptr<async_connection> c = weak.lock(); c && c->idle) c->stream.cancel();
+        });
+      }
+    }
+    if (wake_pipe[1] >= 0) {
+      const char wake = 1;
+      [[maybe_unused]] const ssize_t n = ::write(wake_pipe[1], &wake, 1);
+    }
+  }
+
+  // --- a connection as a coroutine (modes offload and inline) ------------------------------------
+
+  ferry::task<void> serve(tcp::socket accepted) {
+    auto c = std::make_shared<async_connection>(co_await asio::this_coro::executor);
+    std::list<std::weak_ptr<async_connection>>::iterator entry;
+    {
+      std::lock_guard lock(mutex);
+      entry = live.insert(live.end(), c);
+    }
+    struct leave {
+      impl& s;
+      std::list<std::weak_ptr<async_connection>>::iterator entry;
+      ~leave() {
+        {
+          std::lock_guard lock(s.mutex);
+          s.live.erase(entry);
+        }
+        s.counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
+      }
+    } on_exit{*this, entry};
+
+    // The socket was accepted on the io_context; the stream (and its timer) must live on this
+    // coroutine's strand, which serialises them with the coroutine when there are io threads.
+    error_code ec;
+    const tcp protocol = accepted.local_endpoint(ec).protocol();
+    if (ec) co_return;
+    const int fd = accepted.release(ec);
+    if (ec) co_return;
+    c->stream.socket().assign(protocol, fd, ec);
+    if (ec) {
+      ::close(fd);
+      co_return;
+    }
+    try {
+      co_await converse(*c);
+    } catch (...) {
+      // A cancelled connection (shutdown deadline) ends here; nothing else is expected, and no
+      // connection may fail the group (that would cancel its siblings).
+      if (!is_aborted(std::current_exception())) {
+        std::fprintf(stderr,
+                     "ferry_server: connection failed: %s\n",
+                     message_of(std::current_exception()).c_str());
+      }
+    }
+  }
+
+  ferry::task<void> converse(async_connection& c) {
+    beast::tcp_stream& stream = c.stream;
+    beast::flat_buffer buffer;
+    bool first = true;
+    for (;;) {
+      // Between requests: wait for the first bytes of the next one (or the client's close).
+      if (buffer.size() == 0) {
+        c.idle = true;
+        if (draining.load()) co_return;
+        stream.expires_after(first ? config.read_timeout : config.idle_timeout);
+        error_code ec;
+        const std::size_t n = co_await stream.async_read_some(
+            buffer.prepare(read_chunk), asio::redirect_error(asio::use_awaitable, ec));
+        c.idle = false;
+        if (ec) {
+          if (ec == beast::error::timeout) {
+            (first ? counters.read_timeouts : counters.idle_timeouts)
+                .fetch_add(1, std::memory_order_relaxed);
+          }
+          co_return;
+        }
+        buffer.commit(n);
+      }
+      first = false;
+
+      // The request, whole, within the read timeout.
+      stream.expires_after(config.read_timeout);
+      wire::request_parser parser;
+      wire::configure(parser, config.limits);
+      error_code ec;
+      std::size_t parsed = co_await http::async_read_header(
+          stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec && wire::expects_continue(parser)) {
+        co_await asio::async_write(stream,
+                                   asio::buffer(wire::continue_response),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+      }
+      if (!ec && !parser.is_done()) {
+        parsed += co_await http::async_read(
+            stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      }
+      counters.bytes_read.fetch_add(parsed, std::memory_order_relaxed);
+      if (ec) {
+        const wire::read_failure f = wire::classify(ec, true);
+        count_failure(f);
+        if (f.answer) co_await send_last(stream, *f.answer);
+        co_return;
+      }
+      stream.expires_never();
+
+      request req = wire::take_request(parser);
+      gauge_hold in_flight(counters.requests_in_flight);
+      std::optional<response> res;
+      std::exception_ptr failure;
+      try {
+        res = co_await respond(c, req);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      if (failure) {
+        if (is_aborted(failure)) {
+          counters.requests_cancelled.fetch_add(1, std::memory_order_relaxed);
+          std::rethrow_exception(failure);
+        }
+        res = http_handler::internal_error(message_of(failure));
+      }
+      if (!res) {  // the client hung up while its request was processed
+        counters.requests_cancelled.fetch_add(1, std::memory_order_relaxed);
+        co_return;
+      }
+      const bool keep = wire::keeps_alive(req, *res, draining.load());
+      counters.count_response(res->counted_as, res->status);
+      const std::string out = wire::serialize(*res, keep);
+      stream.expires_after(config.read_timeout);  // a client that does not read is cut off too
+      const std::size_t written = co_await asio::async_write(
+          stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      counters.bytes_written.fetch_add(written, std::memory_order_relaxed);
+      if (ec) co_return;
+      if (!keep) {
+        co_await linger(stream);
+        co_return;
+      }
+    }
+  }
+
+  /// Writes the connection's last response (an error) and closes it gracefully.
+  ferry::task<void> send_last(beast::tcp_stream& stream, const response& r) {
+    counters.count_response(r.counted_as, r.status);
+    const std::string out = wire::serialize(r, false);
+    stream.expires_after(config.read_timeout);
+    error_code ec;
+    const std::size_t written = co_await asio::async_write(
+        stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+    counters.bytes_written.fetch_add(written, std::memory_order_relaxed);
+    if (!ec) co_await linger(stream);
+  }
+
+  /// Half-closes, then reads and discards until the client closes (bounded in time and bytes).
+  ferry::task<void> linger(beast::tcp_stream& stream) {
+    error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) co_return;
+    stream.expires_after(std::min<clock_type::duration>(config.read_timeout, linger_for));
+    char sink[4096];
+    std::size_t discarded = 0;
+    while (!ec && discarded < linger_bytes) {
+      discarded += co_await stream.async_read_some(asio::buffer(sink),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  /// The response to `req`: at once, or after its job ran where the mode says. nullopt when the
+  /// client hung up meanwhile (the job was cancelled).
+  ferry::task<std::optional<response>> respond(async_connection& c, request& req) {
+    std::variant<response, job> routed = handler.route(req);
+    if (auto* r = std::get_if<response>(&routed)) co_return std::move(*r);
+    job& j = std::get<job>(routed);
+    if (j.is_cpu() && config.handler.mode == execution_mode::inline_) {
+      co_return handler.run(j, {}, false);  // the loop thread does the work: nothing else runs
+    }
+    const bool cpu = j.is_cpu();
+    std::optional<gauge_hold> admitted;
+    if (cpu) {
+      if (!try_admit_offload()) {
+        counters.offloads_rejected.fetch_add(1, std::memory_order_relaxed);
+        co_return http_handler::overloaded(j.counted_as());
+      }
+      admitted.emplace(gauge_hold::adopt(counters.offloads_in_flight));
+    }
+    // Named before the co_await (g++ 12 destroys a non-trivial temporary of a co_await
+    // expression twice; see docs/guide.md): the job owns the /hash body. On a cpu_pool worker a
+    // large /hash body is split with a nested parallel_for.
+    auto work = [this, j = std::move(j)](std::stop_token stop) {
+      return handler.run(j, stop, j.is_cpu());
+    };
+    ferry::task<response> running =
+        cpu ? ferry::offload(std::move(work)) : ferry::to_thread(std::move(work));
+    ferry::task<void> watching = watch_for_hang_up(c.stream.socket());
+    auto first_done = co_await ferry::race(std::move(running), std::move(watching));
+    if (first_done.index() == 1) co_return std::nullopt;
+    co_return std::move(std::get<0>(first_done));
+  }
+
+  bool try_admit_offload() {
+    std::uint64_t n = counters.offloads_in_flight.load(std::memory_order_relaxed);
+    while (n < config.max_offloads) {
+      if (counters.offloads_in_flight.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) {
+        server_counters::raise_peak(counters.offloads_peak, n + 1);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void count_failure(const wire::read_failure& f) {
+    switch (f.what) {
+      case wire::read_failure::kind::truncated:
+        counters.requests_truncated.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case wire::read_failure::kind::timed_out:
+        counters.read_timeouts.fetch_add(1, std::memory_order_relaxed);
+        break;
+      default:
+        break;
+    }
+  }
+
+  // --- a connection on a thread of its own (mode thread) -----------------------------------------
+
+  void start_thread(tcp::socket socket) {
+    join_finished_threads();
+    std::lock_guard lock(mutex);
+    auto entry = threads.emplace(threads.end());
+    entry->fd = socket.native_handle();
+    live_threads.fetch_add(1);
+    try {
+      entry->thread = std::thread([this, entry, s = std::move(socket)]() mutable {
+        try {
+          converse_blocking(s);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "ferry_server: connection failed: %s\n", e.what());
+        }
+        std::lock_guard lock(mutex);
+        error_code ignored;
+        s.close(ignored);
+        entry->fd = -1;
+        finished_threads.splice(finished_threads.end(), threads, entry);
+        counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
+        live_threads.fetch_sub(1);
+      });
+    } catch (const std::system_error&) {
+      // No thread to be had: the socket was moved into the lambda and is closed with it.
+      threads.erase(entry);
+      live_threads.fetch_sub(1);
+      counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
+      counters.connections_refused.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  void converse_blocking(tcp::socket& socket) {
+    const std::stop_token stop = hard_stop.get_token();
+    error_code ec;
+    socket.non_blocking(true, ec);  // every wait is a poll with a deadline (read_before)
+    if (ec) return;
+    beast::flat_buffer buffer;
+    bool first = true;
+    for (;;) {
+      if (buffer.size() == 0) {
+        if (draining.load()) return;
+        const auto wait = first ? config.read_timeout : config.idle_timeout;
+        const std::size_t n = read_before(
+            socket, buffer.prepare(read_chunk), clock_type::now() + wait, wake_pipe[0], ec);
+        if (ec) {
+          if (ec == beast::error::timeout) {
+            (first ? counters.read_timeouts : counters.idle_timeouts)
+                .fetch_add(1, std::memory_order_relaxed);
+          }
+          return;
+        }
+        buffer.commit(n);
+      }
+      first = false;
+
+      const auto deadline = clock_type::now() + config.read_timeout;
+      deadline_stream in(socket, deadline);
+      wire::request_parser parser;
+      wire::configure(parser, config.limits);
+      std::size_t parsed = http::read_header(in, buffer, parser, ec);
+      if (!ec && wire::expects_continue(parser) &&
+          !write_all(socket, wire::continue_response, deadline)) {
+        return;
+      }
+      if (!ec && !parser.is_done()) parsed += http::read(in, buffer, parser, ec);
+      counters.bytes_read.fetch_add(parsed, std::memory_order_relaxed);
+      if (ec) {
+        const wire::read_failure f = wire::classify(ec, true);
+        count_failure(f);
+        if (f.answer) send_last_blocking(socket, *f.answer);
+        return;
+      }
+
+      request req = wire::take_request(parser);
+      gauge_hold in_flight(counters.requests_in_flight);
+      std::variant<response, job> routed = handler.route(req);
+      response res;
+      if (auto* j = std::get_if<job>(&routed)) {
+        try {
+          res = handler.run(*j, stop, false);
+        } catch (const boost::system::system_error& e) {
+          if (e.code() != asio::error::operation_aborted) throw;
+          counters.requests_cancelled.fetch_add(1, std::memory_order_relaxed);
+          return;
+        }
+      } else {
+        res = std::move(std::get<response>(routed));
+      }
+      const bool keep = wire::keeps_alive(req, res, draining.load());
+      counters.count_response(res.counted_as, res.status);
+      const std::string out = wire::serialize(res, keep);
+      if (!write_all(socket, out, clock_type::now() + config.read_timeout)) return;
+      counters.bytes_written.fetch_add(out.size(), std::memory_order_relaxed);
+      if (!keep) {
+        linger_blocking(socket);
+        return;
+      }
+    }
+  }
+
+  void send_last_blocking(tcp::socket& socket, const response& r) {
+    counters.count_response(r.counted_as, r.status);
+    const std::string out = wire::serialize(r, false);
+    if (!write_all(socket, out, clock_type::now() + config.read_timeout)) return;
+    counters.bytes_written.fetch_add(out.size(), std::memory_order_relaxed);
+    linger_blocking(socket);
+  }
+
+  void linger_blocking(tcp::socket& socket) {
+    error_code ec;
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return;
+    const auto deadline =
+        clock_type::now() + std::min<clock_type::duration>(config.read_timeout, linger_for);
+    char sink[4096];
+    std::size_t discarded = 0;
+    while (!ec && discarded < linger_bytes) {
+      discarded += read_before(socket, asio::buffer(sink), deadline, -1, ec);
+    }
+  }
+
+  /// Waits for the connection threads until the deadline (or a second shutdown request), then
+  /// stops the rest and joins all.
+  ferry::task<void> drain_threads() {
+    const auto deadline = clock_type::now() + config.shutdown_deadline;
+    try {
+      while (live_threads.load() > 0 && clock_type::now() < deadline) co_await ferry::sleep(5ms);
+    } catch (const boost::system::system_error&) {
+      // A second shutdown request: stop them now.
+    }
+    stop_threads_now();
+    // Blocks this io thread briefly: stopped, the threads leave at once, and need no loop.
+    join_threads();
+  }
+
+  /// Interrupts every connection thread: their work and waits stop, their sockets shut down.
+  void stop_threads_now() {
+    hard_stop.request_stop();
+    std::lock_guard lock(mutex);
+    for (thread_connection& t : threads) {
+      if (t.fd >= 0) ::shutdown(t.fd, SHUT_RDWR);
+    }
+  }
+
+  void join_finished_threads() {
+    std::list<thread_connection> done;
+    {
+      std::lock_guard lock(mutex);
+      done.splice(done.end(), finished_threads);
+    }
+    for (thread_connection& t : done) t.thread.join();
+  }
+
+  /// Joins every connection thread. Only this and join_finished_threads remove list nodes (a
+  /// thread moves its own node to finished_threads with splice), so the pointers stay valid.
+  void join_threads() {
+    std::vector<std::thread*> all;
+    {
+      std::lock_guard lock(mutex);
+      for (thread_connection& t : threads) all.push_back(&t.thread);
+      for (thread_connection& t : finished_threads) all.push_back(&t.thread);
+    }
+    for (std::thread* t : all) {
+      if (t->joinable()) t->join();
+    }
+    std::lock_guard lock(mutex);
+    threads.clear();
+    finished_threads.clear();
+  }
+
+  ferry::runtime& rt;
+  const server_config config;
+  server_counters counters;
+  http_handler handler;
+  tcp::acceptor acceptor;
+  tcp::endpoint bound;  // what the acceptor listens on (it is closed at shutdown)
+  std::atomic<bool> draining{false};
+
+  std::mutex mutex;
+  std::list<std::weak_ptr<async_connection>> live;  // coroutine connections, for the drain
+  std::list<thread_connection> threads;             // running connection threads
+  std::list<thread_connection> finished_threads;    // exited, not joined yet
+  std::atomic<std::size_t> live_threads{0};
+  std::stop_source hard_stop;   // the shutdown deadline passed: thread connections stop
+  int wake_pipe[2] = {-1, -1};  // readable once draining: wakes idle connection threads
+};
+
+server::server(ferry::runtime& rt, server_config config)
+    : impl_(std::make_unique<impl>(rt, std::move(config))) {}
+
+server::~server() = default;
+
+std::uint16_t server::port() const { return impl_->bound.port(); }
+
+std::string server::local_endpoint() const {
+  const tcp::endpoint& e = impl_->bound;
+  return e.address().to_string() + ":" + std::to_string(e.port());
+}
+
+const server_config& server::config() const { return impl_->config; }
+const http_handler& server::handler() const { return impl_->handler; }
+const server_counters& server::counters() const { return impl_->counters; }
+
+ferry::task<void> server::run() { return impl_->run(); }
+
+}  // namespace ferry_server

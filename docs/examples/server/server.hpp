@@ -1,0 +1,88 @@
+// docs/examples/server/server.hpp — ferry_server: a compute-heavy HTTP/1.1 server on Boost.Beast
+// and ferry, hardened against bad input and overload.
+//
+//   ferry::runtime rt({.io_threads = 1});
+//   ferry_server::server srv(rt, config);          // binds and listens
+//   std::printf("listening on %s\n", srv.local_endpoint().c_str());
+//   rt.run(srv.run());                             // until SIGINT/SIGTERM or rt.request_stop()
+//
+// One coroutine per connection, all children of one ferry::task_group (modes offload and inline);
+// one std::thread per connection in mode thread. Per connection: keep-alive, pipelining, a Beast
+// request_parser with the header and body limits, a read timeout for the whole of each request
+// (a slowloris client is cut off) and an idle timeout between requests. Bad input gets an answer
+// and the connection closes: 400 malformed (HTTP/1.0 and 1.1 only), 413 body too large, 431
+// header too large. Overload is refused, never queued without bound: a connection over
+// --max-connections is answered 503 and closed at once, a heavy request over --max-offloads gets
+// 503 with Retry-After. In mode offload a heavy request whose client goes away is cancelled (the
+// work kernel polls its std::stop_token).
+//
+// Shutdown (cancelling run(): SIGINT/SIGTERM under runtime::run, or runtime::request_stop): stop
+// accepting, close idle connections, let requests in flight finish and answer them with
+// "Connection: close", and once `shutdown_deadline` has passed cancel whatever is left (the task
+// group, or the connection threads' stop token and sockets); then run() returns normally.
+//
+// Thread safety: `stats()`, `local_endpoint()` and `port()` may be called from any thread; `run()`
+// once, on the runtime given to the constructor.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <ferry/io/task.hpp>
+#include <memory>
+#include <string>
+
+#include "http_handler.hpp"
+
+namespace ferry {
+class runtime;
+}
+
+namespace ferry_server {
+
+struct server_config {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 8080;  ///< 0: the kernel picks one (see server::port)
+  std::size_t max_connections = 10'000;
+  std::size_t max_offloads = 1024;  ///< heavy requests queued or running before 503 (offload mode)
+  parser_limits limits;             ///< --max-header, --max-body
+  std::chrono::milliseconds read_timeout{10'000};  ///< a whole request, from its first byte
+  std::chrono::milliseconds idle_timeout{30'000};  ///< keep-alive, between two requests
+  std::chrono::milliseconds shutdown_deadline{5'000};
+  handler_config handler;  ///< the mode and the endpoints' limits
+};
+
+/// Throws std::invalid_argument with the reason when a value is out of range.
+void validate(const server_config& config);
+
+class server {
+ public:
+  /// Validates `config`, calibrates the work kernel (unless configured), binds and listens.
+  /// Throws std::invalid_argument on a bad config, boost::system::system_error when the address
+  /// cannot be bound. `rt` must outlive the server.
+  server(ferry::runtime& rt, server_config config);
+  ~server();
+
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// The port listened on (the one the kernel picked for port 0).
+  std::uint16_t port() const;
+  /// "127.0.0.1:8080".
+  std::string local_endpoint() const;
+
+  const server_config& config() const;
+  const http_handler& handler() const;
+  /// The live counters (what /stats reports).
+  const server_counters& counters() const;
+
+  /// Accepts and serves until cancelled, then shuts down gracefully (see the file comment).
+  /// Returns normally after a shutdown; throws only when accepting fails for good.
+  ferry::task<void> run();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace ferry_server
