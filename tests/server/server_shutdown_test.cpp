@@ -1,0 +1,143 @@
+// tests/server/server_shutdown_test.cpp — ferry_server's graceful shutdown (what SIGINT/SIGTERM
+// do under runtime::run), in each of its three modes: requests in flight finish, idle
+// connections close, the deadline cuts off what is left, and run() returns normally.
+#include <gtest/gtest.h>
+
+#include <ferry/ferry.hpp>
+#include <string>
+
+#include "http_handler.hpp"
+#include "server_fixture.hpp"
+
+namespace {
+
+using namespace server_test;
+using ferry_server::endpoint;
+
+class ServerShutdown : public ::testing::TestWithParam<execution_mode> {};
+
+std::string mode_param_name(const ::testing::TestParamInfo<execution_mode>& info) {
+  return mode_name(info.param);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes,
+                         ServerShutdown,
+                         ::testing::Values(execution_mode::offload,
+                                           execution_mode::inline_,
+                                           execution_mode::thread),
+                         mode_param_name);
+
+bool refuses_connections(std::uint16_t port) {
+  try {
+    raw_client c(port);
+    return false;
+  } catch (const std::runtime_error&) {
+    return true;
+  }
+}
+
+TEST_P(ServerShutdown, RequestInFlightFinishesThenTheServerStops) {
+  ferry_server::server_config config = config_for(GetParam());
+  config.shutdown_deadline = std::chrono::milliseconds(60'000);
+  test_server s(config);
+  const std::uint16_t port = s.port();
+  raw_client c(port);
+  ASSERT_TRUE(c.send(get("/blocking?ms=300")));
+  ASSERT_TRUE(eventually([&] { return s.counters().requests_in_flight.load() == 1; }));
+  s.request_stop();
+  const std::optional<reply> r = c.read_reply();
+  ASSERT_TRUE(r) << "the request in flight was not answered";
+  EXPECT_EQ(r->status, 200u);
+  EXPECT_EQ(r->body, "slept 300 ms\n");
+  EXPECT_TRUE(r->says_close());
+  EXPECT_TRUE(c.wait_closed());
+  c.close();  // the server lingers until the client closes its side too
+  s.stop();
+  EXPECT_TRUE(s.finished());
+  EXPECT_FALSE(s.error());
+  EXPECT_TRUE(refuses_connections(port));
+  EXPECT_EQ(s.counters().requests_cancelled.load(), 0u);
+  EXPECT_EQ(s.counters().connections_open.load(), 0u);
+}
+
+TEST_P(ServerShutdown, HeavyRequestInFlightFinishes) {
+  ferry_server::server_config config = config_for(GetParam());
+  config.shutdown_deadline = std::chrono::milliseconds(60'000);
+  test_server s(config);
+  raw_client c(s.port());
+  ASSERT_TRUE(c.send(get("/work?us=200000")));
+  ASSERT_TRUE(eventually([&] { return s.counters().requests_in_flight.load() == 1; }));
+  s.request_stop();
+  const std::optional<reply> r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200u);
+  EXPECT_TRUE(c.wait_closed());
+  c.close();
+  s.stop();
+  EXPECT_FALSE(s.error());
+  EXPECT_EQ(s.counters().responses_with(endpoint::work, 200), 1u);
+}
+
+TEST_P(ServerShutdown, IdleConnectionsAreClosedAtOnce) {
+  ferry_server::server_config config = config_for(GetParam());
+  config.idle_timeout = std::chrono::milliseconds(600'000);  // only the shutdown can close them
+  config.shutdown_deadline = std::chrono::milliseconds(600'000);
+  test_server s(config);
+  raw_client a(s.port());
+  raw_client b(s.port());
+  ASSERT_TRUE(a.exchange(get("/ping")));
+  ASSERT_TRUE(b.exchange(get("/ping")));
+  raw_client silent(s.port());  // connected, never sent a byte
+  ASSERT_TRUE(eventually([&] { return s.counters().connections_open.load() == 3; }));
+  s.request_stop();
+  EXPECT_TRUE(a.wait_closed());
+  EXPECT_TRUE(b.wait_closed());
+  EXPECT_TRUE(silent.wait_closed());
+  s.stop();
+  EXPECT_FALSE(s.error());
+  EXPECT_EQ(s.counters().idle_timeouts.load(), 0u);
+}
+
+TEST_P(ServerShutdown, DeadlineCutsOffWhatIsLeft) {
+  ferry_server::server_config config = config_for(GetParam());
+  config.shutdown_deadline = std::chrono::milliseconds(100);
+  test_server s(config);
+  raw_client c(s.port());
+  ASSERT_TRUE(c.send(get("/blocking?ms=10000")));
+  ASSERT_TRUE(eventually([&] { return s.counters().requests_in_flight.load() == 1; }));
+  s.request_stop();
+  // Closed without an answer: the 10 s wait was stopped at the deadline.
+  EXPECT_FALSE(c.read_reply());
+  s.stop();
+  EXPECT_FALSE(s.error());
+  EXPECT_EQ(s.counters().requests_cancelled.load(), 1u);
+  EXPECT_EQ(s.counters().responses_with(endpoint::blocking, 200), 0u);
+  EXPECT_EQ(s.counters().connections_open.load(), 0u);
+}
+
+TEST_P(ServerShutdown, SecondStopRequestCutsTheDrainShort) {
+  ferry_server::server_config config = config_for(GetParam());
+  config.shutdown_deadline = std::chrono::milliseconds(600'000);
+  test_server s(config);
+  raw_client c(s.port());
+  ASSERT_TRUE(c.send(get("/blocking?ms=10000")));
+  ASSERT_TRUE(eventually([&] { return s.counters().requests_in_flight.load() == 1; }));
+  s.request_stop();
+  // The drain has begun once the acceptor is closed.
+  ASSERT_TRUE(eventually([&] { return refuses_connections(s.port()); }));
+  s.request_stop_again();
+  EXPECT_FALSE(c.read_reply());
+  s.stop();
+  EXPECT_FALSE(s.error());
+  EXPECT_EQ(s.counters().requests_cancelled.load(), 1u);
+}
+
+TEST_P(ServerShutdown, StopsWithNoConnections) {
+  test_server s(config_for(GetParam()));
+  EXPECT_TRUE(still_serves(s.port()));
+  s.stop();
+  EXPECT_TRUE(s.finished());
+  EXPECT_FALSE(s.error());
+}
+
+}  // namespace
