@@ -518,8 +518,9 @@ def idle_section(idle):
 def calibration_rows(suites):
     rows = []
     for key, title in (("w1", "offload_bench (W1)"), ("w2", "offload_bench (W2)"),
-                       ("w3", "offload_bench (W3)"),
-                       ("loop_lag", "threads_vs_async_bench (loop lag)")):
+                       ("w3", "offload_bench (W3)"), ("w4", "threads_vs_async_bench (W4)"),
+                       ("loop_lag", "threads_vs_async_bench (loop lag)"),
+                       ("idle", "threads_vs_async_bench (idle)")):
         suite = suites.get(key)
         value = suite.context.get("xorshift_iterations_per_us") if suite else None
         if value is None:
