@@ -31,8 +31,10 @@
 // Everything runs on one io thread (ferry::run with io_threads = 1), so the counters need no
 // synchronisation. Output: a progress line on stderr every second, a summary on stdout, and with
 // `--json FILE` every figure as JSON. With `--server-pid PID`, the CPU time (utime + stime from
-// /proc/PID/stat) the server used during the measured window is reported, as is the load
-// generator's own. `--self-test` checks the latency histogram instead (ctest loadgen.self_test).
+// /proc/PID/stat) the server used during the measured window is reported, as are the load
+// generator's own and the share of the machine used by other processes (/proc/stat), which tells
+// whether the figures were taken on a quiet machine. `--self-test` checks the latency histogram
+// instead (ctest loadgen.self_test).
 #include <unistd.h>
 
 #include <array>
@@ -236,9 +238,42 @@ struct cpu_window {
   clock_type::time_point t0;
   clock_type::time_point t1;
 
-  bool valid() const { return before && after; }
+  bool valid() const { return before && after && t1 > t0; }
   double used_s() const { return *after - *before; }
   double wall_s() const { return std::chrono::duration<double>(t1 - t0).count(); }
+  double percent_of_machine(double cores) const { return 100.0 * used_s() / (wall_s() * cores); }
+};
+
+// Busy and total time of all CPUs together, in ticks, from the first line of /proc/stat (busy:
+// everything but idle and iowait; steal counts as busy, the cores were not ours).
+struct machine_ticks {
+  double busy = 0;
+  double total = 0;
+};
+
+std::optional<machine_ticks> machine_cpu() {
+  std::ifstream in("/proc/stat");
+  std::string name;
+  if (!(in >> name) || name != "cpu") return std::nullopt;
+  // user nice system idle iowait irq softirq steal (guest time is already in user and nice)
+  double fields[8];
+  for (double& f : fields) {
+    if (!(in >> f)) return std::nullopt;
+  }
+  machine_ticks t;
+  for (double f : fields) t.total += f;
+  t.busy = t.total - fields[3] - fields[4];
+  return t;
+}
+
+struct machine_window {
+  std::optional<machine_ticks> before;
+  std::optional<machine_ticks> after;
+
+  bool valid() const { return before && after && after->total > before->total; }
+  double busy_percent() const {
+    return 100.0 * (after->busy - before->busy) / (after->total - before->total);
+  }
 };
 
 // ---- the run ---------------------------------------------------------------------------------
@@ -286,6 +321,7 @@ struct run_state {
   class_state light;
   cpu_window server_cpu;
   cpu_window own_cpu;
+  machine_window machine;
 
   bool measured(clock_type::time_point t) const { return t >= measure_begin && t < measure_end; }
 
@@ -392,10 +428,14 @@ std::string format_ms(std::uint64_t ns) {
 task<void> progress(run_state& run) {
   const auto total = run.measure_end - run.start;
   const double total_s = std::chrono::duration<double>(total).count();
+  auto last = run.start;
   for (int second = 1;; ++second) {
     const auto tick = run.start + std::chrono::seconds(second);
     if (tick > run.measure_end + 500ms) break;
     co_await sleep_until(std::min(tick, run.measure_end));
+    const auto now = clock_type::now();
+    const double span_s = std::chrono::duration<double>(now - last).count();
+    last = now;
     char head[64];
     std::snprintf(head,
                   sizeof head,
@@ -403,7 +443,6 @@ task<void> progress(run_state& run) {
                   std::min<double>(second, std::ceil(total_s)),
                   std::ceil(total_s));
     std::string line = head;
-    const double span_s = 1.0;
     for (class_state* c : {&run.heavy, &run.light}) {
       if (!c->active()) continue;
       char part[128];
@@ -440,10 +479,12 @@ task<void> sample_cpu(run_state& run) {
   run.server_cpu.t0 = run.own_cpu.t0 = clock_type::now();
   if (!run.server_cpu.pid.empty()) run.server_cpu.before = cpu_seconds(run.server_cpu.pid);
   run.own_cpu.before = cpu_seconds("self");
+  run.machine.before = machine_cpu();
   co_await sleep_until(run.measure_end);
   run.server_cpu.t1 = run.own_cpu.t1 = clock_type::now();
   if (!run.server_cpu.pid.empty()) run.server_cpu.after = cpu_seconds(run.server_cpu.pid);
   run.own_cpu.after = cpu_seconds("self");
+  run.machine.after = machine_cpu();
 }
 
 // ---- the report --------------------------------------------------------------------------------
@@ -465,6 +506,14 @@ std::string describe_load(const class_state& c) {
 double cores() {
   const long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? static_cast<double>(n) : 1.0;
+}
+
+// The share of the machine that neither the server (when watched) nor the load generator used.
+std::optional<double> others_percent(const run_state& run) {
+  if (!run.machine.valid() || !run.own_cpu.valid()) return std::nullopt;
+  double others = run.machine.busy_percent() - run.own_cpu.percent_of_machine(cores());
+  if (run.server_cpu.valid()) others -= run.server_cpu.percent_of_machine(cores());
+  return std::max(0.0, others);
 }
 
 void print_report(const run_state& run, double window_s) {
@@ -521,8 +570,13 @@ void print_report(const run_state& run, double window_s) {
                 w == &run.own_cpu ? "loadgen" : ("server (pid " + w->pid + ")").c_str(),
                 w->used_s(),
                 w->wall_s(),
-                100.0 * w->used_s() / (w->wall_s() * cores()),
+                w->percent_of_machine(cores()),
                 cores());
+  }
+  if (const auto others = others_percent(run)) {
+    std::printf("  machine: %.1f%% busy during the window; other processes %.1f%%\n",
+                run.machine.busy_percent(),
+                *others);
   }
 }
 
@@ -559,8 +613,7 @@ std::string json_cpu(const cpu_window& w) {
   s << "{\"pid\": " << json_string(w.pid) << ", \"cpu_s\": " << json_number(w.used_s())
     << ", \"wall_s\": " << json_number(w.wall_s())
     << ", \"percent_of_one_core\": " << json_number(100.0 * w.used_s() / w.wall_s())
-    << ", \"percent_of_machine\": " << json_number(100.0 * w.used_s() / (w.wall_s() * cores()))
-    << "}";
+    << ", \"percent_of_machine\": " << json_number(w.percent_of_machine(cores())) << "}";
   return s.str();
 }
 
@@ -621,7 +674,14 @@ bool write_json(const run_state& run, double window_s) {
     sep = ",";
   }
   s << "\n  },\n  \"server_cpu\": " << json_cpu(run.server_cpu)
-    << ",\n  \"loadgen_cpu\": " << json_cpu(run.own_cpu) << "\n}\n";
+    << ",\n  \"loadgen_cpu\": " << json_cpu(run.own_cpu) << ",\n  \"machine_cpu\": ";
+  if (const auto others = others_percent(run)) {
+    s << "{\"percent_busy\": " << json_number(run.machine.busy_percent())
+      << ", \"others_percent\": " << json_number(*others) << "}";
+  } else {
+    s << "null";
+  }
+  s << "\n}\n";
   std::ofstream out(run.opt.json_path);
   out << s.str();
   out.close();
