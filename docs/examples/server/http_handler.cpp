@@ -21,8 +21,6 @@
 namespace ferry_server {
 namespace {
 
-using namespace std::string_view_literals;
-
 [[noreturn]] void throw_aborted() {
   throw boost::system::system_error(boost::asio::error::operation_aborted);
 }
