@@ -2,12 +2,14 @@
 // socket-free request path the fuzzer drives.
 #include "http_wire.hpp"
 
+#include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
+#include <cstdint>
 #include <utility>
 #include <variant>
 

@@ -8,8 +8,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -25,6 +23,7 @@
 #include <boost/beast/http/read.hpp>
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <ferry/bridge/offload.hpp>
 #include <ferry/bridge/runtime.hpp>
