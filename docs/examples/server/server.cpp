@@ -471,7 +471,7 @@ struct server::impl {
       stream.expires_never();
 
       request req = wire::take_request(parser);
-      gauge_hold in_flight(counters.requests_in_flight);
+      std::optional<gauge_hold> in_flight(std::in_place, counters.requests_in_flight);
       std::optional<response> res;
       std::exception_ptr failure;
       try {
@@ -497,6 +497,7 @@ struct server::impl {
       const std::size_t written = co_await asio::async_write(
           stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
       counters.bytes_written.fetch_add(written, std::memory_order_relaxed);
+      in_flight.reset();
       if (ec) co_return;
       if (!keep) {
         co_await linger(stream);
@@ -662,7 +663,7 @@ struct server::impl {
       }
 
       request req = wire::take_request(parser);
-      gauge_hold in_flight(counters.requests_in_flight);
+      std::optional<gauge_hold> in_flight(std::in_place, counters.requests_in_flight);
       std::variant<response, job> routed = handler.route(req);
       response res;
       if (auto* j = std::get_if<job>(&routed)) {
@@ -679,7 +680,9 @@ struct server::impl {
       const bool keep = wire::keeps_alive(req, res, draining.load());
       counters.count_response(res.counted_as, res.status);
       const std::string out = wire::serialize(res, keep);
-      if (!write_all(socket, out, clock_type::now() + config.read_timeout)) return;
+      const bool written = write_all(socket, out, clock_type::now() + config.read_timeout);
+      in_flight.reset();
+      if (!written) return;
       counters.bytes_written.fetch_add(out.size(), std::memory_order_relaxed);
       if (!keep) {
         linger_blocking(socket);
