@@ -207,7 +207,7 @@ runtime::runtime(runtime_options options)
       io_(static_cast<int>(options_.io_threads)),
       inbox_(io_, options_.spin),
       cpu_(std::make_unique<cpu_pool>(
-          options_.cpu_threads, options_.max_offloads_in_flight, options_.spin)),
+          options_.cpu_threads, options_.max_offloads_in_flight, options_.spin, options_.cpu_nice)),
       blocking_(std::make_unique<blocking_pool>(options_.blocking_threads)) {
   // Lets offload(f)/to_thread(f) find this runtime's pools from any executor on its contexts.
   boost::asio::add_service(io_, new detail::runtime_link(io_, this));

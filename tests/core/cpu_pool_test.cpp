@@ -563,3 +563,29 @@ TEST(CpuPool, StatsCountSubmittedAndCompletedJobs) {
 }
 
 }  // namespace
+
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+// Workers run at a lower priority than the thread that made the pool (never a higher one).
+TEST(CpuPool, WorkersRunAtTheRequestedLowerPriority) {
+  errno = 0;
+  const int base = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
+  ASSERT_EQ(errno, 0);
+  ferry::cpu_pool pool(2, 0, ferry::cpu_pool::default_spin, 5);
+  std::promise<int> seen;
+  boost::asio::post(pool.get_executor(), [&seen] {
+    seen.set_value(::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid))));
+  });
+  EXPECT_GE(seen.get_future().get(), std::min(19, base + 5));
+}
+
+TEST(CpuPool, NiceOutOfRangeThrowsInvalidArgument) {
+  EXPECT_THROW(ferry::cpu_pool(1, 0, ferry::cpu_pool::default_spin, -1), std::invalid_argument);
+  EXPECT_THROW(ferry::cpu_pool(1, 0, ferry::cpu_pool::default_spin, 20), std::invalid_argument);
+}
+#endif

@@ -90,6 +90,12 @@ struct runtime_options {
   /// one). Adaptive: a spin that goes unrewarded halves the next one. 0 = never spin; at most
   /// 10 ms. An idle runtime does not spin.
   std::chrono::nanoseconds spin = cpu_pool::default_spin;
+  /// How much lower than the loop's the cpu_pool workers' scheduling priority is (0..19; see
+  /// cpu_pool's `nice`). When offloads saturate every core, the loop still gets a core the
+  /// moment a socket or timer wakes it, instead of waiting for a worker's time slice to end
+  /// (milliseconds). Throughput is unchanged: the loop only takes the CPU it uses. 0 = same
+  /// priority.
+  int cpu_nice = 10;
   /// The loop watchdog: when the loop has not run a probe the watchdog thread posted to it for
   /// longer than this — a handler blocked it (CPU work on the loop, a blocking call) — the
   /// stall is reported through `on_slow_callback`, once while it lasts and once when it ends,

@@ -78,10 +78,17 @@ class cpu_pool : public boost::asio::execution_context {
 
   /// Starts a pool of `threads` workers (0 = the number of cores this process may use).
   /// `max_in_flight` bounds `submit_bounded` (0 = unbounded). `spin`: see Hot hand-off (0 = off;
-  /// at most 10 ms). Throws std::invalid_argument on a bad value.
+  /// at most 10 ms). `nice` (0..19): how much lower than the creating thread's the workers'
+  /// scheduling priority is, so that a thread that must stay responsive — an event loop — gets
+  /// a core at once when it wakes while the workers saturate every core (Linux: `setpriority`
+  /// on each worker thread as it joins the arena; oneTBB's workers are shared by the whole
+  /// process and a thread's priority cannot be raised back without privileges, so other arenas'
+  /// work on those threads runs at that priority too; ignored elsewhere). Throws
+  /// std::invalid_argument on a bad value.
   explicit cpu_pool(std::size_t threads = 0,
                     std::size_t max_in_flight = 0,
-                    std::chrono::nanoseconds spin = default_spin);
+                    std::chrono::nanoseconds spin = default_spin,
+                    int nice = 0);
 
   /// Blocks until every submitted job has run; see Lifetime above.
   ~cpu_pool();
@@ -138,6 +145,7 @@ class cpu_pool : public boost::asio::execution_context {
   const std::size_t threads_;
   const std::size_t max_in_flight_;
   const std::int64_t spin_ns_;
+  const int worker_nice_;  // the absolute nice value workers get (0: leave them alone)
   tbb::task_arena arena_;
   std::unique_ptr<arena_observer> observer_;
   std::unique_ptr<worker_slot[]> slots_;  // one per arena slot (oneTBB's thread index)
