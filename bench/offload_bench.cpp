@@ -29,7 +29,8 @@
 // W3 BM_Offload_Parallel_*: 64 jobs of 10 ms of xorshift work, all offloaded at once (64
 //    coroutines, one offload each; TaskGroup: 64 `run`s), then await all. Counter efficiency =
 //    ideal / wall, ideal = 64 x 10 ms / cores (the cores this process may run on).
-// Every resumption is checked (right thread, right value): a failed check fails the benchmark.
+// Every resumption is checked (right thread, right value), and so is every offloaded call (it
+// must not run on the I/O thread): a failed check fails the benchmark.
 //
 // The loop. Every contender's io_context has its reactor (epoll) started, as a server's has: the
 // baselines own an idle steady_timer, ferry's runtime a signal_set. Without one, an idle Asio
@@ -47,6 +48,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -135,16 +137,35 @@ std::size_t usable_cores() {
   return static_cast<std::size_t>(CPU_COUNT(&set));
 }
 
+/// Counts the calls made on the I/O thread: an offloaded function must run somewhere else.
+struct off_loop_check {
+  std::thread::id io_thread;
+  std::atomic<std::size_t>* ran_on_io_thread;
+  void operator()() const noexcept {
+    if (std::this_thread::get_id() == io_thread) {
+      ran_on_io_thread->fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+};
+
 // The two functions every contender offloads (one instantiation each per contender).
 struct identity_fn {
   int value;
-  int operator()() const noexcept { return value; }
+  off_loop_check check;
+  int operator()() const noexcept {
+    check();
+    return value;
+  }
 };
 
 struct work_fn {
   std::uint64_t iterations;
   std::uint64_t seed;
-  std::uint64_t operator()() const noexcept { return xorshift_work(iterations, seed); }
+  off_loop_check check;
+  std::uint64_t operator()() const noexcept {
+    check();
+    return xorshift_work(iterations, seed);
+  }
 };
 
 // --- the baselines' bridge: async_initiate over "submit f, post the result back" ----------------
@@ -337,22 +358,25 @@ struct round_trip_result {
   std::vector<std::int64_t> ns;  // one sample per measured round trip
   std::size_t wrong_thread = 0;
   std::size_t wrong_value = 0;
+  std::size_t ran_on_io_thread = 0;
 };
 
 template <class Contender>
 ferry::task<round_trip_result> round_trip_main(Contender& c, std::size_t warmup, std::size_t n) {
   const std::thread::id io_thread = std::this_thread::get_id();
   round_trip_result r;
+  std::atomic<std::size_t> ran_on_io_thread{0};
   r.ns.reserve(n);
   for (std::size_t i = 0; i < warmup + n; ++i) {
     const int expected = static_cast<int>(i);
     const auto start = clock_type::now();
-    const int got = co_await c.offload(identity_fn{expected});
+    const int got = co_await c.offload(identity_fn{expected, {io_thread, &ran_on_io_thread}});
     const auto stop = clock_type::now();
     if (std::this_thread::get_id() != io_thread) ++r.wrong_thread;
     if (got != expected) ++r.wrong_value;
     if (i >= warmup) r.ns.push_back((stop - start) / std::chrono::nanoseconds(1));
   }
+  r.ran_on_io_thread = ran_on_io_thread.load(std::memory_order_relaxed);
   co_return r;
 }
 
@@ -375,8 +399,9 @@ void round_trip(benchmark::State& state) {
   for (auto _ : state) {
     r = c.run(round_trip_main(c, 1'000, n));
   }
-  if (r.wrong_thread != 0 || r.wrong_value != 0) {
-    state.SkipWithError("an offload resumed on a wrong thread or with a wrong value");
+  if (r.wrong_thread != 0 || r.wrong_value != 0 || r.ran_on_io_thread != 0) {
+    state.SkipWithError(
+        "an offload resumed on a wrong thread or with a wrong value, or ran on the I/O thread");
     return;
   }
   double sum = 0;
@@ -395,6 +420,7 @@ struct throughput_result {
   double seconds = 0;
   std::size_t completed = 0;
   std::size_t wrong_thread = 0;
+  std::size_t ran_on_io_thread = 0;
   std::uint64_t sink = 0;
 };
 
@@ -403,10 +429,11 @@ ferry::task<void> throughput_worker(Contender& c,
                                     std::size_t first,
                                     std::size_t count,
                                     std::uint64_t iterations,
-                                    std::thread::id io_thread,
+                                    off_loop_check check,
                                     throughput_result& r) {
+  const std::thread::id io_thread = check.io_thread;
   for (std::size_t i = first; i < first + count; ++i) {
-    r.sink ^= co_await c.offload(work_fn{iterations, i});
+    r.sink ^= co_await c.offload(work_fn{iterations, i, check});
     if (std::this_thread::get_id() != io_thread) ++r.wrong_thread;
     ++r.completed;
   }
@@ -420,6 +447,8 @@ ferry::task<throughput_result> throughput_main(Contender& c,
                                                std::uint64_t iterations) {
   const auto ex = co_await asio::this_coro::executor;
   throughput_result r;
+  std::atomic<std::size_t> ran_on_io_thread{0};
+  const off_loop_check check{std::this_thread::get_id(), &ran_on_io_thread};
   asio::steady_timer all_done(ex, clock_type::time_point::max());
   std::size_t running = std::min(max_in_flight, n);
   std::exception_ptr first_error;
@@ -427,16 +456,16 @@ ferry::task<throughput_result> throughput_main(Contender& c,
   const auto start = clock_type::now();
   for (std::size_t w = 0, first = 0; w < workers; ++w) {
     const std::size_t count = n / workers + (w < n % workers ? 1 : 0);
-    asio::co_spawn(ex,
-                   throughput_worker(c, first, count, iterations, std::this_thread::get_id(), r),
-                   [&](std::exception_ptr e) {
-                     if (e && !first_error) first_error = e;
-                     if (--running == 0) all_done.cancel();
-                   });
+    asio::co_spawn(
+        ex, throughput_worker(c, first, count, iterations, check, r), [&](std::exception_ptr e) {
+          if (e && !first_error) first_error = e;
+          if (--running == 0) all_done.cancel();
+        });
     first += count;
   }
   if (running != 0) co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
   r.seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+  r.ran_on_io_thread = ran_on_io_thread.load(std::memory_order_relaxed);
   if (first_error) std::rethrow_exception(first_error);
   co_return r;
 }
@@ -455,8 +484,9 @@ void throughput(benchmark::State& state, double work_us) {
     r = c.run(throughput_main(c, n, iterations));
   }
   benchmark::DoNotOptimize(r.sink);
-  if (r.wrong_thread != 0 || r.completed != n) {
-    state.SkipWithError("an offload resumed on a wrong thread, or offloads went missing");
+  if (r.wrong_thread != 0 || r.completed != n || r.ran_on_io_thread != 0) {
+    state.SkipWithError(
+        "an offload resumed on a wrong thread or ran on the I/O thread, or offloads went missing");
     return;
   }
   state.counters["ops_per_s"] = static_cast<double>(n) / r.seconds;
@@ -558,8 +588,9 @@ void parallel_efficiency(benchmark::State& state) {
     r = c.run(throughput_main(c, parallel_jobs, iterations));
   }
   benchmark::DoNotOptimize(r.sink);
-  if (r.wrong_thread != 0 || r.completed != parallel_jobs) {
-    state.SkipWithError("an offload resumed on a wrong thread, or offloads went missing");
+  if (r.wrong_thread != 0 || r.completed != parallel_jobs || r.ran_on_io_thread != 0) {
+    state.SkipWithError(
+        "an offload resumed on a wrong thread or ran on the I/O thread, or offloads went missing");
     return;
   }
   report_efficiency(state, r.seconds);
