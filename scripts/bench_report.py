@@ -67,6 +67,10 @@ class Suite:
 
     def __init__(self, path):
         data = json.loads(Path(path).read_text())
+        # The share of the machine's CPU that other processes used during the suite, written by
+        # scripts/bench next to the JSON (None when absent).
+        others = Path(path).with_suffix(".others")
+        self.others_pct = float(others.read_text()) if others.exists() else None
         self.context = data.get("context", {})
         self.runs = {}    # "BM_Offload_RoundTrip_Ferry" -> [dict per repetition]
         self.errors = {}  # name -> error message
@@ -527,7 +531,8 @@ def calibration_rows(suites):
             continue
         per_us = float(value)
         load = suite.context.get("load_avg", [])
-        rows.append([title, f"{per_us:.0f}", f"{per_us * 10_000:,.0f}",
+        others = "—" if suite.others_pct is None else f"{suite.others_pct:.1f}%"
+        rows.append([title, f"{per_us:.0f}", f"{per_us * 10_000:,.0f}", others,
                      " / ".join(f"{x:.2f}" for x in load) or "—"])
     return rows
 
@@ -559,9 +564,10 @@ def write_report(args, suites, img_dir):
             ["measurements took", f"{args.measure_seconds} s ({minutes:.1f} min), build excluded"],
         ]),
         "",
-        "The machine is shared: the load average when each suite started is in the calibration "
-        "table; a busy machine lowers every contender's figures, which is why the comparisons "
-        "are ratios within one run.",
+        "The machine may be shared: the calibration table below gives, for each suite, the share "
+        "of the machine's CPU that other processes used while it ran (the machine's busy time "
+        "minus the benchmarks' own). Other processes lower every contender's figures, which is "
+        "why the comparisons are ratios within one run.",
         "",
         "## Calibration",
         "",
@@ -570,7 +576,8 @@ def write_report(args, suites, img_dir):
         "1 µs.",
         "",
         table(["binary (suite)", "iterations per µs", "iterations for 10 ms",
-               "load average (1/5/15 min)"], calibration_rows(suites)),
+               "other processes' CPU during the suite", "load average at its start (1/5/15 min)"],
+              calibration_rows(suites)),
         "",
         "## Targets (BENCHMARKS.md)",
         "",
