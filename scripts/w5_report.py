@@ -41,14 +41,12 @@ def summarise(mode, data, server_exit):
     light = data["classes"].get("light")
     cores = data["cores"]
     row = {"mode": mode, "server_exit": server_exit, "cores": cores}
-    if light:
+    if light and light["ok"] > 0:
         row["light_p50_ms"] = light["latency_ms"]["p50"]
         row["light_p99_ms"] = light["latency_ms"]["p99"]
         row["light_p99_9_ms"] = light["latency_ms"]["p99_9"]
         row["light_max_ms"] = light["latency_ms"]["max"]
-        row["light_requests"] = light["requests"]
-        row["light_errors"] = light["errors"]
-    if heavy:
+    if heavy and heavy["ok"] > 0:
         us = work_us(heavy["path"])
         capacity = cores * 1e6 / us if us else None
         row["heavy_rps"] = heavy["ok_rps"]
@@ -56,8 +54,6 @@ def summarise(mode, data, server_exit):
         row["heavy_fraction"] = heavy["ok_rps"] / capacity if capacity else None
         row["heavy_p50_ms"] = heavy["latency_ms"]["p50"]
         row["heavy_p99_ms"] = heavy["latency_ms"]["p99"]
-        row["heavy_requests"] = heavy["requests"]
-        row["heavy_errors"] = heavy["errors"]
     cpu = data.get("server_cpu")
     row["server_cpu_percent"] = cpu["percent_of_machine"] if cpu else None
     loadgen_cpu = data.get("loadgen_cpu")
@@ -70,6 +66,12 @@ def summarise(mode, data, server_exit):
     row["heavy_target_met"] = (
         row.get("heavy_fraction") is not None and row["heavy_fraction"] >= HEAVY_FRACTION_TARGET
     )
+    if light:
+        row["light_requests"] = light["requests"]
+        row["light_errors"] = light["errors"]
+    if heavy:
+        row["heavy_requests"] = heavy["requests"]
+        row["heavy_errors"] = heavy["errors"]
     return row
 
 
