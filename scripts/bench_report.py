@@ -189,9 +189,14 @@ def git_revision():
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return head + (" (with uncommitted changes in the working tree)" if dirty else "")
+        # What the binaries are built from: the library, its headers, the benchmarks, the build.
+        sources = ["core", "io", "bridge", "include", "bench", "cmake", "CMakeLists.txt"]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--"]
+                               + sources, capture_output=True, text=True, check=True).stdout
+        changed = sorted({line[3:].split("/")[0] for line in dirty.splitlines() if line})
+        if changed:
+            return f"{head}, with uncommitted changes in {', '.join(changed)}"
+        return f"{head} (library and benchmark sources as committed)"
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
