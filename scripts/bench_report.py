@@ -348,7 +348,7 @@ def target_rows(s):
     add("W2 ≥ 1.5M ops/s with 1 µs of work", ops, f"{fmt_rate(ops)} ops/s",
         lambda v: v >= 1.5e6)
     eff = w3.median("BM_Offload_Parallel_Ferry", "efficiency") if w3 else None
-    add("W3 efficiency ≥ 0.97", eff, fmt(eff), lambda v: v >= 0.97)
+    add("W3 efficiency ≥ 0.97", eff, fmt(eff, 4), lambda v: v >= 0.97)
     wall = w4.median("BM_FanOut_Coroutines", "wall_ms") if w4 else None
     rss = w4.median("BM_FanOut_Coroutines", "peak_rss_mb") if w4 else None
     add("W4 wall ≤ 105 ms", wall, f"{fmt(wall)} ms", lambda v: v <= 105)
@@ -437,7 +437,7 @@ def offload_section_w3(w3):
             continue
         eff = w3.median(name, "efficiency")
         lo, hi = w3.spread(name, "efficiency")
-        rows.append([label, fmt(eff), f"{fmt(lo)}–{fmt(hi)}",
+        rows.append([label, fmt(eff, 4), f"{fmt(lo, 4)}–{fmt(hi, 4)}",
                      fmt(w3.median(name, "wall_ms")), ratio(eff, base)])
     cores = w3.median("BM_Offload_Parallel_Ferry", "cores") or w3.median(
         "BM_Offload_Parallel_NaiveBridge", "cores")
