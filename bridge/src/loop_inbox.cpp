@@ -45,12 +45,14 @@ class loop_inbox::spinner {
   loop_inbox* inbox_;
 };
 
-loop_inbox::loop_inbox(boost::asio::io_context& io, std::chrono::nanoseconds spin) noexcept
-    : io_(io), spin_ns_(spin.count()), budget_ns_(spin.count()) {}
+loop_inbox::loop_inbox(boost::asio::io_context& io,
+                       std::chrono::nanoseconds spin,
+                       std::size_t spin_limit) noexcept
+    : io_(io), spin_ns_(spin.count()), spin_limit_(spin_limit), budget_ns_(spin.count()) {}
 
 void loop_inbox::started() noexcept {
-  in_flight_.fetch_add(1, std::memory_order_relaxed);
-  if (spin_ns_ != 0 && state_.load(std::memory_order_relaxed) == idle &&
+  const std::size_t n = in_flight_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (spin_ns_ != 0 && n <= spin_limit_ && state_.load(std::memory_order_relaxed) == idle &&
       state_.exchange(active, std::memory_order_seq_cst) == idle) {
     wake();
   }
@@ -124,8 +126,12 @@ void loop_inbox::run_spinner() {
     }
     const bool check_clock = spin_ns_ == 0 || i % 16 == 0;
     if (check_clock) now = now_ns();
-    if (in_flight_.load(std::memory_order_relaxed) == 0 || (check_clock && now >= deadline)) {
-      if (in_flight_.load(std::memory_order_relaxed) != 0) {
+    // Spin only while few offloads are in flight (the latency regime). With more in flight
+    // than the pool has workers, completions keep coming: sleeping lets the workers have the
+    // cores, and the first push wakes the loop to a whole batch.
+    const std::size_t in_flight = in_flight_.load(std::memory_order_relaxed);
+    if (in_flight == 0 || in_flight > spin_limit_ || (check_clock && now >= deadline)) {
+      if (in_flight != 0 && in_flight <= spin_limit_) {
         budget_ns_ = std::max(std::min(min_spin_ns, spin_ns_), budget_ns_ / 2);
       }
       // Let the loop sleep, unless a push raced with this decision (see Memory ordering).

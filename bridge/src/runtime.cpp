@@ -1,6 +1,7 @@
 // ferry/bridge/src/runtime.cpp — the runtime: io threads, pools, run, signals, shutdown.
 #include "ferry/bridge/runtime.hpp"
 
+#include <oneapi/tbb/info.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -51,6 +52,12 @@ runtime_options validated(runtime_options options) {
     throw std::invalid_argument("ferry::runtime: lag_probe_interval must be between 0 and 1 hour");
   }
   return options;
+}
+
+std::size_t resolved_cpu_threads(std::size_t threads) {
+  if (threads != 0) return threads;
+  const int n = tbb::info::default_concurrency();
+  return n > 0 ? static_cast<std::size_t>(n) : std::size_t{1};
 }
 
 std::int64_t now_ns() noexcept {
@@ -205,7 +212,7 @@ class runtime::monitor {
 runtime::runtime(runtime_options options)
     : options_(validated(std::move(options))),
       io_(static_cast<int>(options_.io_threads)),
-      inbox_(io_, options_.spin),
+      inbox_(io_, options_.spin, resolved_cpu_threads(options_.cpu_threads)),
       cpu_(std::make_unique<cpu_pool>(
           options_.cpu_threads, options_.max_offloads_in_flight, options_.spin, options_.cpu_nice)),
       blocking_(std::make_unique<blocking_pool>(options_.blocking_threads)) {

@@ -2,6 +2,7 @@
 // ferry::runtime and the server, print "listening on <address>:<port>", serve until SIGINT or
 // SIGTERM, shut down gracefully, exit 0. A bad flag or value: a message on stderr, exit 2.
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -27,6 +28,11 @@ A compute-heavy HTTP/1.1 server on ferry (Boost.Asio loop, oneTBB work-stealing 
                               per connection with blocking I/O (default offload)
   --io-threads N              threads running the I/O loop (default 1)
   --cpu-threads N             workers of the work-stealing pool; 0 = cores (default 0)
+  --cpu-nice N                the pool's workers run N nice levels below the loop, so a
+                              light request gets a core at once while heavy work saturates
+                              them (0..19, default 10)
+  --slow-callback-ms N        report on stderr when the loop does not come back within N ms
+                              (the runtime's watchdog); 0 = off (default 100)
   --max-connections N         connections open at once; more are answered 503 and closed
                               (default 10000)
   --max-offloads N            heavy requests queued or running before 503 (default 1024)
@@ -51,6 +57,8 @@ struct options {
   ferry_server::server_config server;
   std::size_t io_threads = 1;
   std::size_t cpu_threads = 0;
+  int cpu_nice = 10;
+  std::chrono::milliseconds slow_callback{100};
   bool help = false;
 };
 
@@ -111,6 +119,10 @@ options parse(int argc, char** argv) {
       o.io_threads = number(1, 1024);
     } else if (flag == "--cpu-threads") {
       o.cpu_threads = number(0, 1024);
+    } else if (flag == "--cpu-nice") {
+      o.cpu_nice = static_cast<int>(number(0, 19));
+    } else if (flag == "--slow-callback-ms") {
+      o.slow_callback = std::chrono::milliseconds(number(0, 3'600'000));
     } else if (flag == "--max-connections") {
       c.max_connections = number(1, 10'000'000);
     } else if (flag == "--max-offloads") {
@@ -148,8 +160,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
-    ferry::runtime rt(
-        ferry::runtime_options{.io_threads = o.io_threads, .cpu_threads = o.cpu_threads});
+    ferry::runtime rt(ferry::runtime_options{.io_threads = o.io_threads,
+                                             .cpu_threads = o.cpu_threads,
+                                             .cpu_nice = o.cpu_nice,
+                                             .slow_callback_threshold = o.slow_callback});
     ferry_server::server srv(rt, o.server);
     std::fprintf(stderr,
                  "ferry_server: mode %s, %zu io thread(s), %zu cpu worker(s), work kernel "

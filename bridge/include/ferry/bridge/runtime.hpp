@@ -91,11 +91,12 @@ struct runtime_options {
   /// 10 ms. An idle runtime does not spin.
   std::chrono::nanoseconds spin = cpu_pool::default_spin;
   /// How much lower than the loop's the cpu_pool workers' scheduling priority is (0..19; see
-  /// cpu_pool's `nice`). When offloads saturate every core, the loop still gets a core the
-  /// moment a socket or timer wakes it, instead of waiting for a worker's time slice to end
-  /// (milliseconds). Throughput is unchanged: the loop only takes the CPU it uses. 0 = same
-  /// priority.
-  int cpu_nice = 10;
+  /// cpu_pool's `nice`). A latency setting for servers whose offloads saturate every core: the
+  /// loop gets a core as soon as a socket or timer wakes it, instead of when a worker's time
+  /// slice ends (milliseconds). It costs throughput when the loop wakes often (each wake-up
+  /// preempts a worker: -37% on W2, the 1 µs offload flood, on 2 cores), so it is off by
+  /// default; the example server sets 10. 0 = same priority.
+  int cpu_nice = 0;
   /// The loop watchdog: when the loop has not run a probe the watchdog thread posted to it for
   /// longer than this — a handler blocked it (CPU work on the loop, a blocking call) — the
   /// stall is reported through `on_slow_callback`, once while it lasts and once when it ends,
@@ -106,8 +107,9 @@ struct runtime_options {
   /// thread, one report at a time; it must not wait for the loop.
   std::function<void(const slow_callback_report&)> on_slow_callback = {};
   /// How often the loop measures its own lag: a timer due every interval records how late it
-  /// fires (`runtime_stats::loop.lag`). 0 = off. At most 1 hour.
-  std::chrono::milliseconds lag_probe_interval{10};
+  /// fires (`runtime_stats::loop.lag`). Each sample wakes an idle loop once. 0 = off. At most
+  /// 1 hour.
+  std::chrono::milliseconds lag_probe_interval{100};
 };
 
 /// What the runtime's offloads did (its cpu_pool's jobs: `offload`, and work posted to the

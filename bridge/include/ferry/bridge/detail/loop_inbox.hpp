@@ -14,8 +14,10 @@
 //
 // The spinner never holds the loop for long: it returns to the loop (posting itself again)
 // every `slice`, so timers, sockets and other handlers wait at most that long, and it stops
-// spinning when nothing is in flight or the budget (at most `spin`, halved each time a spin
-// ends empty-handed, doubled back each time one is rewarded) is spent.
+// spinning when nothing is in flight, when more is in flight than the pool has workers (then
+// completions arrive back to back and a sleeping loop wakes to a batch), or the budget (at most
+// `spin`, halved each time a spin ends empty-handed, doubled back each time one is rewarded) is
+// spent.
 //
 // Thread safety: `push` from any thread; everything else on the loop (an io thread of the
 // runtime), except `discard`, which runs once the loop and the pools have stopped.
@@ -47,7 +49,12 @@ struct inbox_node {
 
 class loop_inbox {
  public:
-  loop_inbox(boost::asio::io_context& io, std::chrono::nanoseconds spin) noexcept;
+  /// `spin_limit`: the loop spins only while at most this many operations are in flight (the
+  /// pool's worker count: beyond it the workers are saturated, completions arrive back to back,
+  /// and a sleeping loop is woken once per batch instead of taking a core from the workers).
+  loop_inbox(boost::asio::io_context& io,
+             std::chrono::nanoseconds spin,
+             std::size_t spin_limit) noexcept;
   loop_inbox(const loop_inbox&) = delete;
   loop_inbox& operator=(const loop_inbox&) = delete;
 
@@ -74,6 +81,7 @@ class loop_inbox {
 
   boost::asio::io_context& io_;
   const std::int64_t spin_ns_;
+  const std::size_t spin_limit_;
   std::int64_t budget_ns_;         // loop only
   inbox_node* pending_ = nullptr;  // loop only: taken from the stack, in order, undelivered
   alignas(64) std::atomic<inbox_node*> head_{nullptr};
