@@ -6,9 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <thread>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
+#include "ferry/core/detail/spin.hpp"
 
 namespace ferry::detail {
 namespace {
@@ -19,20 +17,6 @@ constexpr std::int64_t slice_ns = 50'000;
 constexpr std::int64_t min_spin_ns = 2'000;
 // A spin yields its core between checks once it has lasted this long without a delivery.
 constexpr std::int64_t yield_after_ns = 5'000;
-
-std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  _mm_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 }  // namespace
 

@@ -19,6 +19,7 @@
 #include "ferry/bridge/detail/context_lookup.hpp"
 #include "ferry/bridge/detail/runtime_link.hpp"
 #include "ferry/core/detail/pool_tag.hpp"
+#include "ferry/core/detail/spin.hpp"
 
 namespace ferry {
 namespace {
@@ -60,11 +61,7 @@ std::size_t resolved_cpu_threads(std::size_t threads) {
   return n > 0 ? static_cast<std::size_t>(n) : std::size_t{1};
 }
 
-std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+using detail::now_ns;
 
 void print_slow_callback(const slow_callback_report& r) {
   std::ostringstream who;

@@ -12,9 +12,6 @@
 #include <string>
 #include <thread>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
 #if defined(__linux__)
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -24,9 +21,13 @@
 #endif
 
 #include "ferry/core/detail/pool_tag.hpp"
+#include "ferry/core/detail/spin.hpp"
 
 namespace ferry {
 namespace {
+
+using detail::cpu_relax;
+using detail::now_ns;
 
 // The pool whose arena the current thread is in (nullptr on other threads).
 thread_local const cpu_pool* current_pool = nullptr;
@@ -89,20 +90,6 @@ int checked_int(std::size_t threads) {
                                 " threads requested; the limit is 4096");
   }
   return static_cast<int>(threads);
-}
-
-std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  _mm_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
 }
 
 std::int64_t checked_spin(std::chrono::nanoseconds spin) {
