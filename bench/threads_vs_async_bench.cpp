@@ -78,6 +78,7 @@
 #include <vector>
 
 #include "ferry/ferry.hpp"
+#include "work_kernel.hpp"
 
 namespace {
 
@@ -85,53 +86,13 @@ namespace asio = boost::asio;
 using clock_type = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// --- the work kernel (the same as offload_bench.cpp's) ----------------------------------------
+// --- the work kernel (bench/work_kernel.hpp) --------------------------------------------------
 
-/// `iterations` steps of xorshift64: a serial dependency chain the compiler cannot shorten.
-[[gnu::noinline]] std::uint64_t xorshift_work(std::uint64_t iterations, std::uint64_t seed) {
-  std::uint64_t x = seed | 1;
-  for (std::uint64_t i = 0; i < iterations; ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-  }
-  return x;
-}
-
-double g_iterations_per_us = 710.0;  // replaced by calibrate() before any benchmark runs
-
-/// Measures xorshift iterations per microsecond: the best of 31 runs of a few milliseconds.
-void calibrate() {
-  constexpr std::uint64_t iterations = 1'000'000;
-  double best_us = 1e300;
-  std::uint64_t sink = 0;
-  for (int run = 0; run < 31; ++run) {
-    const auto start = clock_type::now();
-    sink ^= xorshift_work(iterations, static_cast<std::uint64_t>(run) + 1);
-    const std::chrono::duration<double, std::micro> took = clock_type::now() - start;
-    best_us = std::min(best_us, took.count());
-  }
-  benchmark::DoNotOptimize(sink);
-  g_iterations_per_us = static_cast<double>(iterations) / best_us;
-  std::fprintf(stderr,
-               "threads_vs_async_bench: calibration: %.0f xorshift iterations per us "
-               "(1 us = %.0f iterations, 10 ms = %.0f)\n",
-               g_iterations_per_us,
-               g_iterations_per_us,
-               g_iterations_per_us * 10'000);
-  benchmark::AddCustomContext("xorshift_iterations_per_us", std::to_string(g_iterations_per_us));
-}
-
-std::uint64_t iterations_for_us(double us) {
-  return static_cast<std::uint64_t>(g_iterations_per_us * us + 0.5);
-}
-
-std::size_t env_size(const char* name, std::size_t fallback) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return fallback;
-  const unsigned long long value = std::strtoull(text, nullptr, 10);
-  return value == 0 ? fallback : static_cast<std::size_t>(value);
-}
+using ferry_bench::calibrate;
+using ferry_bench::env_size;
+using ferry_bench::g_iterations_per_us;
+using ferry_bench::iterations_for_us;
+using ferry_bench::xorshift_work;
 
 double ms_between(clock_type::time_point from, clock_type::time_point to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
@@ -629,7 +590,7 @@ int main(int argc, char** argv) {
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  calibrate();
+  calibrate("threads_vs_async_bench");
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
