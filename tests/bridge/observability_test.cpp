@@ -67,10 +67,15 @@ TEST(Observability, StatsCountSubmittedCompletedFailedAndCancelledOffloads) {
     }
     // Cancelled before it starts: the pool is held by two functions waiting on a flag.
     std::atomic<bool> release{false};
-    auto hold = [&release] { ferry::test::wait_until([&] { return release.load(); }); };
+    std::atomic<int> holding{0};
+    auto hold = [&release, &holding] {
+      holding.fetch_add(1);
+      ferry::test::wait_until([&] { return release.load(); });
+    };
     auto ex = co_await asio::this_coro::executor;
     asio::co_spawn(ex, ferry::offload(hold), asio::detached);
     asio::co_spawn(ex, ferry::offload(hold), asio::detached);
+    while (holding.load() < 2) co_await ferry::sleep(1ms);  // both workers are taken now
     asio::cancellation_signal cancel;
     auto never = [] { ADD_FAILURE() << "a function cancelled before it started ran"; };
     auto queued = ferry::offload(
