@@ -56,8 +56,12 @@ struct report_log {
 // --- stats --------------------------------------------------------------------------------
 
 TEST(Observability, StatsCountSubmittedCompletedFailedAndCancelledOffloads) {
+  // The two functions that hold the pool read these until the runtime has drained them: they
+  // outlive the runtime.
+  std::atomic<bool> release{false};
+  std::atomic<int> holding{0};
   ferry::runtime rt(ferry::runtime_options{.cpu_threads = 2});
-  rt.run([]() -> ferry::task<void> {
+  rt.run([&release, &holding]() -> ferry::task<void> {
     for (int i = 0; i < 5; ++i) co_await ferry::offload([i] { return i; });
     for (int i = 0; i < 3; ++i) {
       try {
@@ -66,8 +70,6 @@ TEST(Observability, StatsCountSubmittedCompletedFailedAndCancelledOffloads) {
       }
     }
     // Cancelled before it starts: the pool is held by two functions waiting on a flag.
-    std::atomic<bool> release{false};
-    std::atomic<int> holding{0};
     auto hold = [&release, &holding] {
       holding.fetch_add(1);
       ferry::test::wait_until([&] { return release.load(); });
