@@ -36,33 +36,14 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
+using ferry::test::fail_soon;
 using ferry::test::is_operation_aborted;
 using ferry::test::message_of;
 using ferry::test::probe;
 using ferry::test::run;
 using ferry::test::set_on_exit;
-
-// Waits (practically) forever; records that it started, saw the cancellation, and unwound.
-ferry::task<void> wait_forever(probe& p) {
-  p.started = true;
-  set_on_exit exit{p.finished};
-  try {
-    co_await ferry::sleep(1h);
-  } catch (const boost::system::system_error& e) {
-    p.aborted = e.code() == asio::error::operation_aborted;
-    throw;
-  }
-}
-
-ferry::task<int> value_after(ferry::semaphore& gate, int v) {
-  auto permit = co_await gate.acquire();
-  co_return v;
-}
-
-ferry::task<int> fail_soon(std::string what) {
-  co_await ferry::sleep(0ms);
-  throw std::runtime_error(what);
-}
+using ferry::test::value_after;
+using ferry::test::wait_forever;
 
 ferry::task<void> nothing() { co_return; }
 

@@ -28,33 +28,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using ferry::test::fail_soon;
 using ferry::test::is_operation_aborted;
 using ferry::test::message_of;
 using ferry::test::probe;
 using ferry::test::run;
 using ferry::test::set_on_exit;
-
-ferry::task<int> wait_forever(probe& p) {
-  p.started = true;
-  set_on_exit exit{p.finished};
-  try {
-    co_await ferry::sleep(1h);
-  } catch (const boost::system::system_error& e) {
-    p.aborted = e.code() == asio::error::operation_aborted;
-    throw;
-  }
-  co_return 0;
-}
-
-ferry::task<int> value_after(ferry::semaphore& gate, int v) {
-  auto permit = co_await gate.acquire();
-  co_return v;
-}
-
-ferry::task<int> fail_soon(std::string what) {
-  co_await ferry::sleep(0ms);
-  throw std::runtime_error(what);
-}
+using ferry::test::value_after;
+using ferry::test::wait_forever;
 
 using race_result = std::variant<int, int, int>;
 
@@ -69,7 +50,8 @@ TEST(Race, FirstToFinishWinsAndTheLosersHaveFinishedWhenItReturns) {
   asio::co_spawn(
       io,
       [&]() -> ferry::task<void> {
-        result = co_await ferry::race(wait_forever(a), value_after(gate, 5), wait_forever(b));
+        result =
+            co_await ferry::race(wait_forever<int>(a), value_after(gate, 5), wait_forever<int>(b));
         losers_finished = a.finished && b.finished;
       },
       asio::detached);
@@ -91,7 +73,7 @@ TEST(Race, AnExceptionCanWinAndIsRethrownAfterTheLosersFinished) {
   bool loser_finished = false;
   auto r = run(io, [&]() -> ferry::task<void> {
     try {
-      co_await ferry::race(wait_forever(a), fail_soon("first to finish"));
+      co_await ferry::race(wait_forever<int>(a), fail_soon("first to finish"));
     } catch (const std::runtime_error&) {
       loser_finished = a.finished;
       throw;
@@ -155,7 +137,7 @@ TEST(Race, VoidChildrenGiveMonostate) {
   asio::io_context io;
   probe a;
   auto quick = []() -> ferry::task<void> { co_await ferry::sleep(0ms); };
-  auto r = run(io, ferry::race(wait_forever(a), quick()));
+  auto r = run(io, ferry::race(wait_forever<int>(a), quick()));
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r.value().index(), 1u);
   EXPECT_TRUE(std::holds_alternative<std::monostate>(r.value()));
@@ -169,7 +151,7 @@ TEST(Race, CancellingTheAwaiterCancelsEveryChild) {
   std::exception_ptr error;
   bool completed = false;
   asio::co_spawn(io,
-                 ferry::race(wait_forever(a), wait_forever(b)),
+                 ferry::race(wait_forever<int>(a), wait_forever<int>(b)),
                  asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, auto) {
                    error = e;
                    completed = true;

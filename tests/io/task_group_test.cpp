@@ -40,45 +40,21 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using ferry::test::fail_soon;
 using ferry::test::is_operation_aborted;
 using ferry::test::message_of;
 using ferry::test::probe;
 using ferry::test::run;
 using ferry::test::set_on_exit;
+using ferry::test::value_after;
+using ferry::test::value_soon;
+using ferry::test::wait_forever;
 
 // The messages of an exception_group, in order.
 std::vector<std::string> messages_of(const ferry::exception_group& group) {
   std::vector<std::string> out;
   for (const auto& e : group.exceptions()) out.push_back(message_of(e));
   return out;
-}
-
-// Runs `t` on `io` until everything has finished (60 s hang guard); returns its outcome.
-
-ferry::task<void> wait_forever(probe& p) {
-  p.started = true;
-  set_on_exit exit{p.finished};
-  try {
-    co_await ferry::sleep(1h);
-  } catch (const boost::system::system_error& e) {
-    p.aborted = e.code() == asio::error::operation_aborted;
-    throw;
-  }
-}
-
-ferry::task<int> value_after(ferry::semaphore& gate, int v) {
-  auto permit = co_await gate.acquire();
-  co_return v;
-}
-
-ferry::task<int> value_soon(int v) {
-  co_await ferry::sleep(0ms);
-  co_return v;
-}
-
-ferry::task<void> fail_soon(std::string what) {
-  co_await ferry::sleep(0ms);
-  throw std::runtime_error(what);
 }
 
 // Completes only when cancelled; records whether the cancellation handler ran inside the
@@ -203,7 +179,7 @@ TEST(TaskGroup, FirstFailureCancelsTheSiblingsAndSurfacesAsAnExceptionGroup) {
   auto r = run(io, [&]() -> ferry::task<void> {
     ferry::task_group tg{co_await asio::this_coro::executor};
     ha = tg.spawn(wait_forever(a));
-    tg.spawn(fail_soon("boom"));
+    tg.spawn(fail_soon<void>("boom"));
     tg.spawn(wait_forever(b));
     try {
       co_await tg.join();
@@ -242,7 +218,7 @@ TEST(TaskGroup, EveryFailureIsReportedInCompletionOrder) {
   auto r = run(io, [&]() -> ferry::task<void> {
     ferry::task_group tg{co_await asio::this_coro::executor};
     tg.spawn(failing_cleanup());
-    tg.spawn(fail_soon("boom"));
+    tg.spawn(fail_soon<void>("boom"));
     try {
       co_await tg.join();
     } catch (const ferry::exception_group& e) {
@@ -389,7 +365,7 @@ TEST(TaskGroup, ChildrenCanSpawnSiblingsAndJoinWaitsForThem) {
 TEST(TaskGroup, AfterTheJoinSpawnThrowsAndALaterJoinGivesTheSameOutcome) {
   asio::io_context io;
   ferry::task_group tg{io};
-  tg.spawn(fail_soon("only once"));
+  tg.spawn(fail_soon<void>("only once"));
   auto first = run(io, tg.join());
   auto second = run(io, tg.join());
   EXPECT_THROW(first.value(), ferry::exception_group);

@@ -37,23 +37,8 @@ using ferry::test::message_of;
 using ferry::test::probe;
 using ferry::test::run;
 using ferry::test::set_on_exit;
-
-ferry::task<int> wait_forever(probe& p) {
-  p.started = true;
-  set_on_exit exit{p.finished};
-  try {
-    co_await ferry::sleep(1h);
-  } catch (const boost::system::system_error& e) {
-    p.aborted = e.code() == asio::error::operation_aborted;
-    throw;
-  }
-  co_return 0;
-}
-
-ferry::task<int> value_soon(int v) {
-  co_await ferry::sleep(0ms);
-  co_return v;
-}
+using ferry::test::value_soon;
+using ferry::test::wait_forever;
 
 // Ignores every cancellation for the rest of its life.
 ferry::task<void> shield() {
@@ -90,7 +75,7 @@ TEST(Timeout, ThrowsTimeoutErrorOnlyAfterTheInnerOperationHasFinished) {
   std::string what;
   auto r = run(io, [&]() -> ferry::task<void> {
     try {
-      co_await ferry::timeout(5ms, wait_forever(p));
+      co_await ferry::timeout(5ms, wait_forever<int>(p));
     } catch (const ferry::timeout_error& e) {
       finished_at_throw = p.finished;
       reported = e.duration();
@@ -186,7 +171,7 @@ TEST(Timeout, CancellingTheAwaiterGivesOperationAbortedNotTimeoutError) {
   std::exception_ptr error;
   bool completed = false;
   asio::co_spawn(io,
-                 ferry::timeout(1h, wait_forever(p)),
+                 ferry::timeout(1h, wait_forever<int>(p)),
                  asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, int) {
                    error = e;
                    completed = true;
@@ -203,10 +188,10 @@ TEST(Timeout, CancellingTheAwaiterGivesOperationAbortedNotTimeoutError) {
 TEST(Timeout, ZeroAndNegativeDurationsStillStartTheInnerOperationThenTimeOut) {
   asio::io_context io;
   probe p, q;
-  auto r0 = run(io, ferry::timeout(0ms, wait_forever(p)));
+  auto r0 = run(io, ferry::timeout(0ms, wait_forever<int>(p)));
   EXPECT_THROW(r0.value(), ferry::timeout_error);
   EXPECT_TRUE(p.started && p.finished && p.aborted);
-  auto r1 = run(io, ferry::timeout(-5s, wait_forever(q)));
+  auto r1 = run(io, ferry::timeout(-5s, wait_forever<int>(q)));
   EXPECT_THROW(r1.value(), ferry::timeout_error);
   EXPECT_TRUE(q.started && q.finished && q.aborted);
   auto r2 = run(io, ferry::timeout(0ms, []() -> ferry::task<int> { co_return 3; }()));
@@ -275,7 +260,7 @@ TEST(Timeout, NestedTimeoutsReportTheOneThatExpired) {
   asio::io_context io;
   probe p, q;
   auto inner_first = run(io, [&]() -> ferry::task<void> {
-    co_await ferry::timeout(1h, ferry::timeout(1ms, wait_forever(p)));
+    co_await ferry::timeout(1h, ferry::timeout(1ms, wait_forever<int>(p)));
   }());
   try {
     inner_first.value();
@@ -284,7 +269,7 @@ TEST(Timeout, NestedTimeoutsReportTheOneThatExpired) {
     EXPECT_EQ(e.duration(), 1ms);
   }
   auto outer_first = run(io, [&]() -> ferry::task<void> {
-    co_await ferry::timeout(2ms, ferry::timeout(1h, wait_forever(q)));
+    co_await ferry::timeout(2ms, ferry::timeout(1h, wait_forever<int>(q)));
   }());
   try {
     outer_first.value();

@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -99,6 +100,40 @@ struct probe {
   bool finished = false;
   bool aborted = false;
 };
+
+/// Waits (practically) forever; records in `p` that it started, saw operation_aborted and
+/// unwound. `T` is the type it would produce (it never does).
+template <class T = void>
+ferry::task<T> wait_forever(probe& p) {
+  p.started = true;
+  set_on_exit exit{p.finished};
+  try {
+    co_await ferry::sleep(std::chrono::hours(1));
+  } catch (const boost::system::system_error& e) {
+    p.aborted = e.code() == boost::asio::error::operation_aborted;
+    throw;
+  }
+  if constexpr (!std::is_void_v<T>) co_return T{};
+}
+
+/// Produces `v` once it holds a permit of `gate`.
+inline ferry::task<int> value_after(ferry::semaphore& gate, int v) {
+  auto permit = co_await gate.acquire();
+  co_return v;
+}
+
+/// Produces `v` after one trip through the loop.
+inline ferry::task<int> value_soon(int v) {
+  co_await ferry::sleep(std::chrono::milliseconds(0));
+  co_return v;
+}
+
+/// Throws std::runtime_error(what) after one trip through the loop.
+template <class T = int>
+ferry::task<T> fail_soon(std::string what) {
+  co_await ferry::sleep(std::chrono::milliseconds(0));
+  throw std::runtime_error(what);
+}
 
 /// A random cancellation type among terminal, partial and total (for stress tests).
 inline boost::asio::cancellation_type random_cancellation_type(std::mt19937& rng) {
