@@ -4,21 +4,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <string_view>
 
 namespace ferry {
 namespace {
-
-void header(std::string& out, const char* name, const char* type, const char* help) {
-  out += "# HELP ";
-  out += name;
-  out += ' ';
-  out += help;
-  out += "\n# TYPE ";
-  out += name;
-  out += ' ';
-  out += type;
-  out += '\n';
-}
 
 void number(std::string& out, double v) {
   char buf[64];
@@ -28,19 +17,23 @@ void number(std::string& out, double v) {
 
 void number(std::string& out, std::uint64_t v) { out += std::to_string(v); }
 
-template <class T>
-void scalar(std::string& out, const char* name, const char* type, const char* help, T value) {
-  header(out, name, type, help);
+void scalar(std::string& out, const char* name, const char* type, const char* help, double v) {
+  write_prometheus_family(out, name, type, help);
   out += name;
   out += ' ';
-  number(out, value);
+  number(out, v);
   out += '\n';
+}
+
+void scalar(
+    std::string& out, const char* name, const char* type, const char* help, std::uint64_t v) {
+  write_prometheus_metric(out, name, type, help, v);
 }
 
 double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
 
 void histogram(std::string& out, const char* name, const char* help, const histogram_snapshot& h) {
-  header(out, name, "histogram", help);
+  write_prometheus_family(out, name, "histogram", help);
   for (const auto& [bound, count] : h.buckets) {
     out += name;
     out += "_bucket{le=\"";
@@ -64,6 +57,33 @@ void histogram(std::string& out, const char* name, const char* help, const histo
 }
 
 }  // namespace
+
+void write_prometheus_family(std::string& out,
+                             std::string_view name,
+                             std::string_view type,
+                             std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void write_prometheus_metric(std::string& out,
+                             std::string_view name,
+                             std::string_view type,
+                             std::string_view help,
+                             std::uint64_t value) {
+  write_prometheus_family(out, name, type, help);
+  out += name;
+  out += ' ';
+  number(out, value);
+  out += '\n';
+}
 
 void write_prometheus(std::string& out, const runtime_stats& s) {
   scalar(out,

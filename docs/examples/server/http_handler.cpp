@@ -214,37 +214,6 @@ void latency(json_writer& w, std::string_view key, const ferry::histogram_snapsh
   w.close();
 }
 
-void prometheus_family(std::string& out,
-                       std::string_view name,
-                       std::string_view type,
-                       std::string_view help) {
-  out += "# HELP ";
-  out += name;
-  out += ' ';
-  out += help;
-  out += "\n# TYPE ";
-  out += name;
-  out += ' ';
-  out += type;
-  out += '\n';
-}
-
-void prometheus_value(std::string& out, std::string_view name, std::uint64_t v) {
-  out += name;
-  out += ' ';
-  out += std::to_string(v);
-  out += '\n';
-}
-
-void prometheus_metric(std::string& out,
-                       std::string_view name,
-                       std::string_view type,
-                       std::string_view help,
-                       std::uint64_t v) {
-  prometheus_family(out, name, type, help);
-  prometheus_value(out, name, v);
-}
-
 std::uint64_t load(const std::atomic<std::uint64_t>& a) noexcept {
   return a.load(std::memory_order_relaxed);
 }
@@ -592,10 +561,10 @@ std::string http_handler::stats_json() const {
 std::string http_handler::metrics_text() const {
   std::string out;
   out.reserve(4096);
-  prometheus_family(out,
-                    "ferry_server_requests_total",
-                    "counter",
-                    "Requests answered, by endpoint and response status.");
+  ferry::write_prometheus_family(out,
+                                 "ferry_server_requests_total",
+                                 "counter",
+                                 "Requests answered, by endpoint and response status.");
   for (std::size_t e = 0; e < endpoint_count; ++e) {
     for (std::size_t s = 0; s < counted_statuses.size(); ++s) {
       const std::uint64_t n = load(counters_.responses[e][s]);
@@ -610,63 +579,65 @@ std::string http_handler::metrics_text() const {
     }
   }
   const server_counters& c = counters_;
-  prometheus_metric(out,
-                    "ferry_server_connections_open",
-                    "gauge",
-                    "Connections open now.",
-                    load(c.connections_open));
-  prometheus_metric(out,
-                    "ferry_server_connections_accepted_total",
-                    "counter",
-                    "Connections accepted.",
-                    load(c.connections_accepted));
-  prometheus_metric(out,
-                    "ferry_server_connections_refused_total",
-                    "counter",
-                    "Connections closed at once: --max-connections were open.",
-                    load(c.connections_refused));
-  prometheus_metric(out,
-                    "ferry_server_requests_in_flight",
-                    "gauge",
-                    "Requests read and not answered yet.",
-                    load(c.requests_in_flight));
-  prometheus_metric(out,
-                    "ferry_server_requests_cancelled_total",
-                    "counter",
-                    "Requests abandoned before their response: client gone, or shutdown.",
-                    load(c.requests_cancelled));
-  prometheus_metric(out,
-                    "ferry_server_requests_truncated_total",
-                    "counter",
-                    "Connections closed by the client in the middle of a request.",
-                    load(c.requests_truncated));
-  prometheus_metric(out,
-                    "ferry_server_read_timeouts_total",
-                    "counter",
-                    "Connections closed because a request did not arrive within the read timeout.",
-                    load(c.read_timeouts));
-  prometheus_metric(out,
-                    "ferry_server_idle_timeouts_total",
-                    "counter",
-                    "Keep-alive connections closed after the idle timeout.",
-                    load(c.idle_timeouts));
-  prometheus_metric(out,
-                    "ferry_server_offloads_in_flight",
-                    "gauge",
-                    "Heavy requests offloaded and not finished.",
-                    load(c.offloads_in_flight));
-  prometheus_metric(out,
-                    "ferry_server_offloads_rejected_total",
-                    "counter",
-                    "Heavy requests answered 503: the offload bound was full.",
-                    load(c.offloads_rejected));
-  prometheus_metric(
+  ferry::write_prometheus_metric(out,
+                                 "ferry_server_connections_open",
+                                 "gauge",
+                                 "Connections open now.",
+                                 load(c.connections_open));
+  ferry::write_prometheus_metric(out,
+                                 "ferry_server_connections_accepted_total",
+                                 "counter",
+                                 "Connections accepted.",
+                                 load(c.connections_accepted));
+  ferry::write_prometheus_metric(out,
+                                 "ferry_server_connections_refused_total",
+                                 "counter",
+                                 "Connections closed at once: --max-connections were open.",
+                                 load(c.connections_refused));
+  ferry::write_prometheus_metric(out,
+                                 "ferry_server_requests_in_flight",
+                                 "gauge",
+                                 "Requests read and not answered yet.",
+                                 load(c.requests_in_flight));
+  ferry::write_prometheus_metric(
+      out,
+      "ferry_server_requests_cancelled_total",
+      "counter",
+      "Requests abandoned before their response: client gone, or shutdown.",
+      load(c.requests_cancelled));
+  ferry::write_prometheus_metric(out,
+                                 "ferry_server_requests_truncated_total",
+                                 "counter",
+                                 "Connections closed by the client in the middle of a request.",
+                                 load(c.requests_truncated));
+  ferry::write_prometheus_metric(
+      out,
+      "ferry_server_read_timeouts_total",
+      "counter",
+      "Connections closed because a request did not arrive within the read timeout.",
+      load(c.read_timeouts));
+  ferry::write_prometheus_metric(out,
+                                 "ferry_server_idle_timeouts_total",
+                                 "counter",
+                                 "Keep-alive connections closed after the idle timeout.",
+                                 load(c.idle_timeouts));
+  ferry::write_prometheus_metric(out,
+                                 "ferry_server_offloads_in_flight",
+                                 "gauge",
+                                 "Heavy requests offloaded and not finished.",
+                                 load(c.offloads_in_flight));
+  ferry::write_prometheus_metric(out,
+                                 "ferry_server_offloads_rejected_total",
+                                 "counter",
+                                 "Heavy requests answered 503: the offload bound was full.",
+                                 load(c.offloads_rejected));
+  ferry::write_prometheus_metric(
       out, "ferry_server_bytes_read_total", "counter", "Request bytes parsed.", load(c.bytes_read));
-  prometheus_metric(out,
-                    "ferry_server_bytes_written_total",
-                    "counter",
-                    "Response bytes written.",
-                    load(c.bytes_written));
+  ferry::write_prometheus_metric(out,
+                                 "ferry_server_bytes_written_total",
+                                 "counter",
+                                 "Response bytes written.",
+                                 load(c.bytes_written));
   if (runtime_ != nullptr) ferry::write_prometheus(out, runtime_->stats());
   return out;
 }

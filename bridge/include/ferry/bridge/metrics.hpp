@@ -10,7 +10,9 @@
 // Thread safety: a free function of its arguments.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "ferry/bridge/runtime.hpp"
 
@@ -18,5 +20,19 @@ namespace ferry {
 
 /// Appends `stats` to `out` in the Prometheus text exposition format (version 0.0.4).
 void write_prometheus(std::string& out, const runtime_stats& stats);
+
+/// Appends a metric family's `# HELP` and `# TYPE` lines, for a program's own families served
+/// beside the runtime's (samples with labels follow, written by the caller).
+void write_prometheus_family(std::string& out,
+                             std::string_view name,
+                             std::string_view type,
+                             std::string_view help);
+
+/// Appends a family with one unlabelled sample.
+void write_prometheus_metric(std::string& out,
+                             std::string_view name,
+                             std::string_view type,
+                             std::string_view help,
+                             std::uint64_t value);
 
 }  // namespace ferry
