@@ -332,21 +332,8 @@ class join_op final : public group_joiner {
   using op_allocator =
       typename std::allocator_traits<handler_allocator>::template rebind_alloc<join_op>;
 
-  class completion {
-   public:
-    using allocator_type = handler_allocator;
-    explicit completion(join_op* op) noexcept : op_(op) {}
-    completion(completion&& other) noexcept : op_(std::exchange(other.op_, nullptr)) {}
-    completion& operator=(completion&&) = delete;
-    ~completion() {
-      if (op_ != nullptr) op_->complete(false);
-    }
-    allocator_type get_allocator() const noexcept { return op_->alloc_; }
-    void operator()() { std::exchange(op_, nullptr)->complete(true); }
-
-   private:
-    join_op* op_;
-  };
+  friend class owning_completion<join_op>;
+  using completion = owning_completion<join_op>;
 
   // In the awaiting coroutine's execution context.
   struct cancellation_handler {

@@ -62,6 +62,29 @@ class post_flag {
   std::atomic<unsigned char> state_{idle};
 };
 
+/// The function object an operation posts to complete itself. It owns the operation until it
+/// runs (`op->complete(true)`: deliver) or is destroyed unrun because its execution context shut
+/// down (`op->complete(false)`: destroy without invoking). `Op` befriends it and provides
+/// `complete(bool)`, `handler_allocator` and the handler's allocator as `alloc_`.
+template <class Op>
+class owning_completion {
+ public:
+  using allocator_type = typename Op::handler_allocator;
+
+  explicit owning_completion(Op* op) noexcept : op_(op) {}
+  owning_completion(owning_completion&& other) noexcept : op_(std::exchange(other.op_, nullptr)) {}
+  owning_completion& operator=(owning_completion&&) = delete;
+  ~owning_completion() {
+    if (op_ != nullptr) op_->complete(false);
+  }
+
+  allocator_type get_allocator() const noexcept { return op_->alloc_; }
+  void operator()() { std::exchange(op_, nullptr)->complete(true); }
+
+ private:
+  Op* op_;
+};
+
 template <class Executor, bool = boost::asio::execution::is_executor<Executor>::value>
 class completion_executor {
  public:

@@ -206,21 +206,8 @@ class wait_op final : public waiter<T, P> {
   using op_allocator =
       typename std::allocator_traits<handler_allocator>::template rebind_alloc<wait_op>;
 
-  class completion {
-   public:
-    using allocator_type = handler_allocator;
-    explicit completion(wait_op* op) noexcept : op_(op) {}
-    completion(completion&& other) noexcept : op_(std::exchange(other.op_, nullptr)) {}
-    completion& operator=(completion&&) = delete;
-    ~completion() {
-      if (op_ != nullptr) op_->complete(false);
-    }
-    allocator_type get_allocator() const noexcept { return op_->alloc_; }
-    void operator()() { std::exchange(op_, nullptr)->complete(true); }
-
-   private:
-    wait_op* op_;
-  };
+  friend class owning_completion<wait_op>;
+  using completion = owning_completion<wait_op>;
 
   struct cancellation_handler {
     explicit cancellation_handler(wait_op* op) noexcept : op_(op) {}
