@@ -65,6 +65,7 @@
 #include <exception>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -430,15 +431,17 @@ ferry::task<throughput_result> throughput_main(Contender& c,
   co_return r;
 }
 
+/// Runs throughput_main(n, iterations) on a fresh Contender and checks every offload; nullopt
+/// (the benchmark marked skipped with the reason) when the contender or a check fails.
 template <class Contender>
-void throughput(benchmark::State& state, double work_us) {
-  const std::size_t n = env_size("FERRY_BENCH_W2_N", 1'000'000) / throughput_divisor<Contender>;
-  const std::uint64_t iterations = iterations_for_us(work_us);
+std::optional<throughput_result> run_checked_flood(benchmark::State& state,
+                                                   std::size_t n,
+                                                   std::uint64_t iterations) {
   Contender c;
   throughput_result r;
   if (const char* error = c.setup_error()) {
     state.SkipWithError(error);
-    return;
+    return std::nullopt;
   }
   for (auto _ : state) {
     r = c.run(throughput_main(c, n, iterations));
@@ -447,9 +450,17 @@ void throughput(benchmark::State& state, double work_us) {
   if (r.wrong_thread != 0 || r.completed != n || r.ran_on_io_thread != 0) {
     state.SkipWithError(
         "an offload resumed on a wrong thread or ran on the I/O thread, or offloads went missing");
-    return;
+    return std::nullopt;
   }
-  state.counters["ops_per_s"] = static_cast<double>(n) / r.seconds;
+  return r;
+}
+
+template <class Contender>
+void throughput(benchmark::State& state, double work_us) {
+  const std::size_t n = env_size("FERRY_BENCH_W2_N", 1'000'000) / throughput_divisor<Contender>;
+  const auto r = run_checked_flood<Contender>(state, n, iterations_for_us(work_us));
+  if (!r) return;
+  state.counters["ops_per_s"] = static_cast<double>(n) / r->seconds;
   state.counters["n"] = static_cast<double>(n);
 }
 
@@ -537,23 +548,10 @@ void report_efficiency(benchmark::State& state, double seconds) {
 /// 64 coroutines, each offloading one 10 ms job, spawned at once (W2's driver with n = 64).
 template <class Contender>
 void parallel_efficiency(benchmark::State& state) {
-  const std::uint64_t iterations = iterations_for_us(parallel_job_us);
-  Contender c;
-  throughput_result r;
-  if (const char* error = c.setup_error()) {
-    state.SkipWithError(error);
-    return;
-  }
-  for (auto _ : state) {
-    r = c.run(throughput_main(c, parallel_jobs, iterations));
-  }
-  benchmark::DoNotOptimize(r.sink);
-  if (r.wrong_thread != 0 || r.completed != parallel_jobs || r.ran_on_io_thread != 0) {
-    state.SkipWithError(
-        "an offload resumed on a wrong thread or ran on the I/O thread, or offloads went missing");
-    return;
-  }
-  report_efficiency(state, r.seconds);
+  const auto r =
+      run_checked_flood<Contender>(state, parallel_jobs, iterations_for_us(parallel_job_us));
+  if (!r) return;
+  report_efficiency(state, r->seconds);
 }
 
 void task_group_parallel_efficiency(benchmark::State& state) {
