@@ -55,12 +55,6 @@ runtime_options validated(runtime_options options) {
   return options;
 }
 
-std::size_t resolved_cpu_threads(std::size_t threads) {
-  if (threads != 0) return threads;
-  const int n = tbb::info::default_concurrency();
-  return n > 0 ? static_cast<std::size_t>(n) : std::size_t{1};
-}
-
 using detail::now_ns;
 
 void print_slow_callback(const slow_callback_report& r) {
@@ -209,10 +203,10 @@ class runtime::monitor {
 runtime::runtime(runtime_options options)
     : options_(validated(std::move(options))),
       io_(static_cast<int>(options_.io_threads)),
-      inbox_(io_, options_.spin, resolved_cpu_threads(options_.cpu_threads)),
       cpu_(std::make_unique<cpu_pool>(
           options_.cpu_threads, options_.max_offloads_in_flight, options_.spin, options_.cpu_nice)),
-      blocking_(std::make_unique<blocking_pool>(options_.blocking_threads)) {
+      blocking_(std::make_unique<blocking_pool>(options_.blocking_threads)),
+      inbox_(io_, options_.spin, cpu_->concurrency()) {
   // Lets offload(f)/to_thread(f) find this runtime's pools from any executor on its contexts.
   boost::asio::add_service(io_, new detail::runtime_link(io_, this));
   boost::asio::add_service(*cpu_, new detail::runtime_link(*cpu_, this));

@@ -205,9 +205,9 @@ class runtime {
 
   runtime_options options_;
   boost::asio::io_context io_;
-  detail::loop_inbox inbox_;
   std::unique_ptr<cpu_pool> cpu_;
   std::unique_ptr<blocking_pool> blocking_;
+  detail::loop_inbox inbox_;  // spins only up to cpu_'s worker count: constructed after it
   std::unique_ptr<monitor> monitor_;
   std::optional<boost::asio::executor_work_guard<executor_type>> work_;
   std::vector<std::thread> threads_;
