@@ -83,8 +83,8 @@
 #include <utility>
 #include <vector>
 
+#include "ferry/io/detail/basic_op.hpp"
 #include "ferry/io/detail/child.hpp"
-#include "ferry/io/detail/completion_executor.hpp"
 #include "ferry/io/task.hpp"
 
 namespace ferry {
@@ -292,82 +292,40 @@ class group_state final : public child_owner, public std::enable_shared_from_thi
   std::atomic<bool> closed_{false};
 };
 
-/// The asynchronous operation behind task_group::async_join (the shape of detail::wait_op, with
-/// a cancellation that cancels the group instead of withdrawing the wait).
+/// The asynchronous operation behind task_group::async_join: a wait whose cancellation cancels
+/// the group instead of withdrawing the wait.
 template <class Handler>
-class join_op final : public group_joiner {
- public:
-  using executor_type = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
-  using handler_allocator =
-      boost::asio::associated_allocator_t<Handler, boost::asio::recycling_allocator<void>>;
+class join_op final : public group_joiner, public basic_op<join_op<Handler>, Handler> {
+  using base = basic_op<join_op, Handler>;
 
+ public:
   static join_op* create(Handler handler, std::weak_ptr<group_state> state) {
-    handler_allocator base_alloc =
-        boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>());
-    op_allocator alloc(base_alloc);
-    join_op* op = std::allocator_traits<op_allocator>::allocate(alloc, 1);
-    try {
-      ::new (static_cast<void*>(op)) join_op(std::move(handler), base_alloc);
-    } catch (...) {
-      std::allocator_traits<op_allocator>::deallocate(alloc, op, 1);
-      throw;
-    }
-    op->slot_ = boost::asio::get_associated_cancellation_slot(op->handler_);
-    if (op->slot_.is_connected()) {
-      op->slot_.template emplace<cancellation_handler>(std::move(state), op);
-    }
+    join_op* op = base::allocate(std::move(handler));
+    // In the awaiting coroutine's execution context. `op` is compared, never dereferenced.
+    op->connect_cancellation([state = std::move(state), op] {
+      if (std::shared_ptr<group_state> s = state.lock()) s->cancel_join(op);
+    });
     return op;
   }
 
   void finish(std::exception_ptr error) noexcept override {
     error_ = std::move(error);
     try {
-      work_.post(completion(this), alloc_);
+      this->post_completion(completion(this));
     } catch (...) {
-      complete(false);  // out of memory for the posted completion: the handler cannot run
+      // Out of memory for the posted completion: destroyed unrun, the handler cannot run.
     }
   }
 
  private:
-  using op_allocator =
-      typename std::allocator_traits<handler_allocator>::template rebind_alloc<join_op>;
-
+  friend base;
   friend class owning_completion<join_op>;
   using completion = owning_completion<join_op>;
 
-  // In the awaiting coroutine's execution context.
-  struct cancellation_handler {
-    cancellation_handler(std::weak_ptr<group_state> state, const group_joiner* op) noexcept
-        : state_(std::move(state)), op_(op) {}
-    void operator()(boost::asio::cancellation_type_t type) const {
-      using ct = boost::asio::cancellation_type;
-      if ((type & (ct::terminal | ct::partial | ct::total)) == ct::none) return;
-      if (std::shared_ptr<group_state> state = state_.lock()) state->cancel_join(op_);
-    }
-    std::weak_ptr<group_state> state_;
-    const group_joiner* op_;  // compared, never dereferenced
-  };
+  explicit join_op(Handler&& handler) : base(std::move(handler)) {}
 
-  join_op(Handler&& handler, const handler_allocator& alloc)
-      : handler_(std::move(handler)),
-        alloc_(alloc),
-        work_(boost::asio::get_associated_executor(handler_, boost::asio::system_executor())) {}
+  void complete(bool invoke) { this->upcall(invoke, std::move(error_)); }
 
-  void complete(bool invoke) {
-    if (slot_.is_connected()) slot_.clear();
-    [[maybe_unused]] completion_executor<executor_type> work(std::move(work_));
-    Handler handler(std::move(handler_));
-    std::exception_ptr error = std::move(error_);
-    op_allocator alloc(alloc_);
-    this->~join_op();
-    std::allocator_traits<op_allocator>::deallocate(alloc, this, 1);
-    if (invoke) std::move(handler)(std::move(error));
-  }
-
-  Handler handler_;
-  handler_allocator alloc_;
-  completion_executor<executor_type> work_;
-  boost::asio::cancellation_slot slot_;
   std::exception_ptr error_;
 };
 

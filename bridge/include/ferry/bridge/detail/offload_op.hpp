@@ -52,7 +52,7 @@
 #include "ferry/bridge/detail/loop_inbox.hpp"
 #include "ferry/core/cpu_pool.hpp"
 #include "ferry/core/detail/job.hpp"
-#include "ferry/io/detail/completion_executor.hpp"
+#include "ferry/io/detail/basic_op.hpp"
 
 namespace ferry::detail {
 
@@ -181,7 +181,6 @@ class op_base : public job, public inbox_node {
   std::atomic<unsigned char> state_{queued};
   cpu_pool* admission_ = nullptr;  // the pool whose admission queue may hold this op
   loop_inbox* inbox_ = nullptr;    // the fast lane back to the loop, when eligible
-  completion_kind inbox_kind_ = completion_kind::normal;
 
  private:
   template <class T>
@@ -248,29 +247,20 @@ class inline_allocator {
 // --- the op -------------------------------------------------------------------------------
 
 template <class Handler, class F>
-class offload_op final : public op_base {
+class offload_op final : public op_base, public basic_op<offload_op<Handler, F>, Handler> {
+  using base = basic_op<offload_op, Handler>;
+
  public:
   using result_type = offload_result_t<F>;
-  using executor_type = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
-  using handler_allocator =
-      boost::asio::associated_allocator_t<Handler, boost::asio::recycling_allocator<void>>;
+  using typename base::executor_type;
+  using typename base::handler_allocator;
 
   /// Allocates the op with the handler's allocator and hooks up the handler's cancellation slot.
   /// `admission` is the pool whose admission queue the op will enter (or nullptr).
   template <class H, class G>
   static offload_op* create(H&& handler, G&& f, cpu_pool* admission) {
-    handler_allocator base_alloc =
-        boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>());
-    op_allocator alloc(base_alloc);
-    offload_op* op = std::allocator_traits<op_allocator>::allocate(alloc, 1);
-    try {
-      ::new (static_cast<void*>(op))
-          offload_op(std::forward<H>(handler), std::forward<G>(f), base_alloc, admission);
-    } catch (...) {
-      std::allocator_traits<op_allocator>::deallocate(alloc, op, 1);
-      throw;
-    }
-    op->connect_cancellation();
+    offload_op* op = base::allocate(std::forward<H>(handler), std::forward<G>(f), admission);
+    op->connect_cancellation([op] { op->cancel(); });
     return op;
   }
 
@@ -292,62 +282,24 @@ class offload_op final : public op_base {
   };
 
  private:
-  using op_allocator =
-      typename std::allocator_traits<handler_allocator>::template rebind_alloc<offload_op>;
-
-  // The posted completion: owns the op until it runs.
-  class completion {
-   public:
-    using allocator_type = inline_allocator<void>;
-
-    completion(offload_op* op, completion_kind kind) noexcept : op_(op), kind_(kind) {}
-    completion(completion&& other) noexcept
-        : op_(std::exchange(other.op_, nullptr)), kind_(other.kind_) {}
-    completion& operator=(completion&&) = delete;
-    ~completion() {
-      if (op_ != nullptr) op_->complete(kind_, /*invoke=*/false);
-    }
-
-    allocator_type get_allocator() const noexcept { return allocator_type(op_); }
-
-    void operator()() { std::exchange(op_, nullptr)->complete(kind_, /*invoke=*/true); }
-
-   private:
-    offload_op* op_;
-    completion_kind kind_;
-  };
-
-  struct cancellation_handler {
-    offload_op* op;
-    void operator()(boost::asio::cancellation_type_t type) const {
-      using ct = boost::asio::cancellation_type;
-      if ((type & (ct::terminal | ct::partial | ct::total)) != ct::none) op->cancel();
-    }
-  };
+  friend base;
+  friend class owning_completion<offload_op>;
+  using completion = owning_completion<offload_op>;
 
   template <class H, class G>
-  offload_op(H&& handler, G&& f, const handler_allocator& alloc, cpu_pool* admission)
-      : op_base(&do_run, &do_destroy),
-        handler_(std::forward<H>(handler)),
-        alloc_(alloc),
-        work_(boost::asio::get_associated_executor(handler_, boost::asio::system_executor())),
-        f_(std::forward<G>(f)) {
+  offload_op(H&& handler, G&& f, cpu_pool* admission)
+      : op_base(&do_run, &do_destroy), base(std::forward<H>(handler)), f_(std::forward<G>(f)) {
     admission_ = admission;
     deliver_ = &do_deliver;
   }
 
-  void connect_cancellation() {
-    slot_ = boost::asio::get_associated_cancellation_slot(handler_);
-    if (slot_.is_connected())
-      slot_.template emplace<cancellation_handler>(cancellation_handler{this});
-  }
-
   // Pool side: run f unless the operation was cancelled first.
-  static job_outcome do_run(job* base) noexcept {
-    auto* self = static_cast<offload_op*>(base);
+  static job_outcome do_run(job* j) noexcept {
+    auto* self = static_cast<offload_op*>(j);
     unsigned char expected = queued;
     if (!self->state_.compare_exchange_strong(
             expected, running, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      FERRY_ASSERT(expected == cancelled || expected == released);
       self->release_shared();  // cancelled while queued: the completion is already posted
       return job_outcome::skipped;
     }
@@ -365,7 +317,7 @@ class offload_op final : public op_base {
       self->error_ = std::current_exception();
       outcome = job_outcome::failed;
     }
-    self->post_completion(completion_kind::normal);  // last access: the completion owns the op
+    self->complete_with(completion_kind::normal);  // last access: the completion owns the op
     return outcome;
   }
 
@@ -374,7 +326,7 @@ class offload_op final : public op_base {
     unsigned char expected = queued;
     if (state_.compare_exchange_strong(
             expected, cancelled, std::memory_order_acq_rel, std::memory_order_acquire)) {
-      post_completion(completion_kind::aborted_sole);
+      complete_with(completion_kind::aborted_sole);
     } else {
       release_shared();
     }
@@ -384,78 +336,71 @@ class offload_op final : public op_base {
   void cancel() {
     if (admission_ != nullptr && admission_->withdraw(this)) {
       state_.store(cancelled, std::memory_order_relaxed);
-      post_completion(completion_kind::aborted_sole);
+      complete_with(completion_kind::aborted_sole);
       return;
     }
     unsigned char expected = queued;
     if (state_.compare_exchange_strong(
             expected, cancelled, std::memory_order_acq_rel, std::memory_order_acquire)) {
-      post_completion(completion_kind::aborted_shared);
+      complete_with(completion_kind::aborted_shared);
     } else if (expected == running) {
       stop_.request_stop();
     }
   }
 
-  void post_completion(completion_kind kind) noexcept {
+  // Sends the completion to the handler's executor: through the inbox when the op has one
+  // (delivered on the loop), posted otherwise. Either way the caller must not touch the op
+  // afterwards.
+  void complete_with(completion_kind kind) noexcept {
+    kind_ = kind;
     if (inbox_ != nullptr) {
-      inbox_kind_ = kind;
       inbox_->push(this);  // last access: the loop owns the op
       return;
     }
     try {
-      work_.post(completion(this, kind), inline_allocator<void>(this));
+      this->post_completion(completion(this), inline_allocator<void>(this));
     } catch (...) {
-      // Only a failed allocation of a larger-than-inline completion can get here; the handler
-      // cannot be reached, so the operation ends as its context would end it: destroyed.
-      complete(kind, /*invoke=*/false);
+      // Only a failed allocation of a larger-than-inline completion can get here; the
+      // completion object, destroyed unrun, destroyed the operation, as its context would.
     }
   }
 
   // Completion side: deliver the outcome (or, with invoke = false, just destroy it).
-  void complete(completion_kind kind, bool invoke) {
-    work_.wait_posted();  // the posting thread is done with everything it touched
-    if (slot_.is_connected()) slot_.clear();
-    // The handler's executor keeps its outstanding work until the upcall has returned.
-    [[maybe_unused]] completion_executor<executor_type> work(std::move(work_));
-    Handler handler(std::move(handler_));
-    std::exception_ptr error;
-    if (kind == completion_kind::normal) {
-      error = std::move(error_);
-    } else {
-      error = std::make_exception_ptr(
-          boost::system::system_error(boost::asio::error::operation_aborted));
-    }
+  void complete(bool invoke) {
+    std::exception_ptr error =
+        kind_ == completion_kind::normal ? std::move(error_) : operation_aborted();
     if constexpr (std::is_void_v<result_type>) {
-      finish_completion_side(kind);  // frees the op before the upcall, as Asio does
-      if (invoke) std::move(handler)(std::move(error));
+      this->upcall(invoke, std::move(error));
     } else {
-      result_type value = result_.take();
-      finish_completion_side(kind);
-      if (invoke) std::move(handler)(std::move(error), std::move(value));
+      this->upcall(invoke, std::move(error), result_.take());
     }
   }
 
-  // The loop side of the inbox lane: deliver (or, on shutdown, just destroy) the outcome.
+  // The completion side is done: free the op, or (aborted_shared) drop its hold on it.
+  void release() noexcept { finish_completion_side(kind_); }
+
+  // The loop side of the inbox lane (see loop_inbox.hpp), on a thread of the runtime's loop:
+  // a plain io_context handler resumes right here; a strand (or any other executor on the loop)
+  // gets the completion dispatched, so it runs here when the strand is free and keeps its
+  // order behind the strand's other handlers when it is not. On shutdown (invoke = false), the
+  // outcome is destroyed.
   static void do_deliver(inbox_node* node, bool invoke) {
     auto* self = static_cast<offload_op*>(node);
-    self->complete(self->inbox_kind_, invoke);
+    if (!invoke || self->work_.is_plain_io()) {
+      self->mark_completing();
+      self->complete(invoke);
+      return;
+    }
+    self->dispatch_completion(completion(self), inline_allocator<void>(self));
   }
 
-  static void do_destroy(op_base* base) noexcept {
-    auto* self = static_cast<offload_op*>(base);
-    op_allocator alloc(self->alloc_);
-    self->~offload_op();
-    std::allocator_traits<op_allocator>::deallocate(alloc, self, 1);
-  }
+  static void do_destroy(op_base* op) noexcept { static_cast<offload_op*>(op)->base::release(); }
 
-  Handler handler_;
-  handler_allocator alloc_;
-  completion_executor<executor_type> work_;
-  boost::asio::cancellation_slot slot_;
   std::decay_t<F> f_;
   [[no_unique_address]] stop_state<takes_stop_token_v<F>> stop_;
   result_slot<result_type> result_;
   std::exception_ptr error_;
+  completion_kind kind_ = completion_kind::normal;
 };
 
 }  // namespace ferry::detail

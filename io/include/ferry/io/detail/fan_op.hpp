@@ -44,8 +44,8 @@
 #include <utility>
 #include <vector>
 
+#include "ferry/io/detail/basic_op.hpp"
 #include "ferry/io/detail/child.hpp"
-#include "ferry/io/detail/completion_executor.hpp"
 #include "ferry/io/task.hpp"
 
 namespace ferry::detail {
@@ -225,16 +225,16 @@ inline std::chrono::steady_clock::time_point deadline_after(std::chrono::nanosec
   return now + std::chrono::duration_cast<clock::duration>(d);
 }
 
-/// The templated operation: the handler, the children, the timer.
+/// The templated operation: the handler, the children, the timer. Shared with the children
+/// while they run; the completion holds the last reference.
 template <class Handler, class Children, class Collect>
-class fan_op final : public fan_base {
+class fan_op final : public fan_base, public basic_op<fan_op<Handler, Children, Collect>, Handler> {
+  using base = basic_op<fan_op, Handler>;
   struct private_tag {};
 
  public:
   using result_type = typename Collect::result_type;
-  using executor_type = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
-  using handler_allocator =
-      boost::asio::associated_allocator_t<Handler, boost::asio::recycling_allocator<void>>;
+  using handler_allocator = typename base::handler_allocator;
 
   /// Creates and starts the operation. `deadline`: the timeout's duration, if any.
   static void launch(Handler handler,
@@ -247,45 +247,27 @@ class fan_op final : public fan_base {
     using op_allocator =
         typename std::allocator_traits<handler_allocator>::template rebind_alloc<fan_op>;
     std::shared_ptr<fan_op> op = std::allocate_shared<fan_op>(
-        op_allocator(alloc), private_tag{}, std::move(handler), alloc, std::move(bodies), policy);
+        op_allocator(alloc), private_tag{}, std::move(handler), std::move(bodies), policy);
     op->start(op, ex, deadline);
   }
 
-  fan_op(private_tag,
-         Handler&& handler,
-         const handler_allocator& alloc,
-         typename Children::bodies_type&& bodies,
-         fan_policy policy)
+  fan_op(private_tag, Handler&& handler, typename Children::bodies_type&& bodies, fan_policy policy)
       : fan_base(policy, Children::count(bodies)),
-        handler_(std::move(handler)),
-        alloc_(alloc),
-        work_(boost::asio::get_associated_executor(handler_, boost::asio::system_executor())),
+        base(std::move(handler)),
         children_(std::move(bodies)) {}
 
  private:
-  // Runs the completion in the caller's execution context.
+  friend base;
+
+  // Runs the completion in the caller's execution context; destroyed unrun, it drops its
+  // reference and the handler goes with the operation.
   class completion {
    public:
-    using allocator_type = handler_allocator;
-    explicit completion(std::shared_ptr<fan_op> op) noexcept
-        : op_(std::move(op)), alloc_(op_->alloc_) {}
-    allocator_type get_allocator() const noexcept { return alloc_; }
+    explicit completion(std::shared_ptr<fan_op> op) noexcept : op_(std::move(op)) {}
     void operator()() { fan_op::complete(std::move(op_)); }
 
    private:
     std::shared_ptr<fan_op> op_;
-    allocator_type alloc_;
-  };
-
-  // Forwards the caller's cancellation to the children.
-  struct outer_cancellation {
-    explicit outer_cancellation(std::weak_ptr<fan_base> op) noexcept : op_(std::move(op)) {}
-    void operator()(boost::asio::cancellation_type_t type) const {
-      using ct = boost::asio::cancellation_type;
-      if ((type & (ct::terminal | ct::partial | ct::total)) == ct::none) return;
-      if (std::shared_ptr<fan_base> op = op_.lock()) op->stop_children(fan_cause::outer);
-    }
-    std::weak_ptr<fan_base> op_;
   };
 
   struct deadline_handler {
@@ -307,8 +289,10 @@ class fan_op final : public fan_base {
       for (std::size_t i = 0; i < children_.size(); ++i) {
         children_.at(i).bind(*this, child_executor(ex), i);
       }
-      slot_ = boost::asio::get_associated_cancellation_slot(handler_);
-      if (slot_.is_connected()) slot_.template emplace<outer_cancellation>(weak_from_this());
+      // Forwards the caller's cancellation to the children.
+      this->connect_cancellation([op = weak_from_this()] {
+        if (std::shared_ptr<fan_base> o = op.lock()) o->stop_children(fan_cause::outer);
+      });
       if (deadline) {
         set_timeout(*deadline);
         timer_.emplace(ex);
@@ -328,15 +312,13 @@ class fan_op final : public fan_base {
 
   void finish() noexcept override {
     try {
-      work_.post(completion(std::static_pointer_cast<fan_op>(shared_from_this())), alloc_);
+      this->post_completion(completion(std::static_pointer_cast<fan_op>(shared_from_this())));
     } catch (...) {
       // Out of memory for the posted completion: the handler is destroyed without running.
     }
   }
 
   static void complete(std::shared_ptr<fan_op> op) {
-    if (op->slot_.is_connected()) op->slot_.clear();
-    [[maybe_unused]] completion_executor<executor_type> work(std::move(op->work_));
     std::exception_ptr error;
     std::optional<result_type> result;
     try {
@@ -345,17 +327,17 @@ class fan_op final : public fan_base {
       error = std::current_exception();
       result.reset();
     }
-    Handler handler(std::move(op->handler_));
-    op.reset();  // the children and the timer go before the caller resumes
-    std::move(handler)(std::move(error), std::move(result));
+    fan_op* self = op.get();
+    self->self_ = std::move(op);
+    self->upcall(true, std::move(error), std::move(result));
   }
 
-  Handler handler_;
-  handler_allocator alloc_;
-  completion_executor<executor_type> work_;
-  boost::asio::cancellation_slot slot_;
+  // The children and the timer go before the caller resumes.
+  void release() noexcept { [[maybe_unused]] std::shared_ptr<fan_op> last = std::move(self_); }
+
   Children children_;
   std::optional<boost::asio::steady_timer> timer_;
+  std::shared_ptr<fan_op> self_;  // during the upcall only
 };
 
 /// The signature of a fan operation that produces `Result`.

@@ -47,6 +47,7 @@
 #include <optional>
 #include <utility>
 
+#include "ferry/io/detail/basic_op.hpp"
 #include "ferry/io/detail/waiter.hpp"
 
 namespace ferry::detail {
@@ -122,40 +123,31 @@ class rate_bucket {
 };
 
 template <class Clock, class WaitTraits, class Handler>
-class rate_acquire_op final : public rate_waiter {
+class rate_acquire_op final
+    : public rate_waiter,
+      public basic_op<rate_acquire_op<Clock, WaitTraits, Handler>, Handler> {
+  using base = basic_op<rate_acquire_op, Handler>;
+
  public:
   using bucket_type = rate_bucket<Clock>;
-  using executor_type = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
-  using allocator_type =
-      boost::asio::associated_allocator_t<Handler, boost::asio::recycling_allocator<void>>;
+  using executor_type = typename base::executor_type;
+  using allocator_type = typename base::handler_allocator;
 
   /// Starts an acquire of `n` tokens that completes `handler` with `void(std::exception_ptr)`.
   static void start(Handler handler, std::shared_ptr<bucket_type> bucket, std::size_t n) {
-    allocator_type base_alloc =
-        boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>());
-    op_allocator alloc(base_alloc);
-    rate_acquire_op* op = std::allocator_traits<op_allocator>::allocate(alloc, 1);
-    try {
-      ::new (static_cast<void*>(op))
-          rate_acquire_op(std::move(handler), base_alloc, std::move(bucket), n);
-    } catch (...) {
-      std::allocator_traits<op_allocator>::deallocate(alloc, op, 1);
-      throw;
-    }
-    op->enqueue();
+    base::allocate(std::move(handler), std::move(bucket), n)->enqueue();
   }
 
   void wake_locked() override {
     if (!armed_) return;  // granted but not sleeping yet: it sees `destroyed` when it runs
-    boost::asio::post(executor_, [bucket = bucket_, self = this] {
+    post_holding_work(executor_, [bucket = bucket_, self = this] {
       std::lock_guard lock(bucket->mutex);
       if (bucket->head == self && self->armed_) self->timer_->cancel();
     });
   }
 
  private:
-  using op_allocator =
-      typename std::allocator_traits<allocator_type>::template rebind_alloc<rate_acquire_op>;
+  friend base;
   using timer_type = boost::asio::basic_waitable_timer<Clock, WaitTraits, executor_type>;
 
   // Handlers of the two phases: they carry the user's executor and allocator, and the inner
@@ -197,24 +189,10 @@ class rate_acquire_op final : public rate_waiter {
     void operator()(boost::system::error_code) { this->release()->on_timer(); }
   };
 
-  struct user_cancellation {
-    explicit user_cancellation(rate_acquire_op* op) noexcept : op_(op) {}
-    void operator()(boost::asio::cancellation_type_t type) const {
-      using ct = boost::asio::cancellation_type;
-      if ((type & (ct::terminal | ct::partial | ct::total)) == ct::none) return;
-      op_->cancelled_ = true;
-      op_->inner_.emit(type);
-    }
-    rate_acquire_op* op_;
-  };
-
-  rate_acquire_op(Handler&& handler,
-                  const allocator_type& alloc,
-                  std::shared_ptr<bucket_type>&& bucket,
-                  std::size_t n)
-      : handler_(std::move(handler)),
-        alloc_(alloc),
-        executor_(boost::asio::get_associated_executor(handler_, boost::asio::system_executor())),
+  rate_acquire_op(Handler&& handler, std::shared_ptr<bucket_type>&& bucket, std::size_t n)
+      : base(std::move(handler)),
+        executor_(
+            boost::asio::get_associated_executor(this->handler_, boost::asio::system_executor())),
         bucket_(std::move(bucket)),
         n_(n) {}
 
@@ -223,8 +201,11 @@ class rate_acquire_op final : public rate_waiter {
     // If this throws, the turn_handler (whichever copy owns the operation) destroys it.
     waiter<bool, rate_waiter*>* w =
         make_waiter<bool, rate_waiter*>(turn_handler(this), bucket_->mutex, bucket_->waiters, this);
-    user_slot_ = boost::asio::get_associated_cancellation_slot(handler_);
-    if (user_slot_.is_connected()) user_slot_.template emplace<user_cancellation>(this);
+    // The user's cancellation reaches whichever phase is waiting, through the inner signal.
+    this->connect_cancellation([this] {
+      cancelled_ = true;
+      inner_.emit(boost::asio::cancellation_type::terminal);
+    });
 
     bucket_type& b = *bucket_;
     std::unique_lock lock(b.mutex);
@@ -302,9 +283,8 @@ class rate_acquire_op final : public rate_waiter {
 
   // Completes the user's handler, in its execution context (we run inside a handler there).
   void complete(std::exception_ptr error) {
-    Handler handler(std::move(handler_));
-    destroy();
-    std::move(handler)(std::move(error));
+    this->mark_completing();
+    this->upcall(true, std::move(error));
   }
 
   // A phase handler was destroyed without being invoked: its execution context is gone.
@@ -321,18 +301,13 @@ class rate_acquire_op final : public rate_waiter {
   }
 
   void destroy() {
-    if (user_slot_.is_connected()) user_slot_.clear();
-    op_allocator alloc(alloc_);
-    this->~rate_acquire_op();
-    std::allocator_traits<op_allocator>::deallocate(alloc, this, 1);
+    if (this->slot_.is_connected()) this->slot_.clear();
+    this->release();
   }
 
-  Handler handler_;
-  allocator_type alloc_;
   executor_type executor_;
   std::shared_ptr<bucket_type> bucket_;
   const std::size_t n_;
-  boost::asio::cancellation_slot user_slot_;
   boost::asio::cancellation_signal inner_;
   std::optional<timer_type> timer_;
   bool armed_ = false;      // a timer wait is pending (guarded by the bucket's mutex)

@@ -37,7 +37,7 @@
 #include <utility>
 #include <variant>
 
-#include "ferry/io/detail/completion_executor.hpp"
+#include "ferry/io/detail/basic_op.hpp"
 
 namespace ferry::detail {
 
@@ -55,11 +55,6 @@ using wait_signature_t = typename wait_signature<T>::type;
 
 template <class T>
 using stored_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
-
-inline std::exception_ptr operation_aborted() {
-  return std::make_exception_ptr(
-      boost::system::system_error(boost::asio::error::operation_aborted));
-}
 
 template <class T, class P>
 class waiter_list;
@@ -104,6 +99,7 @@ class waiter_list {
   waiter_type* front() const noexcept { return head_; }
 
   void push_back(waiter_type* w) noexcept {
+    FERRY_ASSERT(!w->linked_);
     w->prev_ = tail_;
     w->next_ = nullptr;
     if (tail_ != nullptr) {
@@ -129,6 +125,7 @@ class waiter_list {
     (w->next_ != nullptr ? w->next_->prev_ : tail_) = w->prev_;
     w->prev_ = w->next_ = nullptr;
     w->linked_ = false;
+    FERRY_ASSERT(size_ > 0);
     --size_;
     return true;
   }
@@ -162,12 +159,10 @@ using cancel_hook = void (*)(void* owner) noexcept;
 
 /// The asynchronous operation behind a waiter.
 template <class Handler, class T, class P = std::monostate>
-class wait_op final : public waiter<T, P> {
- public:
-  using executor_type = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
-  using handler_allocator =
-      boost::asio::associated_allocator_t<Handler, boost::asio::recycling_allocator<void>>;
+class wait_op final : public waiter<T, P>, public basic_op<wait_op<Handler, T, P>, Handler> {
+  using base = basic_op<wait_op, Handler>;
 
+ public:
   /// Allocates the operation with the handler's allocator and hooks up its cancellation slot.
   /// `mutex` and `list` belong to the primitive, which must outlive the wait.
   static wait_op* create(Handler handler,
@@ -176,19 +171,8 @@ class wait_op final : public waiter<T, P> {
                          P payload = P(),
                          cancel_hook hook = nullptr,
                          void* owner = nullptr) {
-    handler_allocator base_alloc =
-        boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>());
-    op_allocator alloc(base_alloc);
-    wait_op* op = std::allocator_traits<op_allocator>::allocate(alloc, 1);
-    try {
-      ::new (static_cast<void*>(op))
-          wait_op(std::move(handler), base_alloc, mutex, list, std::move(payload), hook, owner);
-    } catch (...) {
-      std::allocator_traits<op_allocator>::deallocate(alloc, op, 1);
-      throw;
-    }
-    op->slot_ = boost::asio::get_associated_cancellation_slot(op->handler_);
-    if (op->slot_.is_connected()) op->slot_.template emplace<cancellation_handler>(op);
+    wait_op* op = base::allocate(std::move(handler), mutex, list, std::move(payload), hook, owner);
+    op->connect_cancellation([op] { op->cancel(); });
     return op;
   }
 
@@ -203,32 +187,18 @@ class wait_op final : public waiter<T, P> {
   }
 
  private:
-  using op_allocator =
-      typename std::allocator_traits<handler_allocator>::template rebind_alloc<wait_op>;
-
+  friend base;
   friend class owning_completion<wait_op>;
   using completion = owning_completion<wait_op>;
 
-  struct cancellation_handler {
-    explicit cancellation_handler(wait_op* op) noexcept : op_(op) {}
-    void operator()(boost::asio::cancellation_type_t type) const {
-      using ct = boost::asio::cancellation_type;
-      if ((type & (ct::terminal | ct::partial | ct::total)) != ct::none) op_->cancel();
-    }
-    wait_op* op_;
-  };
-
   wait_op(Handler&& handler,
-          const handler_allocator& alloc,
           std::mutex& mutex,
           waiter_list<T, P>& list,
           P&& payload,
           cancel_hook hook,
           void* owner)
       : waiter<T, P>(std::move(payload)),
-        handler_(std::move(handler)),
-        alloc_(alloc),
-        work_(boost::asio::get_associated_executor(handler_, boost::asio::system_executor())),
+        base(std::move(handler)),
         mutex_(&mutex),
         list_(&list),
         hook_(hook),
@@ -245,35 +215,24 @@ class wait_op final : public waiter<T, P> {
   }
 
   void post() {
+    FERRY_ASSERT(!this->linked());
     try {
-      work_.post(completion(this), alloc_);
+      this->post_completion(completion(this));
     } catch (...) {
-      complete(false);  // out of memory for the posted completion: the handler cannot run
+      // Out of memory for the posted completion: the completion object, destroyed unrun,
+      // destroyed the operation; the handler cannot run.
     }
   }
 
   void complete(bool invoke) {
-    work_.wait_posted();  // the posting thread is done with everything it touched
-    if (slot_.is_connected()) slot_.clear();
-    [[maybe_unused]] completion_executor<executor_type> work(std::move(work_));
-    Handler handler(std::move(handler_));
     std::exception_ptr error = std::move(error_);
-    std::optional<stored_t<T>> value = std::move(value_);
-    op_allocator alloc(alloc_);
-    this->~wait_op();
-    std::allocator_traits<op_allocator>::deallocate(alloc, this, 1);
-    if (!invoke) return;
     if constexpr (std::is_void_v<T>) {
-      std::move(handler)(std::move(error));
+      this->upcall(invoke, std::move(error));
     } else {
-      std::move(handler)(std::move(error), value ? T(std::move(*value)) : T());
+      this->upcall(invoke, std::move(error), value_ ? T(std::move(*value_)) : T());
     }
   }
 
-  Handler handler_;
-  handler_allocator alloc_;
-  completion_executor<executor_type> work_;
-  boost::asio::cancellation_slot slot_;
   std::mutex* mutex_;
   waiter_list<T, P>* list_;
   cancel_hook hook_;
