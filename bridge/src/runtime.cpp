@@ -2,6 +2,7 @@
 #include "ferry/bridge/runtime.hpp"
 
 #include <oneapi/tbb/info.h>
+#include <pthread.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -241,6 +242,8 @@ runtime::~runtime() {
 
 void runtime::io_thread_main() {
   current_runtime = this;
+  // A name to find the loop by in top -H, gdb, chrt (15 characters at most).
+  pthread_setname_np(pthread_self(), "ferry-io");
   for (;;) {
     try {
       io_.run();
@@ -373,9 +376,10 @@ void runtime::post_stop_locked() {
 
 namespace detail {
 
-loop_inbox* current_inbox(const boost::asio::io_context& io, const cpu_pool& pool) noexcept {
+loop_inbox* current_inbox(const boost::asio::execution_context& ctx,
+                          const cpu_pool& pool) noexcept {
   runtime* rt = current_runtime;
-  if (rt == nullptr || &io != &rt->io_ || &pool != rt->cpu_.get()) return nullptr;
+  if (rt == nullptr || &ctx != &rt->io_ || &pool != rt->cpu_.get()) return nullptr;
   return &rt->inbox_;
 }
 

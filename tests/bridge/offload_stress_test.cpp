@@ -154,8 +154,8 @@ struct config {
 
 TEST(OffloadStress, ExactlyOnceUnderRandomCancellation) {
   constexpr int kClients = 64;
-  constexpr int kOpsPerClient = 500;  // 4 configurations x 32,000 = 128,000 offloads
-  const config configs[] = {{1, 0}, {3, 0}, {1, 8}, {3, 8}};
+  constexpr int kOpsPerClient = 500;  // 5 configurations x 32,000 = 160,000 offloads
+  const config configs[] = {{1, 0}, {2, 0}, {3, 0}, {1, 8}, {2, 8}};
   for (const auto& cfg : configs) {
     SCOPED_TRACE("io_threads=" + std::to_string(cfg.io_threads) +
                  " max_in_flight=" + std::to_string(cfg.max_in_flight));

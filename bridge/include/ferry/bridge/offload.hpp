@@ -15,8 +15,11 @@
 // cpu_pool sized to the machine.
 //
 // Resumes on: the completion handler's associated executor (for a coroutine, its own executor;
-// never a pool thread), always by `post`, never inline. Outstanding work is held on that
-// executor while the operation is in flight, so its io_context does not run out of work.
+// never a pool thread), never inline in `offload` itself. When that executor runs on the
+// runtime's io_context (its own, a strand of it), the completion goes through the runtime's
+// inbox and is dispatched to it on the loop; otherwise it is posted. Outstanding work is held
+// on that executor while the operation is in flight, so its io_context does not run out of
+// work; the completion never waits for the thread that finished `f`.
 //
 // Cancellation: through the handler's cancellation slot; `terminal`, `partial` and `total` are
 // all honoured (a coroutine's own filter may let fewer through: Asio's default is terminal).

@@ -198,7 +198,7 @@ class runtime {
   static void finish_run(run_state& state, std::exception_ptr error);
   void io_thread_main();
 
-  friend detail::loop_inbox* detail::current_inbox(const boost::asio::io_context&,
+  friend detail::loop_inbox* detail::current_inbox(const boost::asio::execution_context&,
                                                    const cpu_pool&) noexcept;
 
   class monitor;  // lag probe and watchdog (runtime.cpp)

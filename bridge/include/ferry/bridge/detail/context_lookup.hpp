@@ -35,21 +35,27 @@ blocking_pool& blocking_pool_for(boost::asio::execution_context& ctx);
 
 class loop_inbox;
 
-/// The inbox of the runtime whose io thread calls, when `io` is that runtime's io_context and
+/// The inbox of the runtime whose io thread calls, when `ctx` is that runtime's io_context and
 /// `pool` its cpu_pool; otherwise nullptr.
-loop_inbox* current_inbox(const boost::asio::io_context& io, const cpu_pool& pool) noexcept;
+loop_inbox* current_inbox(const boost::asio::execution_context& ctx, const cpu_pool& pool) noexcept;
 
-/// The inbox through which an offload whose handler runs on `ex` may complete: only a plain
-/// io_context executor (directly or inside an any_io_executor) qualifies — a strand or another
-/// executor keeps its own ordering, so its completions are posted to it.
+/// The inbox through which an offload whose handler runs on `ex` may complete: any executor
+/// that runs on the calling runtime's io_context qualifies — the io_context's own, a strand of
+/// it (a task_group child, a server connection), or another wrapper of it. The inbox delivers
+/// on the loop and dispatches to the executor, which keeps its own ordering (a strand's
+/// handlers still never run concurrently and keep their order).
 template <class Executor>
 loop_inbox* inbox_for(const Executor& ex, const cpu_pool& pool) noexcept {
-  using io_executor = boost::asio::io_context::executor_type;
-  if constexpr (std::is_same_v<Executor, io_executor>) {
+  if constexpr (std::is_same_v<Executor, boost::asio::io_context::executor_type>) {
     return current_inbox(ex.context(), pool);
   } else if constexpr (std::is_same_v<Executor, boost::asio::any_io_executor>) {
-    const io_executor* io = ex.template target<io_executor>();
-    return io != nullptr ? current_inbox(io->context(), pool) : nullptr;
+    if (!ex) return nullptr;
+    if (const auto* io = ex.template target<boost::asio::io_context::executor_type>()) {
+      return current_inbox(io->context(), pool);
+    }
+    return current_inbox(boost::asio::query(ex, boost::asio::execution::context), pool);
+  } else if constexpr (boost::asio::execution::is_executor<Executor>::value) {
+    return current_inbox(boost::asio::query(ex, boost::asio::execution::context), pool);
   } else {
     return nullptr;
   }

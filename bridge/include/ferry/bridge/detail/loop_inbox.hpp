@@ -1,13 +1,16 @@
 // ferry/bridge/detail/loop_inbox.hpp — the fast lane from the cpu_pool back to a runtime's loop.
 //
 // An offload started on a runtime's io thread, whose completion handler runs on that runtime's
-// io_context (not a strand), and whose function runs on that runtime's cpu_pool, completes
-// through the runtime's inbox instead of `asio::post`:
+// io_context (its own executor, a strand of it, or another wrapper of it), and whose function
+// runs on that runtime's cpu_pool, completes through the runtime's inbox instead of
+// `asio::post`:
 //
 //  - the pool thread pushes the finished operation onto a lock-free stack (one CAS) and wakes
 //    the loop only when it is asleep (one post per sleep, not per completion);
 //  - on the loop, a handler — the spinner — takes every finished operation at once, restores
-//    their order and delivers them (resumes their coroutines) inline; while offloads are in
+//    their order and delivers them: a plain io_context handler resumes inline, any other
+//    executor gets the completion dispatched (an idle strand runs it inline, a strand busy on
+//    another io thread queues it in order); while offloads are in
 //    flight it keeps polling the stack for a bounded, adaptive time before it lets the loop
 //    sleep: a completion that lands during the spin is picked up in well under a microsecond
 //    instead of the ~20 µs it costs to wake a sleeping thread.
@@ -19,8 +22,10 @@
 // `spin`, halved each time a spin ends empty-handed, doubled back each time one is rewarded) is
 // spent.
 //
-// Thread safety: `push` from any thread; everything else on the loop (an io thread of the
-// runtime), except `discard`, which runs once the loop and the pools have stopped.
+// Thread safety: `push` from any thread; `started` from any io thread of the runtime; the
+// spinner's state (`pending_`, `budget_ns_`) belongs to the one spinner that may exist at a time
+// (`state_` active), on whichever io thread runs it; `discard` runs once the loop and the pools
+// have stopped.
 //
 // Memory ordering: a push is a release CAS on the stack's head; the spinner takes the stack
 // with an acquire exchange, so everything the pool thread wrote before the push (the result) is
@@ -58,7 +63,7 @@ class loop_inbox {
   loop_inbox(const loop_inbox&) = delete;
   loop_inbox& operator=(const loop_inbox&) = delete;
 
-  /// On the loop: an operation that will complete through `push` has started.
+  /// On an io thread of the runtime: an operation that will complete through `push` started.
   void started() noexcept;
 
   /// Any thread: the operation is finished; it will be delivered on the loop. The caller must
