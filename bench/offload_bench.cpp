@@ -2,9 +2,13 @@
 // efficiency) of BENCHMARKS.md: ferry against its baselines, in one binary so every figure is a
 // ratio measured in the same run.
 //
-// Contenders (every one resumes the awaiting coroutine on its single I/O thread):
+// Contenders (every one resumes the awaiting coroutine on its own I/O thread):
 //  - Ferry:          ferry::runtime (io_threads = 1, cpu_threads = 2), main coroutine through
-//                    `rt.run`, `co_await ferry::offload(f)`.
+//                    `rt.run`, `co_await ferry::offload(f)`: coroutines on the bare io_context,
+//                    the best case.
+//  - FerryStrand:    the shape users write: W1's coroutine is a task_group child, W2's 1,024
+//                    coroutines are task_group children, each on its own strand (a server's
+//                    connections). FerryStrandIo2: the same with io_threads = 2.
 //  - NaiveBridge:    a plain asio::io_context run by one thread, a `tbb::task_arena(2, 0)` under a
 //                    `global_control(max_allowed_parallelism, 3)`; offload = `arena.enqueue(f)`,
 //                    then `asio::post` back to the coroutine's executor, wrapped with
@@ -98,14 +102,16 @@ std::size_t usable_cores() {
   return static_cast<std::size_t>(CPU_COUNT(&set));
 }
 
-/// Counts the calls made on the I/O thread: an offloaded function must run somewhere else.
+/// Counts the calls made on an I/O thread (the contender's one loop thread, or for ferry any io
+/// thread of a runtime): an offloaded function must run somewhere else.
 struct off_loop_check {
   std::thread::id io_thread;
   std::atomic<std::size_t>* ran_on_io_thread;
+  bool any_runtime_thread = false;
   void operator()() const noexcept {
-    if (std::this_thread::get_id() == io_thread) {
-      ran_on_io_thread->fetch_add(1, std::memory_order_relaxed);
-    }
+    const bool on_loop = any_runtime_thread ? ferry::runtime::current() != nullptr
+                                            : std::this_thread::get_id() == io_thread;
+    if (on_loop) ran_on_io_thread->fetch_add(1, std::memory_order_relaxed);
   }
 };
 
@@ -229,14 +235,47 @@ T run_on(asio::io_context& io, ferry::task<T> main) {
 
 // --- the contenders: where the loop runs and how offload is spelled ----------------------------
 
-struct ferry_contender {
-  ferry::runtime rt{ferry::runtime_options{.io_threads = 1, .cpu_threads = 2}};
+/// A contender whose loop is one thread: resumptions must land on it, offloads anywhere else.
+struct single_loop_contender {
+  static constexpr bool grouped = false;
+  bool on_loop(std::thread::id io_thread) const { return std::this_thread::get_id() == io_thread; }
+  off_loop_check loop_check(std::thread::id io_thread, std::atomic<std::size_t>* count) const {
+    return {io_thread, count, false};
+  }
+};
+
+/// Runs `main` as the one child of a task_group (on the child's own strand), as a handler in a
+/// server runs.
+template <class T>
+ferry::task<T> in_task_group_child(ferry::task<T> main) {
+  ferry::task_group tg{co_await asio::this_coro::executor};
+  auto handle = tg.spawn(std::move(main));
+  co_await tg.join();
+  co_return std::move(handle.result());
+}
+
+/// ferry in the shapes users write. `IoThreads` loop threads; `Grouped`: W1's coroutine is a
+/// task_group child and W2's 1,024 coroutines are children of one task_group, each on its own
+/// strand of the io_context (a server's connections) — instead of coroutines co_spawned on the
+/// bare io_context.
+template <std::size_t IoThreads, bool Grouped>
+struct basic_ferry_contender {
+  static constexpr bool grouped = Grouped;
+  ferry::runtime rt{ferry::runtime_options{.io_threads = IoThreads, .cpu_threads = 2}};
 
   const char* setup_error() const { return nullptr; }
+  bool on_loop(std::thread::id) const { return rt.running_in_this_thread(); }
+  off_loop_check loop_check(std::thread::id io_thread, std::atomic<std::size_t>* count) const {
+    return {io_thread, count, true};
+  }
 
   template <class T>
   T run(ferry::task<T> main) {
-    return rt.run(std::move(main));
+    if constexpr (Grouped) {
+      return rt.run(in_task_group_child(std::move(main)));
+    } else {
+      return rt.run(std::move(main));
+    }
   }
   template <class F>
   auto offload(F f) {
@@ -244,7 +283,11 @@ struct ferry_contender {
   }
 };
 
-struct naive_bridge_contender {
+using ferry_contender = basic_ferry_contender<1, false>;
+using ferry_strand_contender = basic_ferry_contender<1, true>;
+using ferry_strand_io2_contender = basic_ferry_contender<2, true>;
+
+struct naive_bridge_contender : single_loop_contender {
   tbb::global_control parallelism{tbb::global_control::max_allowed_parallelism, 3};
   tbb::task_arena arena{2, 0};
   asio::io_context io{1};
@@ -272,7 +315,7 @@ struct naive_bridge_contender {
   }
 };
 
-struct asio_thread_pool_contender {
+struct asio_thread_pool_contender : single_loop_contender {
   asio::thread_pool pool{2};
   asio::io_context io{1};
   asio::steady_timer reactor{io};  // see "The loop" in the file comment
@@ -291,7 +334,7 @@ struct asio_thread_pool_contender {
   }
 };
 
-struct std_async_contender {
+struct std_async_contender : single_loop_contender {
   asio::io_context io{1};
   asio::steady_timer reactor{io};  // see "The loop" in the file comment
 
@@ -331,9 +374,10 @@ ferry::task<round_trip_result> round_trip_main(Contender& c, std::size_t warmup,
   for (std::size_t i = 0; i < warmup + n; ++i) {
     const int expected = static_cast<int>(i);
     const auto start = clock_type::now();
-    const int got = co_await c.offload(identity_fn{expected, {io_thread, &ran_on_io_thread}});
+    const int got =
+        co_await c.offload(identity_fn{expected, c.loop_check(io_thread, &ran_on_io_thread)});
     const auto stop = clock_type::now();
-    if (std::this_thread::get_id() != io_thread) ++r.wrong_thread;
+    if (!c.on_loop(io_thread)) ++r.wrong_thread;
     if (got != expected) ++r.wrong_value;
     if (i >= warmup) r.ns.push_back((stop - start) / std::chrono::nanoseconds(1));
   }
@@ -385,49 +429,82 @@ struct throughput_result {
   std::uint64_t sink = 0;
 };
 
+/// What the workers add up while they run (from several io threads in the io_threads = 2 rows).
+struct flood_counts {
+  std::atomic<std::size_t> completed{0};
+  std::atomic<std::size_t> wrong_thread{0};
+  std::atomic<std::size_t> ran_on_io_thread{0};
+  std::atomic<std::uint64_t> sink{0};
+};
+
 template <class Contender>
 ferry::task<void> throughput_worker(Contender& c,
                                     std::size_t first,
                                     std::size_t count,
                                     std::uint64_t iterations,
                                     off_loop_check check,
-                                    throughput_result& r) {
-  const std::thread::id io_thread = check.io_thread;
+                                    flood_counts& counts) {
+  std::uint64_t sink = 0;
+  std::size_t wrong_thread = 0;
   for (std::size_t i = first; i < first + count; ++i) {
-    r.sink ^= co_await c.offload(work_fn{iterations, i, check});
-    if (std::this_thread::get_id() != io_thread) ++r.wrong_thread;
-    ++r.completed;
+    sink ^= co_await c.offload(work_fn{iterations, i, check});
+    if (!c.on_loop(check.io_thread)) ++wrong_thread;
+  }
+  counts.sink.fetch_xor(sink, std::memory_order_relaxed);
+  counts.wrong_thread.fetch_add(wrong_thread, std::memory_order_relaxed);
+  counts.completed.fetch_add(count, std::memory_order_relaxed);
+}
+
+/// Runs `workers` to completion: co_spawned on `ex`, or (grouped contenders) as children of one
+/// task_group, each on its own strand.
+template <bool Grouped>
+ferry::task<void> run_all(const asio::any_io_executor& ex, std::vector<ferry::task<void>> workers) {
+  if constexpr (Grouped) {
+    // A group on the io_context itself gives each child a strand of its own (a group on a
+    // strand would run its children on that one strand), as a server's acceptor does.
+    auto& io = static_cast<asio::io_context&>(asio::query(ex, asio::execution::context));
+    ferry::task_group tg{io.get_executor()};
+    for (auto& w : workers) tg.spawn(std::move(w));
+    co_await tg.join();
+  } else {
+    asio::steady_timer all_done(ex, clock_type::time_point::max());
+    std::size_t running = workers.size();
+    std::exception_ptr first_error;
+    for (auto& w : workers) {
+      asio::co_spawn(ex, std::move(w), [&](std::exception_ptr e) {
+        if (e && !first_error) first_error = e;
+        if (--running == 0) all_done.cancel();
+      });
+    }
+    if (running != 0) co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (first_error) std::rethrow_exception(first_error);
   }
 }
 
-/// Spawns max_in_flight workers sharing n offloads and waits for all of them (one I/O thread:
-/// the counters need no synchronisation).
+/// Spawns max_in_flight workers sharing n offloads and waits for all of them.
 template <class Contender>
 ferry::task<throughput_result> throughput_main(Contender& c,
                                                std::size_t n,
                                                std::uint64_t iterations) {
   const auto ex = co_await asio::this_coro::executor;
-  throughput_result r;
-  std::atomic<std::size_t> ran_on_io_thread{0};
-  const off_loop_check check{std::this_thread::get_id(), &ran_on_io_thread};
-  asio::steady_timer all_done(ex, clock_type::time_point::max());
-  std::size_t running = std::min(max_in_flight, n);
-  std::exception_ptr first_error;
-  const std::size_t workers = running;
-  const auto start = clock_type::now();
+  flood_counts counts;
+  const off_loop_check check = c.loop_check(std::this_thread::get_id(), &counts.ran_on_io_thread);
+  const std::size_t workers = std::min(max_in_flight, n);
+  std::vector<ferry::task<void>> bodies;
+  bodies.reserve(workers);
   for (std::size_t w = 0, first = 0; w < workers; ++w) {
     const std::size_t count = n / workers + (w < n % workers ? 1 : 0);
-    asio::co_spawn(
-        ex, throughput_worker(c, first, count, iterations, check, r), [&](std::exception_ptr e) {
-          if (e && !first_error) first_error = e;
-          if (--running == 0) all_done.cancel();
-        });
+    bodies.push_back(throughput_worker(c, first, count, iterations, check, counts));
     first += count;
   }
-  if (running != 0) co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+  const auto start = clock_type::now();
+  co_await run_all<Contender::grouped>(ex, std::move(bodies));
+  throughput_result r;
   r.seconds = std::chrono::duration<double>(clock_type::now() - start).count();
-  r.ran_on_io_thread = ran_on_io_thread.load(std::memory_order_relaxed);
-  if (first_error) std::rethrow_exception(first_error);
+  r.completed = counts.completed.load();
+  r.wrong_thread = counts.wrong_thread.load();
+  r.ran_on_io_thread = counts.ran_on_io_thread.load();
+  r.sink = counts.sink.load();
   co_return r;
 }
 
@@ -615,6 +692,27 @@ void BM_Offload_Throughput0us_StdAsync(benchmark::State& s) {
 void BM_Offload_Throughput0us_TaskGroup(benchmark::State& s) { task_group_throughput(s, 0); }
 
 void BM_Offload_Parallel_Ferry(benchmark::State& s) { parallel_efficiency<ferry_contender>(s); }
+
+// The shapes users write: a task_group child (W1) and 1,024 task_group children, each on its own
+// strand (W2), with one and with two io threads.
+void BM_Offload_RoundTrip_FerryStrand(benchmark::State& s) {
+  round_trip<ferry_strand_contender>(s);
+}
+void BM_Offload_RoundTrip_FerryStrandIo2(benchmark::State& s) {
+  round_trip<ferry_strand_io2_contender>(s);
+}
+void BM_Offload_Throughput1us_FerryStrand(benchmark::State& s) {
+  throughput<ferry_strand_contender>(s, 1);
+}
+void BM_Offload_Throughput1us_FerryStrandIo2(benchmark::State& s) {
+  throughput<ferry_strand_io2_contender>(s, 1);
+}
+void BM_Offload_Throughput0us_FerryStrand(benchmark::State& s) {
+  throughput<ferry_strand_contender>(s, 0);
+}
+void BM_Offload_Throughput0us_FerryStrandIo2(benchmark::State& s) {
+  throughput<ferry_strand_io2_contender>(s, 0);
+}
 void BM_Offload_Parallel_NaiveBridge(benchmark::State& s) {
   parallel_efficiency<naive_bridge_contender>(s);
 }
@@ -650,6 +748,12 @@ FERRY_OFFLOAD_BENCHMARK(BM_Offload_RoundTrip_Ferry);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput1us_Ferry);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput0us_Ferry);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Parallel_Ferry);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_RoundTrip_FerryStrand);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput1us_FerryStrand);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput0us_FerryStrand);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_RoundTrip_FerryStrandIo2);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput1us_FerryStrandIo2);
+FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput0us_FerryStrandIo2);
 
 }  // namespace
 
