@@ -1,5 +1,5 @@
 // bench/offload_bench.cpp — W1 (offload round trip), W2 (offload throughput) and W3 (CPU-parallel
-// efficiency) of BENCHMARKS.md: ferry against its baselines, in one binary so every figure is a
+// efficiency) of docs/workloads.md: ferry against its baselines, in one binary so every figure is a
 // ratio measured in the same run.
 //
 // Contenders (every one resumes the awaiting coroutine on its own I/O thread):

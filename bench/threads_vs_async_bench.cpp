@@ -1,4 +1,4 @@
-// bench/threads_vs_async_bench.cpp — W4 of BENCHMARKS.md (I/O-bound fan-out: coroutines against
+// bench/threads_vs_async_bench.cpp — W4 of docs/workloads.md (I/O-bound fan-out: coroutines against
 // one OS thread per task), the loop's lag while CPU work runs inline, offloaded or on threads, and
 // the idle cost of a runtime. Baselines in the same binary, so every figure is a ratio measured in
 // one run.

@@ -1,4 +1,4 @@
-// bench/work_kernel.hpp — the work kernel of BENCHMARKS.md, shared by ferry's benchmarks: a
+// bench/work_kernel.hpp — the work kernel of docs/workloads.md, shared by ferry's benchmarks: a
 // xorshift64 loop, calibrated at start-up (printed, and put in the JSON context).
 #pragma once
 

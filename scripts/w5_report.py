@@ -5,7 +5,7 @@
         inline:loadgen-inline.json:0 offload:loadgen-offload.json:0 thread:loadgen-thread.json:0
 
 Each positional argument is MODE:LOADGEN_JSON:SERVER_EXIT_STATUS. The table compares the modes
-against W5's targets (BENCHMARKS.md): light-request p99 <= 1 ms while the heavy endpoint
+against W5's targets (docs/workloads.md): light-request p99 <= 1 ms while the heavy endpoint
 saturates the cores, and heavy throughput >= 95% of cores x (1 / work time). A missed target is
 reported, never an error. The exit status is 1 only when a run is broken: the server did not
 exit 0, a class got no successful response, or more than --max-error-fraction of a class's

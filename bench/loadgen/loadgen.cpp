@@ -1,5 +1,5 @@
 // bench/loadgen/loadgen.cpp — ferry_loadgen: the HTTP/1.1 load generator of W5
-// (BENCHMARKS.md), built on ferry and Boost.Beast.
+// (docs/workloads.md), built on ferry and Boost.Beast.
 //
 // Two traffic classes in one run, each either
 //  - closed loop: `--<class>-connections N` keep-alive connections, each sending its next request
@@ -98,7 +98,7 @@ struct options {
 
 constexpr const char* usage_text =
     R"(usage: ferry_loadgen [options]
-HTTP/1.1 load in two traffic classes, heavy and light (W5 of BENCHMARKS.md).
+HTTP/1.1 load in two traffic classes, heavy and light (W5 of docs/workloads.md).
 
   --host H                 server address (default 127.0.0.1)
   --port N                 server port (default 8080)
