@@ -124,6 +124,11 @@ void write_prometheus(std::string& out, const runtime_stats& s) {
          "Offloads waiting for a slot under max_offloads_in_flight.",
          static_cast<std::uint64_t>(s.cpu.waiting));
   scalar(out,
+         "ferry_offloads_rejected_total",
+         "counter",
+         "try_offload calls refused because every admission slot was taken.",
+         s.cpu.rejected);
+  scalar(out,
          "ferry_offloads_handed_off_total",
          "counter",
          "Jobs handed straight to a spinning worker.",

@@ -2,6 +2,8 @@
 // purpose: blocking calls must never run on the work-stealing pool's threads).
 #include "ferry/core/blocking_pool.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <stdexcept>
 #include <thread>
@@ -152,6 +154,7 @@ void blocking_pool::on_start_failure(worker* w) {
 }
 
 void blocking_pool::worker_loop(worker* w) noexcept {
+  pthread_setname_np(pthread_self(), "ferry-blocking");
   current_pool = this;
   std::unique_lock lock(mutex_);
   ++running_;

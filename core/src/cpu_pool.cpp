@@ -13,6 +13,7 @@
 #include <thread>
 
 #if defined(__linux__)
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -174,6 +175,11 @@ class cpu_pool::arena_observer final : public tbb::task_scheduler_observer {
 
   void on_scheduler_entry(bool worker) override {
     current_pool = pool_;
+    // A oneTBB worker inherits the name of the thread that first woke the arena (a loop thread,
+    // say): give it its own, so top -H, gdb and chrt tell the two apart.
+#if defined(__linux__)
+    if (worker) pthread_setname_np(pthread_self(), "ferry-cpu");
+#endif
     if (worker && pool_->worker_nice_ != 0) lower_priority(pool_->worker_nice_);
   }
   void on_scheduler_exit(bool) override {
@@ -227,6 +233,7 @@ cpu_pool_stats cpu_pool::stats() const {
   s.max_in_flight = max_in_flight_;
   s.submitted = submitted_.load(std::memory_order_relaxed);
   s.skipped = withdrawn_.load(std::memory_order_relaxed);
+  s.rejected = rejected_.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < threads_; ++i) {
     const worker_slot& slot = slots_[i];
     s.completed += slot.ran.load(std::memory_order_relaxed);
@@ -279,6 +286,24 @@ void cpu_pool::submit_bounded(detail::job* j) {
   // A slot freed between the check above and the increment of waiting_ was released by a thread
   // that saw no waiter: take it now (seq_cst on both counters makes one side see the other).
   admit_waiters();
+}
+
+bool cpu_pool::try_submit_bounded(detail::job* j) {
+  if (max_in_flight_ == 0) {
+    submit(j);
+    return true;
+  }
+  // FIFO fairness: a free slot belongs to the waiters first.
+  if (waiting_.load(std::memory_order_seq_cst) != 0 || !try_take_slot()) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  submitted_.fetch_add(1, std::memory_order_relaxed);
+  pending_.fetch_add(1, std::memory_order_relaxed);
+  j->submitted_ns_ = now_ns();
+  j->bounded_ = true;
+  enqueue(j);
+  return true;
 }
 
 bool cpu_pool::withdraw(detail::job* j) noexcept {

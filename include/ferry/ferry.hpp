@@ -6,6 +6,7 @@
 #include "ferry/bridge/run_in_executor.hpp"
 #include "ferry/bridge/runtime.hpp"
 #include "ferry/bridge/to_thread.hpp"
+#include "ferry/bridge/try_offload.hpp"
 #include "ferry/core/blocking_pool.hpp"
 #include "ferry/core/cpu_pool.hpp"
 #include "ferry/core/histogram.hpp"

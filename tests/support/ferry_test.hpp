@@ -16,10 +16,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/system/system_error.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <ferry/ferry.hpp>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -66,6 +68,26 @@ inline bool wait_until(const std::function<bool()>& pred,
   }
   return true;
 }
+
+/// A door that pool functions wait at until the test opens it (a hang guard of 60 s, not a
+/// timing assertion).
+class gate {
+ public:
+  void wait() {
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, std::chrono::seconds(60), [&] { return open_; });
+  }
+  void open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
 
 /// Runs `t` on `io` until it and everything it started have finished; returns its outcome.
 template <class T>

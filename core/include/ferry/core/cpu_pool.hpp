@@ -65,6 +65,7 @@ struct cpu_pool_stats {
   std::uint64_t handed_off = 0;   ///< jobs handed straight to a spinning worker
   std::size_t in_flight = 0;      ///< admitted to the arena, not finished
   std::size_t waiting = 0;        ///< waiting for an admission slot
+  std::uint64_t rejected = 0;     ///< `try_submit_bounded` calls refused: every slot was taken
   histogram_snapshot queue_wait;  ///< submission to start, of the jobs that ran
   histogram_snapshot run_time;    ///< start to end, of the jobs that ran
 };
@@ -122,6 +123,11 @@ class cpu_pool : public boost::asio::execution_context {
   /// Runs `j` on the pool once an admission slot is free (at once when unbounded). Never blocks.
   void submit_bounded(detail::job* j);
 
+  /// Runs `j` on the pool if an admission slot is free now and nobody waits for one (always
+  /// when unbounded); otherwise returns false at once, and the caller still owns `j`. Never
+  /// blocks, never queues: the way to refuse work when the pool's bound is full.
+  [[nodiscard]] bool try_submit_bounded(detail::job* j);
+
   /// Removes `j` if it is still waiting for an admission slot; then it will never run and the
   /// caller owns it again. Returns false when `j` was already admitted (it will run).
   /// `j` must have been passed to `submit_bounded` of this pool.
@@ -154,6 +160,7 @@ class cpu_pool : public boost::asio::execution_context {
   alignas(64) std::atomic<std::size_t> pending_{0};
   std::atomic<std::uint64_t> submitted_{0};
   std::atomic<std::uint64_t> withdrawn_{0};
+  std::atomic<std::uint64_t> rejected_{0};
 
   // Hot hand-off: jobs enqueued in the arena and not started; workers spinning on their slot;
   // workers inside serve() after their first job (the destructor waits for them).

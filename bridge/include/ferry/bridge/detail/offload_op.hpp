@@ -138,6 +138,7 @@ enum class completion_kind : unsigned char {
   normal,          // f ran (or threw); the pool side is done with the op
   aborted_shared,  // cancelled while queued in a pool: the pool side still holds the op
   aborted_sole,    // never reached a pool (withdrawn, or its executor dropped it)
+  refused,         // never reached a pool, refused at submission: error_ says why
 };
 
 class op_base : public job, public inbox_node {
@@ -281,6 +282,16 @@ class offload_op final : public op_base, public basic_op<offload_op<Handler, F>,
     offload_op* op_;
   };
 
+  /// Initiation side: the pool refused the op (`try_offload`, bound full). It completes with
+  /// `error`, posted — never inline in the initiating function. The state leaves `queued`, so a
+  /// cancellation arriving before the completion runs finds nothing to do.
+  void refuse(std::exception_ptr error) noexcept {
+    error_ = std::move(error);
+    admission_ = nullptr;
+    state_.store(cancelled, std::memory_order_relaxed);
+    complete_with(completion_kind::refused);
+  }
+
  private:
   friend base;
   friend class owning_completion<offload_op>;
@@ -367,8 +378,9 @@ class offload_op final : public op_base, public basic_op<offload_op<Handler, F>,
 
   // Completion side: deliver the outcome (or, with invoke = false, just destroy it).
   void complete(bool invoke) {
-    std::exception_ptr error =
-        kind_ == completion_kind::normal ? std::move(error_) : operation_aborted();
+    std::exception_ptr error = kind_ == completion_kind::normal || kind_ == completion_kind::refused
+                                   ? std::move(error_)
+                                   : operation_aborted();
     if constexpr (std::is_void_v<result_type>) {
       this->upcall(invoke, std::move(error));
     } else {
