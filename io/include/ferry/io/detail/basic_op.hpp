@@ -42,6 +42,7 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/require.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/system_executor.hpp>
 #include <boost/system/system_error.hpp>
 #include <exception>
@@ -70,6 +71,39 @@ inline std::exception_ptr operation_aborted() {
 
 // --- handler_work: outstanding work on the handler's executor, and how to reach it ----------
 
+/// Takes `tracked` (outstanding work) into this frame and posts `fn` through an untracked copy:
+/// the work is dropped last, once this thread no longer touches the executor (see the file
+/// comment). Never runs `fn` inline.
+template <class Tracked, class Fn, class Alloc>
+void post_holding(Tracked& tracked, Fn&& fn, const Alloc& alloc) {
+  namespace execution = boost::asio::execution;
+  const Tracked held(std::move(tracked));
+  execution::execute(
+      boost::asio::prefer(
+          boost::asio::require(boost::asio::prefer(held, execution::outstanding_work.untracked),
+                               execution::blocking.never),
+          execution::relationship.fork,
+          execution::allocator(alloc)),
+      std::forward<Fn>(fn));
+}
+
+/// Like post_holding, but lets the executor run `fn` inline when it allows (called on a thread
+/// of the executor's own context: an idle strand runs it at once, a busy one queues it).
+template <class Tracked, class Fn, class Alloc>
+void dispatch_holding(Tracked& tracked, Fn&& fn, const Alloc& alloc) {
+  namespace execution = boost::asio::execution;
+  const Tracked held(std::move(tracked));
+  execution::execute(
+      boost::asio::prefer(boost::asio::prefer(held, execution::outstanding_work.untracked),
+                          execution::blocking.possibly,
+                          execution::allocator(alloc)),
+      std::forward<Fn>(fn));
+}
+
+template <class Executor>
+using tracked_executor_t = std::decay_t<decltype(boost::asio::prefer(
+    std::declval<const Executor&>(), boost::asio::execution::outstanding_work.tracked))>;
+
 /// Holds the handler's executor with outstanding work tracked while the operation is in
 /// flight, and hands the completion to it: `post` (from any thread, never inline) or `dispatch`
 /// (from a thread of the executor's own context: inline when the executor allows — an idle
@@ -82,39 +116,22 @@ class handler_work {
 
   template <class Fn, class Alloc>
   void post(Fn&& fn, const Alloc& alloc) && {
-    namespace execution = boost::asio::execution;
-    const tracked held(std::move(work_));  // destroyed last: this thread's hold on the context
-    execution::execute(
-        boost::asio::prefer(
-            boost::asio::require(boost::asio::prefer(held, execution::outstanding_work.untracked),
-                                 execution::blocking.never),
-            execution::relationship.fork,
-            execution::allocator(alloc)),
-        std::forward<Fn>(fn));
+    post_holding(work_, std::forward<Fn>(fn), alloc);
   }
 
   template <class Fn, class Alloc>
   void dispatch(Fn&& fn, const Alloc& alloc) && {
-    namespace execution = boost::asio::execution;
-    const tracked held(std::move(work_));
-    execution::execute(
-        boost::asio::prefer(boost::asio::prefer(held, execution::outstanding_work.untracked),
-                            execution::blocking.possibly,
-                            execution::allocator(alloc)),
-        std::forward<Fn>(fn));
+    dispatch_holding(work_, std::forward<Fn>(fn), alloc);
   }
 
   /// True when a completion may run inline on a thread of the executor's io_context with no
   /// dispatch at all: the executor is a plain io_context executor (no strand, no wrapper).
-  static constexpr bool plain_io() noexcept {
+  bool is_plain_io() const noexcept {
     return std::is_same_v<Executor, boost::asio::io_context::executor_type>;
   }
-  bool is_plain_io() const noexcept { return plain_io(); }
 
  private:
-  using tracked = std::decay_t<decltype(boost::asio::prefer(
-      std::declval<const Executor&>(), boost::asio::execution::outstanding_work.tracked))>;
-  tracked work_;
+  tracked_executor_t<Executor> work_;
 };
 
 /// A Networking TS style executor: work is counted with a work guard.
@@ -143,64 +160,53 @@ class handler_work<Executor, false> {
   boost::asio::executor_work_guard<Executor> work_;
 };
 
-/// Coroutines on an io_context have an any_io_executor: going through the polymorphic wrapper
-/// costs an allocation per hand-off, so when its target is a plain io_context executor, use that.
+/// Coroutines have an any_io_executor: going through the polymorphic wrapper costs an
+/// allocation and an indirect call per hand-off, so when its target is a plain io_context
+/// executor or a strand of one (a task_group child, a server connection), use that directly.
 template <>
 class handler_work<boost::asio::any_io_executor, true> {
+  using io_executor = boost::asio::io_context::executor_type;
+  using io_strand = boost::asio::strand<io_executor>;
+
  public:
   explicit handler_work(const boost::asio::any_io_executor& ex) {
-    if (auto* io = ex.target<boost::asio::io_context::executor_type>()) {
-      io_.emplace(boost::asio::prefer(*io, boost::asio::execution::outstanding_work.tracked));
+    namespace execution = boost::asio::execution;
+    if (const auto* io = ex.target<io_executor>()) {
+      io_.emplace(boost::asio::prefer(*io, execution::outstanding_work.tracked));
+    } else if (const auto* strand = ex.target<io_strand>()) {
+      strand_.emplace(boost::asio::prefer(*strand, execution::outstanding_work.tracked));
     } else {
-      any_ = boost::asio::prefer(ex, boost::asio::execution::outstanding_work.tracked);
+      any_ = boost::asio::prefer(ex, execution::outstanding_work.tracked);
     }
   }
 
   template <class Fn, class Alloc>
   void post(Fn&& fn, const Alloc& alloc) && {
-    namespace execution = boost::asio::execution;
     if (io_) {
-      const tracked_io held(std::move(*io_));
-      boost::asio::require(boost::asio::prefer(held, execution::outstanding_work.untracked),
-                           execution::blocking.never,
-                           execution::allocator(alloc))
-          .execute(std::forward<Fn>(fn));
+      post_holding(*io_, std::forward<Fn>(fn), alloc);
+    } else if (strand_) {
+      post_holding(*strand_, std::forward<Fn>(fn), alloc);
     } else {
-      const boost::asio::any_io_executor held(std::move(any_));
-      execution::execute(
-          boost::asio::prefer(
-              boost::asio::require(boost::asio::prefer(held, execution::outstanding_work.untracked),
-                                   execution::blocking.never),
-              execution::relationship.fork),
-          std::forward<Fn>(fn));
+      post_holding(any_, std::forward<Fn>(fn), alloc);
     }
   }
 
   template <class Fn, class Alloc>
   void dispatch(Fn&& fn, const Alloc& alloc) && {
-    namespace execution = boost::asio::execution;
     if (io_) {
-      const tracked_io held(std::move(*io_));
-      boost::asio::require(boost::asio::prefer(held, execution::outstanding_work.untracked),
-                           execution::blocking.possibly,
-                           execution::allocator(alloc))
-          .execute(std::forward<Fn>(fn));
+      dispatch_holding(*io_, std::forward<Fn>(fn), alloc);
+    } else if (strand_) {
+      dispatch_holding(*strand_, std::forward<Fn>(fn), alloc);
     } else {
-      const boost::asio::any_io_executor held(std::move(any_));
-      execution::execute(
-          boost::asio::prefer(boost::asio::prefer(held, execution::outstanding_work.untracked),
-                              execution::blocking.possibly),
-          std::forward<Fn>(fn));
+      dispatch_holding(any_, std::forward<Fn>(fn), alloc);
     }
   }
 
   bool is_plain_io() const noexcept { return io_.has_value(); }
 
  private:
-  using tracked_io = std::decay_t<decltype(boost::asio::prefer(
-      std::declval<const boost::asio::io_context::executor_type&>(),
-      boost::asio::execution::outstanding_work.tracked))>;
-  std::optional<tracked_io> io_;
+  std::optional<tracked_executor_t<io_executor>> io_;
+  std::optional<tracked_executor_t<io_strand>> strand_;
   boost::asio::any_io_executor any_;
 };
 
