@@ -28,7 +28,9 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
 # Contenders of offload_bench, in table order, with the words the report uses for them.
 OFFLOAD_CONTENDERS = [
-    ("Ferry", "ferry (`ferry::offload`)"),
+    ("Ferry", "ferry (`ferry::offload`), coroutines on the bare io_context"),
+    ("FerryStrand", "ferry from task_group children, each on its own strand"),
+    ("FerryStrandIo2", "ferry from task_group children on strands, `io_threads = 2`"),
     ("NaiveBridge", "naive bridge (`task_arena::enqueue` + `asio::post`, arena sized)"),
     ("AsioThreadPool", "`asio::thread_pool` hop"),
     ("StdAsync", "`std::async` + `asio::post` back"),
@@ -36,6 +38,8 @@ OFFLOAD_CONTENDERS = [
 ]
 SHORT = {
     "Ferry": "ferry",
+    "FerryStrand": "ferry\n(strands)",
+    "FerryStrandIo2": "ferry\n(strands, 2 io)",
     "NaiveBridge": "naive bridge",
     "AsioThreadPool": "asio::thread_pool",
     "StdAsync": "std::async",
@@ -344,9 +348,25 @@ def target_rows(s):
     p99 = w1.median("BM_Offload_RoundTrip_Ferry", "p99_us") if w1 else None
     add("W1 p50 ≤ 1 µs", p50, f"{fmt(p50)} µs", lambda v: v <= 1)
     add("W1 p99 ≤ 2 µs", p99, f"{fmt(p99)} µs", lambda v: v <= 2)
+    sp50 = w1.median("BM_Offload_RoundTrip_FerryStrand", "p50_us") if w1 else None
+    sp99 = w1.median("BM_Offload_RoundTrip_FerryStrand", "p99_us") if w1 else None
+    ratio = sp50 / p50 if sp50 is not None and p50 else None
+    add("W1 from a task_group child: p50 ≤ 3× bare", ratio,
+        f"{fmt(sp50)} µs = {fmt(ratio)}× bare" if ratio is not None else "", lambda v: v <= 3)
+    add("W1 from a task_group child: p99 ≤ 2 µs", sp99, f"{fmt(sp99)} µs", lambda v: v <= 2)
     ops = w2.median("BM_Offload_Throughput1us_Ferry", "ops_per_s") if w2 else None
     add("W2 ≥ 1.5M ops/s with 1 µs of work", ops, f"{fmt_rate(ops)} ops/s",
         lambda v: v >= 1.5e6)
+    ceiling = w2.median("BM_Offload_Throughput1us_TaskGroup", "ops_per_s") if w2 else None
+    vs_ceiling = ops / ceiling if ops is not None and ceiling else None
+    add("W2 ≥ 0.8× the raw tbb::task_group", vs_ceiling,
+        f"{fmt(vs_ceiling)}× ({fmt_rate(ceiling)} ops/s)" if vs_ceiling is not None else "",
+        lambda v: v >= 0.8)
+    sops = w2.median("BM_Offload_Throughput1us_FerryStrand", "ops_per_s") if w2 else None
+    vs_bare = sops / ops if sops is not None and ops else None
+    add("W2 from 1,024 strands ≥ 0.9× bare", vs_bare,
+        f"{fmt_rate(sops)} ops/s = {fmt(vs_bare)}× bare" if vs_bare is not None else "",
+        lambda v: v >= 0.9)
     eff = w3.median("BM_Offload_Parallel_Ferry", "efficiency") if w3 else None
     add("W3 efficiency ≥ 0.97", eff, fmt(eff, 4), lambda v: v >= 0.97)
     wall = w4.median("BM_FanOut_Coroutines", "wall_ms") if w4 else None
