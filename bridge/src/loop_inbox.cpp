@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <thread>
 
 #include "ferry/core/detail/spin.hpp"
 
@@ -13,10 +12,6 @@ namespace {
 
 // The spinner gives the loop back at least this often.
 constexpr std::int64_t slice_ns = 50'000;
-// A spin never shrinks below this.
-constexpr std::int64_t min_spin_ns = 2'000;
-// A spin yields its core between checks once it has lasted this long without a delivery.
-constexpr std::int64_t yield_after_ns = 5'000;
 
 }  // namespace
 
@@ -32,7 +27,7 @@ class loop_inbox::spinner {
 loop_inbox::loop_inbox(boost::asio::io_context& io,
                        std::chrono::nanoseconds spin,
                        std::size_t spin_limit) noexcept
-    : io_(io), spin_ns_(spin.count()), spin_limit_(spin_limit), budget_ns_(spin.count()) {}
+    : io_(io), spin_ns_(spin.count()), spin_limit_(spin_limit), budget_(spin.count()) {}
 
 void loop_inbox::started() noexcept {
   const std::size_t n = in_flight_.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -96,28 +91,25 @@ void loop_inbox::run_spinner() {
 
   std::int64_t now = now_ns();
   const std::int64_t slice_end = now + slice_ns;
-  std::int64_t deadline = now + budget_ns_;
-  std::int64_t last_delivery = now;
-  for (unsigned i = 1;; ++i) {
+  std::int64_t deadline = now + budget_.ns();
+  // With spin = 0 the clock is read on every check: the spin ends at the first.
+  spin_pacer pace(now, spin_ns_ == 0 ? 1 : 16);
+  for (;;) {
     if (deliver_some()) {
       now = now_ns();
-      // Rewarded: spin longer next time (up to spin_ns_).
-      budget_ns_ = std::min(spin_ns_, budget_ns_ * 2);
-      deadline = now + budget_ns_;
-      last_delivery = now;
+      budget_.rewarded();  // spin longer next time (up to spin_ns_)
+      deadline = now + budget_.ns();
+      pace.progressed(now);
       if (now >= slice_end) break;  // give the loop back, keep spinning after it
       continue;
     }
-    const bool check_clock = spin_ns_ == 0 || i % 16 == 0;
-    if (check_clock) now = now_ns();
+    const bool check_clock = pace.tick(now);
     // Spin only while few offloads are in flight (the latency regime). With more in flight
     // than the pool has workers, completions keep coming: sleeping lets the workers have the
     // cores, and the first push wakes the loop to a whole batch.
     const std::size_t in_flight = in_flight_.load(std::memory_order_relaxed);
     if (in_flight == 0 || in_flight > spin_limit_ || (check_clock && now >= deadline)) {
-      if (in_flight != 0 && in_flight <= spin_limit_) {
-        budget_ns_ = std::max(std::min(min_spin_ns, spin_ns_), budget_ns_ / 2);
-      }
+      if (in_flight != 0 && in_flight <= spin_limit_) budget_.unrewarded();
       // Let the loop sleep, unless a push raced with this decision (see Memory ordering).
       state_.store(idle, std::memory_order_seq_cst);
       if (head_.load(std::memory_order_seq_cst) == nullptr ||
@@ -125,15 +117,13 @@ void loop_inbox::run_spinner() {
         guard.armed = false;
         return;
       }
-      deadline = now + budget_ns_;  // active again: deliver what raced in
+      if (!check_clock) now = now_ns();
+      deadline = now + budget_.ns();  // active again: deliver what raced in
       continue;
     }
-    if (check_clock && now >= slice_end) break;
-    if (check_clock && now - last_delivery > yield_after_ns) {
-      std::this_thread::yield();  // see cpu_pool: the thread we wait for may want this core
-    } else {
-      cpu_relax();
-    }
+    if (!check_clock) continue;
+    if (now >= slice_end) break;
+    pace.rest(now);  // see spin.hpp: the thread we wait for may want this core
   }
   // The slice is over with offloads still in flight: let the loop run what is ready, then spin
   // again (state_ stays active, so nobody else posts a spinner).

@@ -120,11 +120,6 @@ int worker_nice_for(int nice) {
 // What a worker slot holds when its worker spins and no job has been handed over yet.
 detail::job* const spin_waiting = reinterpret_cast<detail::job*>(alignof(detail::job));
 
-// A spin never shrinks below this: one round trip of a job to a core that is awake.
-constexpr std::int64_t min_spin_ns = 2'000;
-// A spin yields its core between checks once it has lasted this long.
-constexpr std::int64_t yield_after_ns = 5'000;
-
 void bump(std::atomic<std::uint64_t>& a) noexcept {
   a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
@@ -141,7 +136,7 @@ void unlink(detail::job* j) noexcept {
 // thread at a time, and hands it over with synchronization), read by `stats` at any time.
 struct alignas(64) cpu_pool::worker_slot {
   std::atomic<detail::job*> handoff{nullptr};  // nullptr, spin_waiting, or a handed-over job
-  alignas(64) std::int64_t spin_budget_ns = 0;
+  alignas(64) detail::spin_budget spin;
   std::atomic<std::uint64_t> ran{0}, failed{0}, skipped{0}, handed_off{0};
   latency_histogram queue_wait;
   latency_histogram run_time;
@@ -200,7 +195,7 @@ cpu_pool::cpu_pool(std::size_t threads,
       worker_nice_(worker_nice_for(nice)),
       arena_(checked_int(threads_), /*reserved_for_masters=*/0),
       slots_(std::make_unique<worker_slot[]>(threads_)) {
-  for (std::size_t i = 0; i < threads_; ++i) slots_[i].spin_budget_ns = spin_ns_;
+  for (std::size_t i = 0; i < threads_; ++i) slots_[i].spin = detail::spin_budget(spin_ns_);
   waiters_.next_ = waiters_.prev_ = &waiters_;
   boost::asio::add_service(*this, new detail::pool_tag<cpu_pool>(*this, this));
   worker_budget::instance().add(threads_);
@@ -435,19 +430,17 @@ detail::job* cpu_pool::spin_for_job(worker_slot& slot) noexcept {
   slot.handoff.store(spin_waiting, std::memory_order_relaxed);
   spinning_.fetch_add(1, std::memory_order_seq_cst);
   const std::int64_t start = now_ns();
-  const std::int64_t deadline = start + slot.spin_budget_ns;
+  const std::int64_t deadline = start + slot.spin.ns();
+  detail::spin_pacer pace(start);
   detail::job* got = nullptr;
-  for (unsigned i = 1;; ++i) {
+  for (;;) {
     detail::job* h = slot.handoff.load(std::memory_order_acquire);
     if (h != spin_waiting) {
       got = h;
       break;
     }
-    if (i % 16 != 0) {
-      cpu_relax();
-      continue;
-    }
-    const std::int64_t now = now_ns();
+    std::int64_t now = 0;
+    if (!pace.tick(now)) continue;
     if (now >= deadline || queued_.load(std::memory_order_relaxed) != 0 ||
         stopping_.load(std::memory_order_relaxed)) {
       detail::job* expected = spin_waiting;
@@ -458,16 +451,14 @@ detail::job* cpu_pool::spin_for_job(worker_slot& slot) noexcept {
       got = expected;  // a job landed just now
       break;
     }
-    // Past the first microseconds, let a thread waiting for this core run (on a busy machine
-    // the thread that would hand the next job over may be that one).
-    if (now - start > yield_after_ns) std::this_thread::yield();
+    pace.rest(now);  // see spin.hpp: the thread that hands the next job over may want this core
   }
   spinning_.fetch_sub(1, std::memory_order_relaxed);
   if (got != nullptr) {
     slot.handoff.store(nullptr, std::memory_order_relaxed);
-    slot.spin_budget_ns = std::min(spin_ns_, slot.spin_budget_ns * 2);
+    slot.spin.rewarded();
   } else {
-    slot.spin_budget_ns = std::max(std::min(min_spin_ns, spin_ns_), slot.spin_budget_ns / 2);
+    slot.spin.unrewarded();
   }
   return got;
 }

@@ -23,7 +23,7 @@
 // spent.
 //
 // Thread safety: `push` from any thread; `started` from any io thread of the runtime; the
-// spinner's state (`pending_`, `budget_ns_`) belongs to the one spinner that may exist at a time
+// spinner's state (`pending_`, `budget_`) belongs to the one spinner that may exist at a time
 // (`state_` active), on whichever io thread runs it; `discard` runs once the loop and the pools
 // have stopped.
 //
@@ -38,6 +38,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+
+#include "ferry/core/detail/spin.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -73,9 +75,6 @@ class loop_inbox {
   /// After the loop and the pools have stopped: destroys (without invoking) what is left.
   void discard() noexcept;
 
-  /// Operations started and not yet delivered.
-  std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
-
  private:
   class spinner;
   enum : unsigned char { idle, active };
@@ -87,7 +86,7 @@ class loop_inbox {
   boost::asio::io_context& io_;
   const std::int64_t spin_ns_;
   const std::size_t spin_limit_;
-  std::int64_t budget_ns_;         // loop only
+  spin_budget budget_;             // the spinner's
   inbox_node* pending_ = nullptr;  // loop only: taken from the stack, in order, undelivered
   alignas(64) std::atomic<inbox_node*> head_{nullptr};
   alignas(64) std::atomic<unsigned char> state_{idle};
