@@ -305,7 +305,8 @@ def hold_level(tools, name, argv, count, args):
         row["base_rss_kib"] = base.get("VmRSS")
         row["base_threads"] = base.get("Threads")
         holder = subprocess.Popen([PY, tools.holder, "--port", str(server.port), "--count",
-                                   str(count), "--timeout", str(args.hold_timeout)],
+                                   str(count), "--timeout", str(args.hold_timeout),
+                                   "--source", str(1 + tools.runs % 250)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         try:
@@ -359,7 +360,8 @@ def claim_connections(tools, args):
               "max_connections_cap": args.max_connections}
     for key, path in (("threads_max", "/proc/sys/kernel/threads-max"),
                       ("pid_max", "/proc/sys/kernel/pid_max"),
-                      ("max_map_count", "/proc/sys/vm/max_map_count")):
+                      ("max_map_count", "/proc/sys/vm/max_map_count"),
+                      ("nr_open", "/proc/sys/fs/nr_open")):
         with open(path) as f:
             limits[key] = int(f.read())
     limits["nproc_soft"], limits["nproc_hard"] = resource.getrlimit(resource.RLIMIT_NPROC)
@@ -541,7 +543,10 @@ def claim_cpu(tools, args, others):
                 time.sleep(args.cpu_warmup)
                 result["cpu0"] = tree_cpu_seconds(server.pid)
                 result["t0"] = time.monotonic()
-                time.sleep(args.cpu_seconds)
+                time.sleep(args.cpu_seconds / 2)
+                result["threads"] = proc_status(server.pid).get("Threads")
+                result["processes"] = 1 + len(descendants(server.pid))
+                time.sleep(args.cpu_seconds / 2)
                 result["cpu1"] = tree_cpu_seconds(server.pid)
                 result["t1"] = time.monotonic()
 
@@ -560,8 +565,8 @@ def claim_cpu(tools, args, others):
             row["heavy_capacity_rps"] = CORES * 1e6 / args.work_us
             row["tree_cpu_percent"] = 100.0 * (result["cpu1"] - result["cpu0"]) / (
                 (result["t1"] - result["t0"]) * CORES)
-            row["processes"] = 1 + len(descendants(server.pid))
-            row["threads"] = proc_status(server.pid).get("Threads")
+            row["processes"] = result["processes"]  # in the middle of the measured window
+            row["threads"] = result["threads"]
         except Exception as e:
             row["error"] = str(e)
             log(f"  failed: {e}")
@@ -629,10 +634,10 @@ def main():
     args.short_delay_ms = 100
     args.long_delay_ms = 0 if args.quick else 1000
     args.hold_timeout = 120
-    args.ping_seconds = 1 if args.quick else 3
+    args.ping_seconds = 1 if args.quick else 2
     args.agg_ms = 200
     args.agg_rates = [50, 200, 800] if args.quick else [50, 200, 800, 1600]
-    args.agg_seconds = 2 if args.quick else 4
+    args.agg_seconds = 2 if args.quick else 3
     args.work_us = 10000
     args.cpu_warmup = 1 if args.quick else 2
     args.cpu_seconds = 3 if args.quick else 6
@@ -648,6 +653,7 @@ def main():
               "command": args.command, "quick": args.quick, "machine": machine(),
               "nofile_soft_at_start": soft, "sections_others": {}}
     others = Others()
+    others_all = Others()
     section_others = Others()
     fan = None
     if "2" in sections:
@@ -664,7 +670,7 @@ def main():
         result["sections_others"]["connections"] = section_others.since()
     if fan:
         result["fanout"] = claim_fanout_finish(fan)
-        result["sections_others"]["fanout (background sequential)"] = section_others.since()
+    result["sections_others"]["whole run"] = others_all.since()
     result["run_seconds"] = time.monotonic() - started
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)

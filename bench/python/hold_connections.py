@@ -9,8 +9,9 @@ connection is held or has failed, prints one JSON line: requested, held, failed,
 seconds. Then, for each line "check" read on stdin, prints {"open": K}: how many held connections
 the server has not closed. Closes everything and exits at the end of stdin.
 
-The soft RLIMIT_NOFILE is raised to the hard limit. Above 25,000 connections the sockets are bound
-to source addresses 127.0.0.2, 127.0.0.3, ... so the ephemeral port range is not the limit.
+The soft RLIMIT_NOFILE is raised to the hard limit. The sockets are bound to source addresses
+127.S.0.1, 127.S.1.1, ... (S = --source, 10,000 connections per address), so that neither the
+ephemeral port range nor the TIME_WAIT sockets of an earlier run slow the connects down.
 
     bench/python/hold_connections.py --port 8080 --count 10000
 """
@@ -25,7 +26,7 @@ import sys
 import time
 
 REQUEST = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-PER_SOURCE_ADDRESS = 25_000
+PER_SOURCE_ADDRESS = 10_000
 
 
 def error_name(code):
@@ -53,6 +54,7 @@ def hold(args):
         errors[kind] = errors.get(kind, 0) + 1
 
     out_of_fds = False
+    last_progress = start
     while (started < args.count and not out_of_fds) or pending:
         while started < args.count and len(pending) < args.concurrency and not out_of_fds:
             try:
@@ -63,8 +65,7 @@ def hold(args):
                 failed += args.count - started
                 break
             sock.setblocking(False)
-            if args.count > PER_SOURCE_ADDRESS:
-                sock.bind((f"127.0.0.{2 + started // PER_SOURCE_ADDRESS}", 0))
+            sock.bind((f"127.{args.source}.{started // PER_SOURCE_ADDRESS}.1", 0))
             started += 1
             code = sock.connect_ex((args.host, args.port))
             if code not in (0, errno.EINPROGRESS):
@@ -78,6 +79,9 @@ def hold(args):
             for fd in list(pending):
                 fail(fd, "timeout")
             break
+        if args.progress and time.monotonic() - last_progress >= 1:
+            last_progress = time.monotonic()
+            print(f"{last_progress - start:.1f} s: held {len(held)}, pending {len(pending)}", file=sys.stderr)
         for fd, event in ep.poll(0.5):
             entry = pending.get(fd)
             if entry is None:
@@ -148,6 +152,9 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=256, help="handshakes at once")
+    parser.add_argument("--source", type=int, default=1, choices=range(1, 255),
+                        help="second byte of the source addresses")
+    parser.add_argument("--progress", action="store_true")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds for all of them")
     args = parser.parse_args()
     summary, held = hold(args)
