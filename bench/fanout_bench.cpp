@@ -7,8 +7,8 @@
 //       `co_await ferry::sleep(N ms)`, any other path at once. Prints "listening on
 //       127.0.0.1:<port>", serves until SIGTERM.
 //   fanout_bench client --port P --mode sequential|gather|semaphore|threads
-//                       [--requests 100] [--delay-ms 100] [--limit 10]
-//       GETs /delay?ms=D from the backend `--requests` times: one after the other on one
+//                       [--requests 100] [--delay-ms 100] [--limit 10] [--target PATH]
+//       GETs /delay?ms=D (or PATH) from the backend `--requests` times: one after the other on one
 //       coroutine (sequential), all at once with ferry::gather (gather), with ferry::gather
 //       under a ferry::semaphore(--limit) (semaphore), or one std::thread per request with
 //       blocking sockets (threads). The coroutines share a keep-alive connection pool (one
@@ -395,33 +395,29 @@ fanout_result fanout_threads(unsigned short port, long requests, const std::stri
   return {std::chrono::duration<double, std::milli>(clock_type::now() - start).count(), ok.load()};
 }
 
-int run_client(
-    const std::string& mode, unsigned short port, long requests, long delay_ms, std::size_t limit) {
-  const std::string target = "/delay?ms=" + std::to_string(delay_ms);
+int run_client(const std::string& mode,
+               unsigned short port,
+               long requests,
+               const std::string& target,
+               std::size_t limit) {
   fanout_result r;
-  long threads_in_flight = 0;
   if (mode == "threads") {
     r = fanout_threads(port, requests, target);
   } else if (mode == "sequential" || mode == "gather" || mode == "semaphore") {
-    struct holder {
-      fanout_result r;
-    } h;
     const int rc = ferry::run([&]() -> ferry::task<int> {
-      h.r = co_await fanout(mode, port, requests, target, limit);
+      r = co_await fanout(mode, port, requests, target, limit);
       co_return 0;
     }());
     if (rc != 0) return rc;
-    r = h.r;
   } else {
     throw usage_error("--mode: expected sequential, gather, semaphore or threads");
   }
-  (void)threads_in_flight;
   std::printf(
-      "{\"mode\": \"%s\", \"requests\": %ld, \"delay_ms\": %ld, \"limit\": %zu, \"ok\": %ld, "
-      "\"wall_ms\": %.3f, \"vm_hwm_kib\": %ld, \"threads_at_end\": %ld}\n",
+      "{\"mode\": \"%s\", \"requests\": %ld, \"target\": \"%s\", \"limit\": %zu, \"ok\": "
+      "%ld, \"wall_ms\": %.3f, \"vm_hwm_kib\": %ld, \"threads_at_end\": %ld}\n",
       mode.c_str(),
       requests,
-      delay_ms,
+      target.c_str(),
       limit,
       r.ok,
       r.wall_ms,
@@ -454,12 +450,16 @@ int main(int argc, char** argv) {
       return run_aggregator(port, static_cast<unsigned short>(number("backend-port", 0)));
     if (role == "aggregator-threads")
       return run_aggregator_threads(port, static_cast<unsigned short>(number("backend-port", 0)));
-    if (role == "client")
+    if (role == "client") {
+      const std::string target = flags.count("target") != 0
+                                     ? flags["target"]
+                                     : "/delay?ms=" + std::to_string(number("delay-ms", 100));
       return run_client(flags["mode"],
                         port,
                         number("requests", 100),
-                        number("delay-ms", 100),
+                        target,
                         static_cast<std::size_t>(number("limit", 10)));
+    }
     throw usage_error("unknown role '" + role + "'");
   } catch (const usage_error& e) {
     std::fprintf(stderr, "fanout_bench: %s\n", e.what());

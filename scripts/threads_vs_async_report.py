@@ -169,14 +169,16 @@ def connections_section(data, mem_gib):
         if held_ratio >= 10:
             word = "holds"
         elif ceil_ratio is not None and ceil_ratio >= 10:
-            word = (f"does not hold up to the fd limit: every server held all {top:,}; beyond "
-                    f"it, {ceil_ratio:.0f}× (computed, from the limits above)")
+            word = (f"does not hold up to the fd limit (the servers held {th['held']:,} and "
+                    f"{off['held']:,} of {top:,}); beyond it, it would: {ceil_ratio:.0f}× "
+                    "(computed from the limits above, not measured)")
         else:
             word = (f"does not hold here: {held_ratio:.1f}× as many connections measured"
                     + (f", {ceil_ratio:.1f}× computed beyond the fd limit" if ceil_ratio else "")
                     + ", not 10–100×")
         verdict = (f"{word}. At {top:,} connections thread mode held {th['held']:,} and ferry "
-                   f"offload {off['held']:,}; a connection costs {th['rss_per_connection_kib']:.1f}"
+                   f"offload {off['held']:,}; an idle connection costs "
+                   f"{th['rss_per_connection_kib']:.1f}"
                    f" KiB of RSS with a thread, {off['rss_per_connection_kib']:.1f} KiB as a ferry "
                    f"coroutine{py_text} ({mem_ratio:.1f}× less than a thread).")
     lines += [f"**Verdict:** {verdict}", ""]
@@ -353,7 +355,8 @@ def aggregation_section(data):
         for how in ("sequential", "gather"):
             r = by.get(f"{name} {how}")
             if r:
-                rates.append(f"{name} {how} {f(r.get('highest_sustained_rate'), '{:,}')}/s")
+                best = r.get("highest_sustained_rate")
+                rates.append(f"{name} {how} " + (f"{best:,}/s" if best else "none"))
     same, differs = [], []
     for name in ("ferry", "threads", "asyncio"):
         s_, g_ = by.get(f"{name} sequential"), by.get(f"{name} gather")
@@ -471,6 +474,8 @@ def draw_summary(data, path):
         for i, r in enumerate(rows):
             ax.text(i, r["rss_per_connection_kib"], f"{r['rss_per_connection_kib']:.1f}\n"
                     f"{r['threads']:,} thr", ha="center", va="bottom", fontsize=8)
+        if rows:
+            ax.set_ylim(0, 1.25 * max(r["rss_per_connection_kib"] for r in rows))
         ax.set_ylabel("server RSS per idle connection (KiB)")
         ax.set_title(f"1. {top:,} idle keep-alive connections")
     # 2: fan-out wall time at the longest delay.
@@ -480,7 +485,11 @@ def draw_summary(data, path):
         d = max(fo["delays_ms"])
         rows = [r for r in fo["rows"] if r["delay_ms"] == d and r.get("wall_ms")]
         rows.sort(key=lambda r: list(FANOUT_LABELS).index(r["kind"]))
-        labels = [r["kind"].replace("python", "aiohttp") for r in rows]
+        short = {"ferry sequential": "ferry sequential", "ferry gather": "ferry::gather",
+                 "ferry semaphore": "gather + semaphore(10)",
+                 "ferry threads": "std::thread per request",
+                 "python sequential": "aiohttp sequential", "python gather": "aiohttp gather"}
+        labels = [short[r["kind"]] for r in rows]
         ax.barh(labels, [r["wall_ms"] / 1000 for r in rows],
                 color=[color_of(r["kind"]) if "threads" not in r["kind"] else COLORS["thread"]
                        for r in rows])
@@ -506,7 +515,7 @@ def draw_summary(data, path):
     cp = data.get("cpu")
     if cp:
         rows = [r for r in cp["rows"] if not r.get("error")]
-        ax.bar([r["config"].replace(" ", "\n", 1) for r in rows], [r["heavy_rps"] for r in rows],
+        ax.bar([r["config"].replace(" ", "\n") for r in rows], [r["heavy_rps"] for r in rows],
                color=[color_of(r["config"]) for r in rows])
         ax.axhline(rows[0]["heavy_capacity_rps"] if rows else 0, color="grey", ls="--", lw=1)
         for i, r in enumerate(rows):
