@@ -271,10 +271,21 @@ ferry::task<std::string> aggregate(std::shared_ptr<pool> p, std::string target) 
   co_return ok ? response(200, "ok") : response(502, "backend failed");
 }
 
-int run_aggregator(unsigned short port, unsigned short backend_port) {
+// The pool lives in the main task: its idle sockets are closed while the loop still runs (the
+// connections' coroutines may hold it longer; they are destroyed with the loop).
+ferry::task<int> aggregator_main(unsigned short port, unsigned short backend_port) {
   auto p = std::make_shared<pool>();
   p->backend = tcp::endpoint(asio::ip::make_address("127.0.0.1"), backend_port);
-  return ferry::run(accept_loop(port, [p](std::string t) { return aggregate(p, std::move(t)); }));
+  // A named handler, not a temporary inside the co_await expression (g++ 12 may destroy such a
+  // temporary twice).
+  auto answer = [p](std::string t) { return aggregate(p, std::move(t)); };
+  const int rc = co_await accept_loop(port, answer);
+  p->idle.clear();
+  co_return rc;
+}
+
+int run_aggregator(unsigned short port, unsigned short backend_port) {
+  return ferry::run(aggregator_main(port, backend_port));
 }
 
 /// Thread per connection, blocking sockets; each connection thread keeps its own backend

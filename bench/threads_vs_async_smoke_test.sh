@@ -13,6 +13,7 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -23,6 +24,7 @@ fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 start() {
   local name=$1 line=
   shift
+  : >"$tmp/$name.out"
   "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pid=$!
   pids+=("$pid")
@@ -42,14 +44,24 @@ get() {
     fail "client --mode $2 $3 on port $1: $(cat "$tmp/client.out")"
 }
 
+# stop PID NAME: SIGTERM, and the exit status must be 0.
+stop() {
+  kill -TERM "$1"
+  local status=0
+  wait "$1" || status=$?
+  ((status == 0)) || fail "$2 exited $status after SIGTERM"
+}
+
 start backend "$fanout" backend --port 0
 backend=$port
+backend_pid=$pid
 for mode in sequential gather semaphore threads; do get "$backend" "$mode" '/delay?ms=1'; done
 grep -q '"ok": 4' "$tmp/client.out" || fail "client output: $(cat "$tmp/client.out")"
 
 for role in aggregator aggregator-threads; do
   start "$role" "$fanout" "$role" --port 0 --backend-port "$backend"
   for how in sequential gather; do get "$port" gather "/agg?calls=3&ms=1&how=$how"; done
+  [[ $role == aggregator ]] && stop "$pid" "$role" # the threaded one has no graceful stop
 done
 
 if ! "$py" -c 'import aiohttp' 2>/dev/null; then
@@ -62,10 +74,7 @@ for mode in inline thread process; do
   get "$port" gather /ping
   get "$port" gather '/work?us=100'
   get "$port" sequential "/agg?calls=3&ms=1&how=gather"
-  kill -TERM "$pid"
-  status=0
-  wait "$pid" || status=$?
-  ((status == 0)) || fail "aio_server --mode $mode exited $status after SIGTERM"
+  stop "$pid" "aio_server --mode $mode"
 done
 
 for mode in sequential gather; do
@@ -76,4 +85,5 @@ done
 held=$(printf 'check\n' | "$py" "$here/python/hold_connections.py" --port "$backend" --count 50)
 grep -q '"held": 50' <<<"$held" || fail "hold_connections: $held"
 grep -q '"open": 50' <<<"$held" || fail "hold_connections check: $held"
+stop "$backend_pid" backend
 echo "threads-vs-async programs: all checks passed"

@@ -626,6 +626,7 @@ def main():
     p.add_argument("--build", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--command", default="scripts/threads-vs-async")
+    p.add_argument("--setup-seconds", type=float, help="what the driver spent before (build)")
     p.add_argument("--quick", action="store_true", help="short runs, 1 s fan-out skipped")
     p.add_argument("--max-connections", type=int, default=50_000,
                    help="cap on the top connection level (below RLIMIT_NOFILE)")
@@ -652,6 +653,7 @@ def main():
     started = time.monotonic()
     result = {"date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "command": args.command, "quick": args.quick, "machine": machine(),
+              "setup_seconds": args.setup_seconds,
               "nofile_soft_at_start": soft, "sections_others": {}}
     others = Others()
     others_all = Others()
@@ -659,7 +661,7 @@ def main():
     fan = None
     if "2" in sections:
         fan = claim_fanout_start(tools, args)
-        result["sections_others"]["fanout"] = section_others.since()
+        result["sections_others"]["fan-out"] = section_others.since()
     if "3" in sections:
         result["aggregation"] = claim_aggregation(tools, args)
         result["sections_others"]["aggregation"] = section_others.since()
