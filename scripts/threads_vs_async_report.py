@@ -169,15 +169,17 @@ def connections_section(data, mem_gib):
         if held_ratio >= 10:
             word = "holds"
         elif ceil_ratio is not None and ceil_ratio >= 10:
-            word = (f"does not hold up to the fd limit (the servers held {th['held']:,} and "
-                    f"{off['held']:,} of {top:,}); beyond it, it would: {ceil_ratio:.0f}× "
-                    "(computed from the limits above, not measured)")
+            held_text = (f"thread mode and ferry offload each held all {top:,}"
+                         if th["held"] == off["held"] == top else
+                         f"thread mode held {th['held']:,} and ferry offload {off['held']:,} "
+                         f"of {top:,}")
+            word = (f"does not hold up to the fd limit ({held_text}); beyond it, it would: "
+                    f"{ceil_ratio:.0f}× (computed from the limits above, not measured)")
         else:
             word = (f"does not hold here: {held_ratio:.1f}× as many connections measured"
                     + (f", {ceil_ratio:.1f}× computed beyond the fd limit" if ceil_ratio else "")
                     + ", not 10–100×")
-        verdict = (f"{word}. At {top:,} connections thread mode held {th['held']:,} and ferry "
-                   f"offload {off['held']:,}; an idle connection costs "
+        verdict = (f"{word}. An idle connection costs "
                    f"{th['rss_per_connection_kib']:.1f}"
                    f" KiB of RSS with a thread, {off['rss_per_connection_kib']:.1f} KiB as a ferry "
                    f"coroutine{py_text} ({mem_ratio:.1f}× less than a thread).")
@@ -404,7 +406,9 @@ def cpu_section(data):
         "(`await asyncio.to_thread(work, n)`), `process pool` (`await loop.run_in_executor("
         "ProcessPoolExecutor(), work, n)`, one worker per core). CPU per heavy request = server "
         "CPU time / heavy requests answered (the pings' share included): near the nominal "
-        "work time when the start-up calibration matched the run.",
+        "work time when the start-up calibration matched the run. ferry_server runs with its "
+        "defaults, so its pool's workers are at `--cpu-nice 10`: on a machine busy with other "
+        "processes they get less of it than the loop and the Python workers (nice 0).",
         "",
         "| server | light p50 | light p99 | heavy req/s | of capacity | server CPU | CPU per "
         "heavy request | processes, threads | other processes |",
