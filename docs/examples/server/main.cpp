@@ -48,6 +48,8 @@ A compute-heavy HTTP/1.1 server on ferry (Boost.Asio loop, oneTBB work-stealing 
                               off (default 60000)
   --backlog N                 the listening socket's backlog; 0 = the system's maximum,
                               /proc/sys/net/core/somaxconn (default 0)
+  --send-buffer BYTES         SO_SNDBUF of every connection (as nginx's listen sndbuf=);
+                              0 = the kernel's autotuning (default 0)
   --drain-ms N                on SIGINT/SIGTERM, first drain for N ms: keep accepting and
                               serving, GET /health answers 503 and every response says
                               "Connection: close", so that a load balancer's health check
@@ -158,6 +160,8 @@ options parse(int argc, char** argv) {
       c.write_timeout = std::chrono::milliseconds(number(1, max_ms));
     } else if (flag == "--backlog") {
       c.backlog = static_cast<int>(number(0, std::numeric_limits<int>::max()));
+    } else if (flag == "--send-buffer") {
+      c.send_buffer = static_cast<int>(number(0, std::numeric_limits<int>::max()));
     } else {
       throw usage_error("unknown flag '" + std::string(flag) + "' (see --help)");
     }

@@ -57,6 +57,10 @@ using clock_type = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr std::size_t read_chunk = 4096;
+/// What an idle keep-alive connection reads into while it waits for its next request (a request
+/// line and a few headers; the parser grows the buffer for more). Small, because every idle
+/// connection holds it.
+constexpr std::size_t idle_read_chunk = 512;
 /// After the last response of a connection: how long, and how many bytes, the server keeps
 /// reading (and discarding) until the client closes, so that closing with unread request bytes
 /// does not reset the connection before the client has read that response.
@@ -245,6 +249,7 @@ void validate(const server_config& c) {
   if (c.drain.count() < 0) fail("drain must not be negative");
   if (c.write_timeout.count() <= 0) fail("write timeout must be positive");
   if (c.backlog < 0) fail("backlog must not be negative");
+  if (c.send_buffer < 0) fail("send buffer must not be negative");
 }
 
 int system_backlog() {
@@ -263,6 +268,11 @@ struct server::impl {
     const tcp::endpoint endpoint(asio::ip::make_address(config.address), config.port);
     acceptor.open(endpoint.protocol());
     acceptor.set_option(asio::socket_base::reuse_address(true));
+    // Accepted sockets inherit it. A small one bounds the kernel's memory per connection, and
+    // makes a client that stops reading block the server's write sooner (the write timeout).
+    if (config.send_buffer > 0) {
+      acceptor.set_option(asio::socket_base::send_buffer_size(config.send_buffer));
+    }
     acceptor.bind(endpoint);
     backlog = config.backlog > 0 ? config.backlog : system_backlog();
     acceptor.listen(backlog);
@@ -481,8 +491,9 @@ struct server::impl {
         if (stopping.load()) co_return;
         stream.expires_after(first ? config.read_timeout : config.idle_timeout);
         error_code ec;
+        if (buffer.capacity() > idle_read_chunk) buffer.shrink_to_fit();  // empty: frees it
         const std::size_t n = co_await stream.async_read_some(
-            buffer.prepare(read_chunk), asio::redirect_error(asio::use_awaitable, ec));
+            buffer.prepare(idle_read_chunk), asio::redirect_error(asio::use_awaitable, ec));
         c.idle = false;
         if (ec) {
           if (ec == beast::error::timeout) {

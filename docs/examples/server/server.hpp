@@ -65,6 +65,7 @@ struct server_config {
   std::chrono::milliseconds drain{0};               ///< --drain-ms: phase 1 of the shutdown
   std::chrono::milliseconds write_timeout{60'000};  ///< each write of a response
   int backlog = 0;         ///< listen(2) backlog; 0: the system's maximum (see system_backlog)
+  int send_buffer = 0;     ///< SO_SNDBUF of every connection in bytes; 0: the kernel's autotuning
   handler_config handler;  ///< the mode and the endpoints' limits
 };
 
