@@ -577,6 +577,10 @@ def write_report(args, suites, img_dir):
         f"Each figure is the **median of {args.repetitions} runs** (one run = one whole "
         "workload); \"range\" is the lowest and highest of those runs.",
         "",
+        "ferry_server at 10,000 connections (offload and thread modes under h2load, RSS per idle "
+        "connection): [benchmarks_server.md](benchmarks_server.md), written by "
+        "`scripts/bench_server_connections`.",
+        "",
         "## Machine and run",
         "",
         table(["", ""], [

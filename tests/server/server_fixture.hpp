@@ -104,6 +104,7 @@ class test_server {
 
   std::uint16_t port() const { return srv_.port(); }
   const ferry_server::server_counters& counters() const { return srv_.counters(); }
+  int backlog() const { return srv_.backlog(); }
   ferry::runtime& runtime() { return rt_; }
 
   /// Asks for the graceful shutdown (like SIGTERM) without waiting for it.

@@ -236,7 +236,7 @@ std::string_view to_string(execution_mode mode) noexcept {
 
 std::string_view to_string(endpoint e) noexcept {
   constexpr std::string_view names[endpoint_count] = {
-      "ping", "stats", "metrics", "work", "hash", "blocking", "other"};
+      "ping", "stats", "metrics", "work", "hash", "blocking", "health", "other"};
   const auto i = static_cast<std::size_t>(e);
   return i < endpoint_count ? names[i] : "other";
 }
@@ -379,6 +379,7 @@ std::variant<response, job> http_handler::route(request& req) const {
       {"/work", endpoint::work, "GET"},
       {"/hash", endpoint::hash, "POST"},
       {"/blocking", endpoint::blocking, "GET"},
+      {"/health", endpoint::health, "GET"},
   };
   const auto* found = std::find_if(std::begin(routes),
                                    std::end(routes),
@@ -423,6 +424,10 @@ std::variant<response, job> http_handler::route(request& req) const {
       if (auto* error = std::get_if<response>(&ms)) return std::move(*error);
       return job{job::kind::blocking, std::get<std::uint64_t>(ms), {}};
     }
+    case endpoint::health:
+      return counters_.draining.load(std::memory_order_relaxed)
+                 ? plain(503, endpoint::health, "draining\n")
+                 : plain(200, endpoint::health, "serving\n");
     case endpoint::other:
       break;
   }
@@ -480,6 +485,7 @@ std::string http_handler::stats_json() const {
   w.open();
   w.open("server");
   w.text("mode", to_string(config_.mode));
+  w.text("state", counters_.draining.load(std::memory_order_relaxed) ? "draining" : "serving");
   w.real("uptime_s",
          std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
   w.real("work_iterations_per_us", iterations_per_us_);
@@ -495,6 +501,7 @@ std::string http_handler::stats_json() const {
   w.number("truncated", load(counters_.requests_truncated));
   w.number("read_timeouts", load(counters_.read_timeouts));
   w.number("idle_timeouts", load(counters_.idle_timeouts));
+  w.number("write_timeouts", load(counters_.write_timeouts));
   w.open("responses");
   for (std::size_t e = 0; e < endpoint_count; ++e) {
     w.open(to_string(static_cast<endpoint>(e)));
@@ -621,6 +628,18 @@ std::string http_handler::metrics_text() const {
                                  "counter",
                                  "Keep-alive connections closed after the idle timeout.",
                                  load(c.idle_timeouts));
+  ferry::write_prometheus_metric(
+      out,
+      "ferry_server_write_timeouts_total",
+      "counter",
+      "Connections closed because a write of a response made no progress within the write "
+      "timeout.",
+      load(c.write_timeouts));
+  ferry::write_prometheus_metric(out,
+                                 "ferry_server_draining",
+                                 "gauge",
+                                 "1 once the shutdown has begun (GET /health answers 503).",
+                                 c.draining.load(std::memory_order_relaxed) ? 1 : 0);
   ferry::write_prometheus_metric(out,
                                  "ferry_server_offloads_in_flight",
                                  "gauge",

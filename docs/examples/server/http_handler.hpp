@@ -10,6 +10,8 @@
 //
 // The endpoints (the server contract, docs/examples/server/README.md):
 //   GET  /ping                 200 "pong"
+//   GET  /health               200 "serving" while serving, 503 "draining" once the shutdown
+//                              has begun (a load balancer's health check)
 //   GET  /stats                200 JSON: the server's counters and the runtime's
 //   GET  /metrics              200 Prometheus text format 0.0.4
 //   GET  /work?us=N            ~N µs of CPU (xorshift64, calibrated), 1 <= N <= max_work_us
@@ -51,8 +53,8 @@ std::string_view to_string(execution_mode mode) noexcept;
 
 /// The endpoints, as counted in the stats. `other` is every request that reached no endpoint:
 /// unknown paths (404), requests that could not be read (400, 413, 431), refused connections.
-enum class endpoint : std::uint8_t { ping, stats, metrics, work, hash, blocking, other };
-inline constexpr std::size_t endpoint_count = 7;
+enum class endpoint : std::uint8_t { ping, stats, metrics, work, hash, blocking, health, other };
+inline constexpr std::size_t endpoint_count = 8;
 std::string_view to_string(endpoint e) noexcept;
 
 /// The statuses the server sends, as counted in the stats (any other one counts as 500).
@@ -84,11 +86,14 @@ struct server_counters {
   std::atomic<std::uint64_t> requests_truncated{0};  ///< client closed in the middle of one
   std::atomic<std::uint64_t> read_timeouts{0};
   std::atomic<std::uint64_t> idle_timeouts{0};
+  std::atomic<std::uint64_t> write_timeouts{0};      ///< a client that stopped reading, cut off
   std::atomic<std::uint64_t> offloads_in_flight{0};  ///< heavy jobs admitted, not finished
   std::atomic<std::uint64_t> offloads_peak{0};
   std::atomic<std::uint64_t> offloads_rejected{0};  ///< 503: the offload bound was full
   std::atomic<std::uint64_t> bytes_read{0};
   std::atomic<std::uint64_t> bytes_written{0};
+  /// The shutdown has begun (the drain): /health answers 503, responses close the connection.
+  std::atomic<bool> draining{false};
   /// Responses by endpoint and status (the index of the status in counted_statuses).
   std::array<std::array<std::atomic<std::uint64_t>, counted_statuses.size()>, endpoint_count>
       responses{};

@@ -1,6 +1,9 @@
-// docs/examples/server/main.cpp — ferry_server's command line: parse the flags, start a
-// ferry::runtime and the server, print "listening on <address>:<port>", serve until SIGINT or
-// SIGTERM, shut down gracefully, exit 0. A bad flag or value: a message on stderr, exit 2.
+// docs/examples/server/main.cpp — ferry_server's command line: parse the flags, raise the
+// descriptor limit to its hard maximum, start a ferry::runtime and the server, print
+// "listening on <address>:<port>", serve until SIGINT or SIGTERM, drain and shut down gracefully,
+// exit 0. A bad flag or value: a message on stderr, exit 2.
+#include <sys/resource.h>
+
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -40,12 +43,26 @@ A compute-heavy HTTP/1.1 server on ferry (Boost.Asio loop, oneTBB work-stealing 
   --max-header BYTES          request header limit, 431 beyond (default 8192)
   --read-timeout-ms N         a whole request must arrive within it (default 10000)
   --idle-timeout-ms N         keep-alive idle timeout (default 30000)
-  --shutdown-deadline-ms N    on SIGINT/SIGTERM, how long requests in flight may take to
-                              finish before every connection is closed (default 5000)
+  --write-timeout-ms N        each write of a response must make progress within it, or
+                              the connection is closed: a client that stops reading is cut
+                              off (default 60000)
+  --backlog N                 the listening socket's backlog; 0 = the system's maximum,
+                              /proc/sys/net/core/somaxconn (default 0)
+  --send-buffer BYTES         SO_SNDBUF of every connection (as nginx's listen sndbuf=);
+                              0 = the kernel's autotuning (default 0)
+  --drain-ms N                on SIGINT/SIGTERM, first drain for N ms: keep accepting and
+                              serving, GET /health answers 503 and every response says
+                              "Connection: close", so that a load balancer's health check
+                              takes the server out before it stops accepting; a second
+                              signal ends the drain at once. 0 = no drain: stop accepting
+                              at the signal (default 0)
+  --shutdown-deadline-ms N    after the drain, how long requests in flight may take to
+                              finish before every connection is closed; one more signal
+                              ends it at once (default 5000)
   --help                      this text
 
-Endpoints: GET /ping, GET /stats (JSON), GET /metrics (Prometheus), GET /work?us=N,
-POST /hash?rounds=N, GET /blocking?ms=N.
+Endpoints: GET /ping, GET /health (200 serving, 503 draining), GET /stats (JSON),
+GET /metrics (Prometheus), GET /work?us=N, POST /hash?rounds=N, GET /blocking?ms=N.
 Once listening, prints one line on stdout: "listening on <address>:<port>".
 )";
 
@@ -137,12 +154,31 @@ options parse(int argc, char** argv) {
       c.idle_timeout = std::chrono::milliseconds(number(1, max_ms));
     } else if (flag == "--shutdown-deadline-ms") {
       c.shutdown_deadline = std::chrono::milliseconds(number(0, max_ms));
+    } else if (flag == "--drain-ms") {
+      c.drain = std::chrono::milliseconds(number(0, max_ms));
+    } else if (flag == "--write-timeout-ms") {
+      c.write_timeout = std::chrono::milliseconds(number(1, max_ms));
+    } else if (flag == "--backlog") {
+      c.backlog = static_cast<int>(number(0, std::numeric_limits<int>::max()));
+    } else if (flag == "--send-buffer") {
+      c.send_buffer = static_cast<int>(number(0, std::numeric_limits<int>::max()));
     } else {
       throw usage_error("unknown flag '" + std::string(flag) + "' (see --help)");
     }
   }
   ferry_server::validate(c);  // std::invalid_argument: the address
   return o;
+}
+
+/// Raises the soft limit on open descriptors to the hard one: each connection takes one, and
+/// the usual soft limit (1024) is far below --max-connections' default.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    std::fprintf(stderr, "ferry_server: cannot raise the descriptor limit\n");
+  }
 }
 
 }  // namespace
@@ -159,6 +195,7 @@ int main(int argc, char** argv) {
     std::fputs(usage_text, stdout);
     return 0;
   }
+  raise_descriptor_limit();
   try {
     ferry::runtime rt(ferry::runtime_options{.io_threads = o.io_threads,
                                              .cpu_threads = o.cpu_threads,
@@ -167,11 +204,12 @@ int main(int argc, char** argv) {
     ferry_server::server srv(rt, o.server);
     std::fprintf(stderr,
                  "ferry_server: mode %s, %zu io thread(s), %zu cpu worker(s), work kernel "
-                 "calibrated at %.1f iterations/us\n",
+                 "calibrated at %.1f iterations/us, backlog %d\n",
                  std::string(to_string(o.server.handler.mode)).c_str(),
                  o.io_threads,
                  rt.cpu().concurrency(),
-                 srv.handler().iterations_per_us());
+                 srv.handler().iterations_per_us(),
+                 srv.backlog());
     std::printf("listening on %s\n", srv.local_endpoint().c_str());
     std::fflush(stdout);
     rt.run(srv.run());

@@ -32,6 +32,7 @@
 #include <ferry/io/sleep.hpp>
 #include <ferry/io/task_group.hpp>
 #include <ferry/io/timeout.hpp>
+#include <fstream>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -56,11 +57,17 @@ using clock_type = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr std::size_t read_chunk = 4096;
+/// What an idle keep-alive connection reads into while it waits for its next request (a request
+/// line and a few headers; the parser grows the buffer for more). Small, because every idle
+/// connection holds it.
+constexpr std::size_t idle_read_chunk = 512;
 /// After the last response of a connection: how long, and how many bytes, the server keeps
 /// reading (and discarding) until the client closes, so that closing with unread request bytes
 /// does not reset the connection before the client has read that response.
 constexpr auto linger_for = 1000ms;
 constexpr std::size_t linger_bytes = 1 << 20;
+/// Connections accepted per wake-up of the acceptor before the loop runs other work.
+constexpr std::size_t accept_batch = 256;
 
 /// Increments a gauge now and decrements it at scope exit.
 class gauge_hold {
@@ -169,11 +176,18 @@ class deadline_stream {
   clock_type::time_point deadline_;
 };
 
-/// Writes all of `data` before `deadline`; false when it could not.
-bool write_all(tcp::socket& socket, std::string_view data, clock_type::time_point deadline) {
+/// Writes all of `data`, each write within `timeout` of the previous one. false when it could
+/// not; `timed_out` tells whether the deadline was the reason.
+bool write_all(tcp::socket& socket,
+               std::string_view data,
+               clock_type::duration timeout,
+               bool* timed_out = nullptr) {
   while (!data.empty()) {
-    if (wait_ready(socket.native_handle(), POLLOUT, deadline, -1) == readiness::timed_out)
+    const auto deadline = clock_type::now() + timeout;
+    if (wait_ready(socket.native_handle(), POLLOUT, deadline, -1) == readiness::timed_out) {
+      if (timed_out != nullptr) *timed_out = true;
       return false;
+    }
     error_code ec;
     const std::size_t n = socket.write_some(asio::buffer(data.data(), data.size()), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
@@ -232,6 +246,17 @@ void validate(const server_config& c) {
   if (c.read_timeout.count() <= 0) fail("read timeout must be positive");
   if (c.idle_timeout.count() <= 0) fail("idle timeout must be positive");
   if (c.shutdown_deadline.count() < 0) fail("shutdown deadline must not be negative");
+  if (c.drain.count() < 0) fail("drain must not be negative");
+  if (c.write_timeout.count() <= 0) fail("write timeout must be positive");
+  if (c.backlog < 0) fail("backlog must not be negative");
+  if (c.send_buffer < 0) fail("send buffer must not be negative");
+}
+
+int system_backlog() {
+  std::ifstream in("/proc/sys/net/core/somaxconn");
+  long long n = 0;
+  if (in >> n && n > 0) return static_cast<int>(std::min<long long>(n, INT_MAX));
+  return SOMAXCONN;
 }
 
 struct server::impl {
@@ -243,8 +268,15 @@ struct server::impl {
     const tcp::endpoint endpoint(asio::ip::make_address(config.address), config.port);
     acceptor.open(endpoint.protocol());
     acceptor.set_option(asio::socket_base::reuse_address(true));
+    // Accepted sockets inherit it. A small one bounds the kernel's memory per connection, and
+    // makes a client that stops reading block the server's write sooner (the write timeout).
+    if (config.send_buffer > 0) {
+      acceptor.set_option(asio::socket_base::send_buffer_size(config.send_buffer));
+    }
     acceptor.bind(endpoint);
-    acceptor.listen(asio::socket_base::max_listen_connections);
+    backlog = config.backlog > 0 ? config.backlog : system_backlog();
+    acceptor.listen(backlog);
+    acceptor.non_blocking(true);  // accept_loop empties the backlog with non-blocking accepts
     bound = acceptor.local_endpoint();
     if (config.handler.mode == execution_mode::thread) {
       if (::pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -279,8 +311,20 @@ struct server::impl {
       if (!is_aborted(std::current_exception())) failure = std::current_exception();
     }
     // The shutdown request cancelled this coroutine, and a cancelled coroutine throws at every
-    // co_await: drain on a fresh cancellation state (a second request then cuts the drain short).
+    // co_await: go on on a fresh cancellation state (a second request then cuts the phase short).
     co_await asio::this_coro::reset_cancellation_state();
+    counters.draining.store(true);
+    if (!failure && config.drain.count() > 0) {
+      // Phase 1: keep accepting and serving (every response closes its connection, /health says
+      // 503) until the drain has passed or another shutdown request comes.
+      try {
+        co_await ferry::timeout(config.drain, accept_loop(connections));
+      } catch (const ferry::timeout_error&) {
+      } catch (...) {
+        if (!is_aborted(std::current_exception())) failure = std::current_exception();
+      }
+      co_await asio::this_coro::reset_cancellation_state();
+    }
     begin_drain();
     if (config.handler.mode == execution_mode::thread) {
       co_await drain_threads();
@@ -300,10 +344,24 @@ struct server::impl {
 
   ferry::task<void> accept_loop(ferry::task_group& connections) {
     auto last_report = clock_type::time_point();
+    std::size_t batch = 0;  // connections accepted since the acceptor last waited
     for (;;) {
       error_code ec;
-      tcp::socket socket =
-          co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      // Once woken, take what the backlog holds without waiting again (a burst of connections
+      // is accepted in one go), up to a batch, then let the loop run the rest.
+      tcp::socket socket(rt.get_executor());
+      if (batch > 0 && batch < accept_batch) {
+        socket = acceptor.accept(ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+          batch = 0;
+          continue;
+        }
+        ++batch;
+      } else {
+        if (batch > 0) co_await asio::post(asio::use_awaitable);  // a batch: let others run
+        batch = 1;
+        socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      }
       if (ec == asio::error::operation_aborted) co_return;
       if (ec) {
         const int e = ec.value();
@@ -316,6 +374,7 @@ struct server::impl {
             last_report = clock_type::now();
             std::fprintf(stderr, "ferry_server: accept: %s (backing off)\n", ec.message().c_str());
           }
+          batch = 0;
           co_await ferry::sleep(20ms);
           continue;
         }
@@ -357,7 +416,8 @@ struct server::impl {
 
   /// Stops accepting, closes idle connections, and asks busy ones to close after their response.
   void begin_drain() {
-    draining.store(true);
+    counters.draining.store(true);
+    stopping.store(true);
     error_code ec;
     acceptor.close(ec);
     std::lock_guard lock(mutex);
@@ -428,11 +488,12 @@ struct server::impl {
       // Between requests: wait for the first bytes of the next one (or the client's close).
       if (buffer.size() == 0) {
         c.idle = true;
-        if (draining.load()) co_return;
+        if (stopping.load()) co_return;
         stream.expires_after(first ? config.read_timeout : config.idle_timeout);
         error_code ec;
+        if (buffer.capacity() > idle_read_chunk) buffer.shrink_to_fit();  // empty: frees it
         const std::size_t n = co_await stream.async_read_some(
-            buffer.prepare(read_chunk), asio::redirect_error(asio::use_awaitable, ec));
+            buffer.prepare(idle_read_chunk), asio::redirect_error(asio::use_awaitable, ec));
         c.idle = false;
         if (ec) {
           if (ec == beast::error::timeout) {
@@ -490,13 +551,10 @@ struct server::impl {
         counters.requests_cancelled.fetch_add(1, std::memory_order_relaxed);
         co_return;
       }
-      const bool keep = wire::keeps_alive(req, *res, draining.load());
+      const bool keep = wire::keeps_alive(req, *res, counters.draining.load());
       counters.count_response(res->counted_as, res->status);
       const std::string out = wire::serialize(*res, keep);
-      stream.expires_after(config.read_timeout);  // a client that does not read is cut off too
-      const std::size_t written = co_await asio::async_write(
-          stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
-      counters.bytes_written.fetch_add(written, std::memory_order_relaxed);
+      ec = co_await write_out(stream, out);
       in_flight.reset();
       if (ec) co_return;
       if (!keep) {
@@ -510,12 +568,36 @@ struct server::impl {
   ferry::task<void> send_last(beast::tcp_stream& stream, const response& r) {
     counters.count_response(r.counted_as, r.status);
     const std::string out = wire::serialize(r, false);
-    stream.expires_after(config.read_timeout);
+    if (!co_await write_out(stream, out)) co_await linger(stream);
+  }
+
+  /// Writes all of `out`, each write within the write timeout (a client that stops reading is
+  /// cut off, counted in write_timeouts). The error that stopped it, if any.
+  ferry::task<error_code> write_out(beast::tcp_stream& stream, std::string_view out) {
     error_code ec;
-    const std::size_t written = co_await asio::async_write(
-        stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
-    counters.bytes_written.fetch_add(written, std::memory_order_relaxed);
-    if (!ec) co_await linger(stream);
+    while (!out.empty()) {
+      stream.expires_after(config.write_timeout);
+      const std::size_t n = co_await stream.async_write_some(
+          asio::buffer(out.data(), out.size()), asio::redirect_error(asio::use_awaitable, ec));
+      counters.bytes_written.fetch_add(n, std::memory_order_relaxed);
+      out.remove_prefix(n);
+      if (ec) {
+        if (ec == beast::error::timeout)
+          counters.write_timeouts.fetch_add(1, std::memory_order_relaxed);
+        break;
+      }
+    }
+    stream.expires_never();
+    co_return ec;
+  }
+
+  /// write_all with the write timeout, counting a timeout; bytes_written counts what was sent.
+  bool write_blocking(tcp::socket& socket, std::string_view out) {
+    bool timed_out = false;
+    const bool written = write_all(socket, out, config.write_timeout, &timed_out);
+    if (timed_out) counters.write_timeouts.fetch_add(1, std::memory_order_relaxed);
+    if (written) counters.bytes_written.fetch_add(out.size(), std::memory_order_relaxed);
+    return written;
   }
 
   /// Half-closes, then reads and discards until the client closes (bounded in time and bytes).
@@ -629,7 +711,7 @@ struct server::impl {
     bool first = true;
     for (;;) {
       if (buffer.size() == 0) {
-        if (draining.load()) return;
+        if (stopping.load()) return;
         const auto wait = first ? config.read_timeout : config.idle_timeout;
         const std::size_t n = read_before(
             socket, buffer.prepare(read_chunk), clock_type::now() + wait, wake_pipe[0], ec);
@@ -650,7 +732,7 @@ struct server::impl {
       wire::configure(parser, config.limits);
       std::size_t parsed = http::read_header(in, buffer, parser, ec);
       if (!ec && wire::expects_continue(parser) &&
-          !write_all(socket, wire::continue_response, deadline)) {
+          !write_all(socket, wire::continue_response, deadline - clock_type::now())) {
         return;
       }
       if (!ec && !parser.is_done()) parsed += http::read(in, buffer, parser, ec);
@@ -677,13 +759,12 @@ struct server::impl {
       } else {
         res = std::move(std::get<response>(routed));
       }
-      const bool keep = wire::keeps_alive(req, res, draining.load());
+      const bool keep = wire::keeps_alive(req, res, counters.draining.load());
       counters.count_response(res.counted_as, res.status);
       const std::string out = wire::serialize(res, keep);
-      const bool written = write_all(socket, out, clock_type::now() + config.read_timeout);
+      const bool written = write_blocking(socket, out);
       in_flight.reset();
       if (!written) return;
-      counters.bytes_written.fetch_add(out.size(), std::memory_order_relaxed);
       if (!keep) {
         linger_blocking(socket);
         return;
@@ -694,8 +775,7 @@ struct server::impl {
   void send_last_blocking(tcp::socket& socket, const response& r) {
     counters.count_response(r.counted_as, r.status);
     const std::string out = wire::serialize(r, false);
-    if (!write_all(socket, out, clock_type::now() + config.read_timeout)) return;
-    counters.bytes_written.fetch_add(out.size(), std::memory_order_relaxed);
+    if (!write_blocking(socket, out)) return;
     linger_blocking(socket);
   }
 
@@ -766,8 +846,9 @@ struct server::impl {
   server_counters counters;
   http_handler handler;
   tcp::acceptor acceptor;
-  tcp::endpoint bound;  // what the acceptor listens on (it is closed at shutdown)
-  std::atomic<bool> draining{false};
+  tcp::endpoint bound;                // what the acceptor listens on (it is closed at shutdown)
+  int backlog = 0;                    // what listen(2) was given
+  std::atomic<bool> stopping{false};  // phase 2 of the shutdown: idle connections close
 
   std::mutex mutex;
   std::list<std::weak_ptr<async_connection>> live;  // coroutine connections, for the drain
@@ -793,6 +874,7 @@ std::string server::local_endpoint() const {
 const server_config& server::config() const { return impl_->config; }
 const http_handler& server::handler() const { return impl_->handler; }
 const server_counters& server::counters() const { return impl_->counters; }
+int server::backlog() const { return impl_->backlog; }
 
 ferry::task<void> server::run() { return impl_->run(); }
 

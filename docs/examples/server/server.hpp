@@ -16,10 +16,23 @@
 // 503 with Retry-After. In mode offload a heavy request whose client goes away is cancelled (the
 // work kernel polls its std::stop_token).
 //
-// Shutdown (cancelling run(): SIGINT/SIGTERM under runtime::run, or runtime::request_stop): stop
-// accepting, close idle connections, let requests in flight finish and answer them with
-// "Connection: close", and once `shutdown_deadline` has passed cancel whatever is left (the task
-// group, or the connection threads' stop token and sockets); then run() returns normally.
+// Shutdown (cancelling run(): SIGINT/SIGTERM under runtime::run, or runtime::request_stop), in
+// two phases:
+//  1. the drain, for `drain` (0: skipped): the server keeps accepting and serving, GET /health
+//     answers 503, and every response carries "Connection: close" — a load balancer's health
+//     check sees the backend go down and stops sending it new connections while nothing it sent
+//     is refused. A second cancellation ends the drain at once.
+//  2. the stop: stop accepting, close idle connections, let requests in flight finish and answer
+//     them with "Connection: close", and once `shutdown_deadline` has passed (or at one more
+//     cancellation) cancel whatever is left (the task group, or the connection threads' stop
+//     token and sockets); then run() returns normally.
+//
+// Writes: a response must make progress: each write of it must complete within `write_timeout`
+// (as nginx's send_timeout), or the connection is closed and counted in write_timeouts.
+//
+// Accepting: the listening socket's backlog is `backlog` (0: the system's maximum,
+// /proc/sys/net/core/somaxconn); each wake-up of the acceptor accepts every connection already
+// queued (up to a batch), so a burst of connections does not wait one loop turn each.
 //
 // Thread safety: `stats()`, `local_endpoint()` and `port()` may be called from any thread; `run()`
 // once, on the runtime given to the constructor.
@@ -49,11 +62,19 @@ struct server_config {
   std::chrono::milliseconds read_timeout{10'000};  ///< a whole request, from its first byte
   std::chrono::milliseconds idle_timeout{30'000};  ///< keep-alive, between two requests
   std::chrono::milliseconds shutdown_deadline{5'000};
+  std::chrono::milliseconds drain{0};               ///< --drain-ms: phase 1 of the shutdown
+  std::chrono::milliseconds write_timeout{60'000};  ///< each write of a response
+  int backlog = 0;         ///< listen(2) backlog; 0: the system's maximum (see system_backlog)
+  int send_buffer = 0;     ///< SO_SNDBUF of every connection in bytes; 0: the kernel's autotuning
   handler_config handler;  ///< the mode and the endpoints' limits
 };
 
 /// Throws std::invalid_argument with the reason when a value is out of range.
 void validate(const server_config& config);
+
+/// The system's maximum listen(2) backlog: /proc/sys/net/core/somaxconn, or SOMAXCONN when it
+/// cannot be read.
+int system_backlog();
 
 class server {
  public:
@@ -75,6 +96,8 @@ class server {
   const http_handler& handler() const;
   /// The live counters (what /stats reports).
   const server_counters& counters() const;
+  /// The backlog the listening socket was given (config().backlog, or system_backlog()).
+  int backlog() const;
 
   /// Accepts and serves until cancelled, then shuts down gracefully (see the file comment).
   /// Returns normally after a shutdown; throws only when accepting fails for good.
