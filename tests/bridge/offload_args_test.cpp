@@ -36,7 +36,6 @@ using ferry::test::message_of;
 
 // One way to start the operation; each forwards f, the arguments and the token (if any).
 struct via_offload {
-  static constexpr const char* name = "offload";
   template <class... A>
   auto operator()(A&&... a) {
     return ferry::offload(std::forward<A>(a)...);
