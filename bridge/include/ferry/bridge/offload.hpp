@@ -20,8 +20,9 @@
 // `offload(f, callback)` is the callback form; to pass a token-like callable to `f` as its last
 // argument, write the token after it: `offload(f, callback_for_f, use_awaitable)`. A
 // `cpu_pool&` first is always the pool (`offload(pool, f, ...)`); a pool (it can be neither
-// copied nor moved), or anything `f` must share rather than own, reaches `f` through `std::ref`. Executors, strings and other values
-// that are not completion tokens are arguments wherever they are.
+// copied nor moved), or anything `f` must share rather than own, reaches `f` through
+// `std::ref`. Executors, strings and other values that are not completion tokens are arguments
+// wherever they are.
 //
 // `offload` is an Asio asynchronous operation: any completion token works (`use_awaitable`, the
 // default; `deferred`, `use_future`, a callback, `as_tuple(...)`, `bind_executor(...)`).
