@@ -217,8 +217,9 @@ ferry::task<void> handle_request(demo& d, int id, request_report& out) {
   // of requests steals chunks of them.
   out.parallel = id % 8 == 7;
   const auto start = clock_type::now();
-  out.work = co_await ferry::offload(
-      [&d, id, parallel = out.parallel] { return compute(d, id, parallel); });
+  // offload(f, args...): the arguments are copied into the operation (std::ref passes d by
+  // reference), as with std::thread — the form that is safe on every compiler.
+  out.work = co_await ferry::offload(compute, std::ref(d), id, out.parallel);
   out.latency_ms = ms_between(start, clock_type::now());
   out.resumed_on = d.labels.current();
   out.resumed_on_io = d.on_io_thread();

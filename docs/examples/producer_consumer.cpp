@@ -50,12 +50,14 @@ ferry::task<void> consumer(shared_state& s, std::string name) {
     } catch (const ferry::queue_closed&) {
       co_return;  // closed and drained
     }
-    const long value = co_await ferry::offload([job] {
-      std::uint64_t x = static_cast<std::uint64_t>(job);
-      for (int i = 0; i < 10000; ++i)
-        x = (x * 6364136223846793005ULL + 1442695040888963407ULL) >> 1;
-      return static_cast<long>(x & 0xffff);
-    });
+    const long value = co_await ferry::offload(
+        [](int job) {
+          std::uint64_t x = static_cast<std::uint64_t>(job);
+          for (int i = 0; i < 10000; ++i)
+            x = (x * 6364136223846793005ULL + 1442695040888963407ULL) >> 1;
+          return static_cast<long>(x & 0xffff);
+        },
+        job);  // offload(f, args...): the job number is an argument of f
     {
       auto lock = co_await s.stats_mutex.lock();
       ++s.per_consumer[name];

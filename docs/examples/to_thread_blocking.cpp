@@ -3,10 +3,11 @@
 // asyncio:
 //     data = await asyncio.to_thread(legacy_read, path)
 //
-// ferry: `co_await ferry::to_thread(f)` runs `f` on the runtime's elastic blocking pool — never
-// on the work-stealing CPU pool, where a blocked worker would be a lost core — and resumes the
-// coroutine on its I/O thread. Here a synchronous "legacy" function writes and reads a file with
-// a deliberate 50 ms stall, four times at once, while a timer on the loop keeps ticking.
+// ferry: `co_await ferry::to_thread(legacy_read, path)` runs the call on the runtime's elastic
+// blocking pool — never on the work-stealing CPU pool, where a blocked worker would be a lost core
+// — and resumes the coroutine on its I/O thread. Here a synchronous "legacy" function writes and
+// reads a file with a deliberate 50 ms stall, four times at once, while a timer on the loop keeps
+// ticking.
 #include <unistd.h>
 
 #include <cstdio>
@@ -47,8 +48,9 @@ ferry::task<int> main_task(ferry::runtime& rt) {
   auto one = [&](int i) -> ferry::task<std::string> {
     const auto path =
         dir / ("ferry_to_thread_" + std::to_string(::getpid()) + "_" + std::to_string(i) + ".txt");
-    auto call = [path, i] { return legacy_roundtrip(path, "record " + std::to_string(i)); };
-    co_return co_await ferry::to_thread(std::move(call));
+    // to_thread(f, args...), as asyncio's to_thread(func, *args): path and the record move into
+    // the operation, and legacy_roundtrip runs on a blocking thread with them.
+    co_return co_await ferry::to_thread(legacy_roundtrip, path, "record " + std::to_string(i));
   };
   auto readers =
       [&]() -> ferry::task<std::tuple<std::string, std::string, std::string, std::string>> {

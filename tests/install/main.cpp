@@ -1,8 +1,10 @@
 // Consumer of the installed ferry package: offloads one computation from the event loop to the
-// work-stealing pool. Exits 0 iff the offload resumed the handler with the right result.
+// work-stealing pool, with and without arguments. Exits 0 iff each offload resumed the handler with
+// the right result.
 #include <cstdio>
 #include <exception>
 #include <ferry/ferry.hpp>
+#include <memory>
 
 namespace {
 
@@ -10,6 +12,13 @@ ferry::task<int> offload_answer() {
   const int answer = co_await ferry::offload([] { return 21 * 2; });
   if (answer != 42) {
     std::fprintf(stderr, "ferry install test: offload returned %d, expected 42\n", answer);
+    co_return 1;
+  }
+  // f plus arguments: the data moves into the operation (the form that is safe on g++ 12).
+  const int doubled = co_await ferry::offload([](std::unique_ptr<int> p) { return *p * 2; },
+                                              std::make_unique<int>(21));
+  if (doubled != 42) {
+    std::fprintf(stderr, "ferry install test: offload(f, arg) returned %d, expected 42\n", doubled);
     co_return 1;
   }
   co_return 0;

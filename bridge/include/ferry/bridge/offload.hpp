@@ -1,6 +1,28 @@
 // ferry/bridge/offload.hpp — run CPU work on the work-stealing pool, resume on your own executor.
 //
 //   int n = co_await ferry::offload([&] { return count_primes(1'000'000); });
+//   auto doc = co_await ferry::offload(parse, std::move(body));   // f plus arguments
+//
+// Arguments: `offload(f, args...)` and `offload(pool, f, args...)` run `f(args...)`, as asyncio's
+// `to_thread(func, *args)`. `f` and the arguments are decay-copied into the operation (as
+// `std::thread` and `std::bind_front` do; `std::ref(x)` passes a reference) and `f` is invoked on
+// the pool, as an rvalue, with them moved in. If `f(std::stop_token, args...)` is valid, `f`
+// receives the operation's stop token first (as `std::jthread` does); otherwise `f(args...)`.
+// This is the form to use when data moves into the work: on g++ 11/12 a capturing lambda that
+// owns data, written inside the `co_await`, is destroyed twice (docs/guide.md, "Known compiler
+// issues"); arguments are owned by the operation, not by the `co_await` expression.
+//
+// Which argument is the completion token (Asio's rule, made precise): in `offload(f, a1, ...,
+// an)` the last argument `an` is the token iff `f(a1, ..., an-1)` is a valid call (with or
+// without a leading stop token) and `an` is a `boost::asio::completion_token_for` its completion
+// signature — Asio's tokens, or any callable accepting `(std::exception_ptr, R)`, i.e. a plain
+// callback. Otherwise every argument goes to `f` and the token is `use_awaitable`. So
+// `offload(f, callback)` is the callback form; to pass a token-like callable to `f` as its last
+// argument, write the token after it: `offload(f, callback_for_f, use_awaitable)`. A
+// `cpu_pool&` first is always the pool (`offload(pool, f, ...)`); a pool (it can be neither
+// copied nor moved), or anything `f` must share rather than own, reaches `f` through
+// `std::ref`. Executors, strings and other values that are not completion tokens are arguments
+// wherever they are.
 //
 // `offload` is an Asio asynchronous operation: any completion token works (`use_awaitable`, the
 // default; `deferred`, `use_future`, a callback, `as_tuple(...)`, `bind_executor(...)`).
@@ -36,9 +58,9 @@
 // at most N offloads on that pool are queued or running; the others wait asynchronously in FIFO
 // order for a slot — no thread blocks, memory stays bounded.
 //
-// Lifetime: `f` is decay-copied into the operation and destroyed on the pool thread after it
-// ran (or with the operation if it never ran). What `f` borrows by reference must outlive the
-// operation — with `co_await`, the awaiting frame's locals do.
+// Lifetime: `f` (and the arguments) are decay-copied into the operation and destroyed on the
+// pool thread after it ran (or with the operation if it never ran). What `f` borrows by reference
+// must outlive the operation — with `co_await`, the awaiting frame's locals do.
 //
 // Thread safety: may be called from any thread; each call is an independent operation.
 //
@@ -57,6 +79,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ferry/bridge/detail/bound_call.hpp"
 #include "ferry/bridge/detail/context_lookup.hpp"
 #include "ferry/bridge/detail/offload_op.hpp"
 #include "ferry/core/cpu_pool.hpp"
@@ -92,20 +115,21 @@ inline void throw_if_stop_requested(const std::stop_token& st) {
   }
 }
 
-/// Runs `f` on the cpu_pool of the handler's runtime (see the file comment for the contract).
-template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
-auto offload(F&& f, Token&& token = {}) {
-  detail::check_offload_result<F>();
-  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::initiate_offload{nullptr}, token, std::forward<F>(f));
+/// Runs `f(args...)` on the cpu_pool of the handler's runtime (see the file comment for the
+/// contract and for which argument is the completion token).
+template <class F, class... Rest>
+requires detail::offload_arguments<F, Rest...>
+auto offload(F&& f, Rest&&... rest) {
+  return detail::initiate_with_arguments(
+      detail::initiate_offload{nullptr}, std::forward<F>(f), std::forward<Rest>(rest)...);
 }
 
-/// Runs `f` on `pool`, which must outlive the operation.
-template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
-auto offload(cpu_pool& pool, F&& f, Token&& token = {}) {
-  detail::check_offload_result<F>();
-  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::initiate_offload{&pool}, token, std::forward<F>(f));
+/// Runs `f(args...)` on `pool`, which must outlive the operation.
+template <class F, class... Rest>
+requires detail::offload_arguments<F, Rest...>
+auto offload(cpu_pool& pool, F&& f, Rest&&... rest) {
+  return detail::initiate_with_arguments(
+      detail::initiate_offload{&pool}, std::forward<F>(f), std::forward<Rest>(rest)...);
 }
 
 }  // namespace ferry

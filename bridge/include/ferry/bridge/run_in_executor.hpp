@@ -3,13 +3,16 @@
 //   boost::asio::thread_pool legacy(4);
 //   auto rows = co_await ferry::run_in_executor(legacy.get_executor(), [&] { return query(); });
 //
-// The mirror of asyncio's `loop.run_in_executor(executor, f)`: `f` is posted to `ex` (a strand,
-// an `asio::thread_pool`, a `cpu_pool` or `blocking_pool` executor, another io_context, ...) and
-// the awaiter resumes on its own executor with the result or the exception.
+// The mirror of asyncio's `loop.run_in_executor(executor, f, *args)`:
+// `run_in_executor(ex, f, args...)` posts `f(args...)` to `ex` (a strand, an `asio::thread_pool`,
+// a `cpu_pool` or `blocking_pool` executor, another io_context, ...) and the awaiter resumes on
+// its own executor with the result or the exception.
 //
-// Completion signature, tokens, resume executor, cancellation, lifetime and errors: exactly as
-// `ferry::offload` (offload.hpp). If `ex`'s execution context is shut down before it ran `f`,
-// `f` never runs and the operation completes with operation_aborted (rather than never).
+// Arguments, completion signature, tokens (and which argument is the token), resume executor,
+// cancellation, lifetime and errors: exactly as `ferry::offload` (offload.hpp). `ex` is always
+// the target; executors after `f` are arguments of `f`. If `ex`'s execution context is shut down
+// before it ran `f`, `f` never runs and the operation completes with operation_aborted (rather
+// than never).
 //
 // Complexity: the operation, plus whatever `asio::post` to `ex` allocates.
 #pragma once
@@ -22,6 +25,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ferry/bridge/detail/bound_call.hpp"
 #include "ferry/bridge/detail/offload_op.hpp"
 
 namespace ferry {
@@ -42,15 +46,16 @@ struct initiate_run_in_executor {
 
 }  // namespace detail
 
-/// Runs `f` on `ex`; `ex`'s execution context must outlive the operation.
-template <class Executor, detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
+/// Runs `f(args...)` on `ex`; `ex`'s execution context must outlive the operation.
+template <class Executor, class F, class... Rest>
 requires(boost::asio::execution::is_executor<Executor>::value ||
-         boost::asio::is_executor<Executor>::value) auto run_in_executor(const Executor& ex,
-                                                                         F&& f,
-                                                                         Token&& token = {}) {
-  detail::check_offload_result<F>();
-  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::initiate_run_in_executor<Executor>{ex}, token, std::forward<F>(f));
+         boost::asio::is_executor<Executor>::value) &&
+    detail::offload_arguments<F, Rest...> auto run_in_executor(const Executor& ex,
+                                                               F&& f,
+                                                               Rest&&... rest) {
+  return detail::initiate_with_arguments(detail::initiate_run_in_executor<Executor>{ex},
+                                         std::forward<F>(f),
+                                         std::forward<Rest>(rest)...);
 }
 
 }  // namespace ferry

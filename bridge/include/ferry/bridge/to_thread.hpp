@@ -1,17 +1,21 @@
 // ferry/bridge/to_thread.hpp — run a blocking call on the elastic blocking pool.
 //
 //   std::string text = co_await ferry::to_thread([&] { return read_whole_file(path); });
+//   std::string same = co_await ferry::to_thread(read_whole_file, path);   // f plus arguments
 //
 // For calls that block (legacy synchronous libraries, file I/O, sleeps): they run on a
 // blocking_pool thread, never on the work-stealing pool, where a blocked worker is a lost core.
 //
-// Completion signature, tokens, resume executor, cancellation, lifetime and errors: exactly as
-// `ferry::offload` (offload.hpp). Cancellation before the call starts completes at once with
-// operation_aborted and the call never runs; after it started, the `std::stop_token` it received
-// (if any) is stopped and the operation completes when the call returns.
+// Arguments, completion signature, tokens (and which argument is the token), resume executor,
+// cancellation, lifetime and errors: exactly as `ferry::offload` (offload.hpp) —
+// `to_thread(f, args...)` is asyncio's `to_thread(func, *args)`, a `blocking_pool&` first is the
+// pool. Cancellation before the call starts completes at once with operation_aborted and the
+// call never runs; after it started, the `std::stop_token` it received (if any) is stopped and
+// the operation completes when the call returns.
 //
-// Which pool: `to_thread(pool, f)` uses `pool`; `to_thread(f)` the blocking_pool of the runtime
-// that owns the handler's executor's context, otherwise a process-wide default (64 threads).
+// Which pool: `to_thread(pool, f, args...)` uses `pool`; `to_thread(f, args...)` the
+// blocking_pool of the runtime that owns the handler's executor's context, otherwise a
+// process-wide default (64 threads).
 // Not subject to `max_offloads_in_flight`: the blocking pool's thread limit bounds it, and calls
 // beyond that limit wait in the pool's FIFO queue.
 //
@@ -25,6 +29,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ferry/bridge/detail/bound_call.hpp"
 #include "ferry/bridge/detail/context_lookup.hpp"
 #include "ferry/bridge/detail/offload_op.hpp"
 #include "ferry/core/blocking_pool.hpp"
@@ -48,20 +53,20 @@ struct initiate_to_thread {
 
 }  // namespace detail
 
-/// Runs the blocking call `f` on the handler's runtime's blocking_pool.
-template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
-auto to_thread(F&& f, Token&& token = {}) {
-  detail::check_offload_result<F>();
-  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::initiate_to_thread{nullptr}, token, std::forward<F>(f));
+/// Runs the blocking call `f(args...)` on the handler's runtime's blocking_pool.
+template <class F, class... Rest>
+requires detail::offload_arguments<F, Rest...>
+auto to_thread(F&& f, Rest&&... rest) {
+  return detail::initiate_with_arguments(
+      detail::initiate_to_thread{nullptr}, std::forward<F>(f), std::forward<Rest>(rest)...);
 }
 
-/// Runs the blocking call `f` on `pool`, which must outlive the operation.
-template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
-auto to_thread(blocking_pool& pool, F&& f, Token&& token = {}) {
-  detail::check_offload_result<F>();
-  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::initiate_to_thread{&pool}, token, std::forward<F>(f));
+/// Runs the blocking call `f(args...)` on `pool`, which must outlive the operation.
+template <class F, class... Rest>
+requires detail::offload_arguments<F, Rest...>
+auto to_thread(blocking_pool& pool, F&& f, Rest&&... rest) {
+  return detail::initiate_with_arguments(
+      detail::initiate_to_thread{&pool}, std::forward<F>(f), std::forward<Rest>(rest)...);
 }
 
 }  // namespace ferry
