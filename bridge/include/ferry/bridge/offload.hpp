@@ -57,6 +57,7 @@
 #include "ferry/bridge/detail/context_lookup.hpp"
 #include "ferry/bridge/detail/offload_op.hpp"
 #include "ferry/core/cpu_pool.hpp"
+#include "ferry/io/detail/task_registry.hpp"
 
 namespace ferry {
 namespace detail {
@@ -93,16 +94,16 @@ inline void throw_if_stop_requested(const std::stop_token& st) {
 template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
 auto offload(F&& f, Token&& token = {}) {
   detail::check_offload_result<F>();
-  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::initiate_offload{nullptr}, token, std::forward<F>(f));
+  return detail::noted_initiate<Token, detail::offload_signature_t<F>>(
+      "offload", detail::initiate_offload{nullptr}, token, std::forward<F>(f));
 }
 
 /// Runs `f` on `pool`, which must outlive the operation.
 template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
 auto offload(cpu_pool& pool, F&& f, Token&& token = {}) {
   detail::check_offload_result<F>();
-  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::initiate_offload{&pool}, token, std::forward<F>(f));
+  return detail::noted_initiate<Token, detail::offload_signature_t<F>>(
+      "offload", detail::initiate_offload{&pool}, token, std::forward<F>(f));
 }
 
 }  // namespace ferry

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "ferry/bridge/detail/offload_op.hpp"
+#include "ferry/io/detail/task_registry.hpp"
 
 namespace ferry {
 namespace detail {
@@ -49,8 +50,8 @@ requires(boost::asio::execution::is_executor<Executor>::value ||
                                                                          F&& f,
                                                                          Token&& token = {}) {
   detail::check_offload_result<F>();
-  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::initiate_run_in_executor<Executor>{ex}, token, std::forward<F>(f));
+  return detail::noted_initiate<Token, detail::offload_signature_t<F>>(
+      "run_in_executor", detail::initiate_run_in_executor<Executor>{ex}, token, std::forward<F>(f));
 }
 
 }  // namespace ferry

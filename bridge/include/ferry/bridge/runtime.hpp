@@ -52,6 +52,7 @@
 #include "ferry/core/blocking_pool.hpp"
 #include "ferry/core/cpu_pool.hpp"
 #include "ferry/core/histogram.hpp"
+#include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/task.hpp"
 
 namespace ferry {
@@ -186,6 +187,15 @@ class runtime {
   /// final report, `ongoing` false, with its stack). Empty without a watchdog.
   std::vector<slow_callback_report> recent_slow_callbacks() const;
 
+  /// What every task of this runtime is doing, as text (like Python's `asyncio pstree`): run's
+  /// main and every task_group on this runtime's io_context or cpu_pool, each group under the
+  /// task that created it, each child with the file:line where it was spawned and what it
+  /// awaits — one of ferry's operations (offload, sleep, queue::get, ...) and for how long, or
+  /// "running, or awaiting an operation ferry does not track". Any thread; a snapshot (each
+  /// group read under its own lock, one group at a time). See docs/design.md for what it
+  /// costs when nobody asks (a few words per task, no lock on the hot path).
+  std::string dump_tasks() const;
+
   /// True when called from one of this runtime's io threads.
   bool running_in_this_thread() const noexcept;
 
@@ -214,6 +224,7 @@ class runtime {
     std::exception_ptr error;
     boost::asio::cancellation_signal cancel;
     struct sigaction previous[2]{};  // SIGINT, SIGTERM before run
+    detail::task_node main_task;     // what dump_tasks shows of main
   };
 
   boost::asio::any_io_executor begin_run(const std::shared_ptr<run_state>& state);
@@ -235,7 +246,7 @@ class runtime {
   std::optional<boost::asio::executor_work_guard<executor_type>> work_;
   std::vector<std::thread> threads_;
 
-  std::mutex run_mutex_;
+  mutable std::mutex run_mutex_;
   std::shared_ptr<run_state> active_run_;
   boost::asio::any_io_executor active_executor_;  // empty until main has been started
   bool stop_requested_early_ = false;             // request_stop before main was started
@@ -263,6 +274,7 @@ T runtime::run(task<T> main) {
   // has reached its first suspension point (Asio's co_spawn lets a cancellation that arrives
   // earlier escape from the loop instead of reaching the completion handler).
   boost::asio::post(ex, [&state, ex, on_done, main = std::move(main)]() mutable {
+    detail::task_scope scope(&state.main_task, true);  // dump_tasks: main is current
     boost::asio::co_spawn(
         ex, std::move(main), boost::asio::bind_cancellation_slot(state.cancel.slot(), on_done));
   });

@@ -28,6 +28,7 @@
 #include "ferry/bridge/detail/context_lookup.hpp"
 #include "ferry/bridge/detail/offload_op.hpp"
 #include "ferry/core/blocking_pool.hpp"
+#include "ferry/io/detail/task_registry.hpp"
 
 namespace ferry {
 namespace detail {
@@ -52,16 +53,16 @@ struct initiate_to_thread {
 template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
 auto to_thread(F&& f, Token&& token = {}) {
   detail::check_offload_result<F>();
-  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::initiate_to_thread{nullptr}, token, std::forward<F>(f));
+  return detail::noted_initiate<Token, detail::offload_signature_t<F>>(
+      "to_thread", detail::initiate_to_thread{nullptr}, token, std::forward<F>(f));
 }
 
 /// Runs the blocking call `f` on `pool`, which must outlive the operation.
 template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
 auto to_thread(blocking_pool& pool, F&& f, Token&& token = {}) {
   detail::check_offload_result<F>();
-  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::initiate_to_thread{&pool}, token, std::forward<F>(f));
+  return detail::noted_initiate<Token, detail::offload_signature_t<F>>(
+      "to_thread", detail::initiate_to_thread{&pool}, token, std::forward<F>(f));
 }
 
 }  // namespace ferry
