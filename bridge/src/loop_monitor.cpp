@@ -212,8 +212,15 @@ std::string symbolize(const std::vector<void*>& frames) {
   std::string out;
   for (std::size_t i = 0; i < frames.size(); ++i) {
     const frame_info& f = info[i];
-    // Below the io thread's own loop there is only the thread's start: cut there.
-    if (f.name.rfind("ferry::detail::loop_monitor::io_thread_loop", 0) == 0) break;
+    // Below the coroutine machinery there is only the loop's own dispatching: cut there.
+    if (i > 0 && (f.name.rfind("boost::asio::detail::awaitable_thread<", 0) == 0 ||
+                  f.name.rfind("boost::asio::detail::scheduler::", 0) == 0 ||
+                  f.name.rfind("ferry::detail::loop_monitor::io_thread_loop", 0) == 0)) {
+      char more[64];
+      std::snprintf(more, sizeof more, "(%zu more frames: the loop)\n", frames.size() - i);
+      out += more;
+      break;
+    }
     char head[48];
     std::snprintf(head, sizeof head, "#%zu ", i);
     out += head;
