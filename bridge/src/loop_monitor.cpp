@@ -352,8 +352,12 @@ void loop_monitor::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
-  reporter_cv_.notify_all();
   if (watchdog_.joinable()) watchdog_.join();
+  {
+    std::lock_guard lock(mutex_);
+    reporter_stopping_ = true;  // after the watchdog: it makes no report any more
+  }
+  reporter_cv_.notify_all();
   if (reporter_.joinable()) reporter_.join();
 }
 
@@ -463,9 +467,18 @@ void loop_monitor::watch_threads(std::unique_lock<std::mutex>& lock, std::int64_
       continue;
     }
     if (st.reported || now - st.progress_ns <= threshold_ns_) continue;
-    if (slot.parked.load(std::memory_order_relaxed) && waiting_for_work(tid)) {
-      st.progress_ns = now;  // idle: a stall can only start from here
-      continue;
+    if (slot.parked.load(std::memory_order_relaxed)) {
+      if (waiting_for_work(tid)) {
+        st.progress_ns = now;  // idle: a stall can only start from here
+        st.suspect = false;
+        continue;
+      }
+      // Seen running: it may have just woken for a short handler. Stalled only if the next
+      // tick still sees no progress.
+      if (!st.suspect) {
+        st.suspect = true;
+        continue;
+      }
     }
     st.reported = true;
     st.stall_start_ns = st.progress_ns;
@@ -535,7 +548,7 @@ void loop_monitor::report_loop() {
   std::vector<std::string> last_where(slots_.size());
   std::unique_lock lock(mutex_);
   for (;;) {
-    reporter_cv_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
+    reporter_cv_.wait(lock, [this] { return reporter_stopping_ || !pending_.empty(); });
     if (pending_.empty()) return;  // stopping, nothing left
     pending_report p = std::move(pending_.front());
     pending_.pop_front();

@@ -80,6 +80,10 @@ class loop_monitor {
 
   void fill(loop_stats& s) const;
 
+  /// Stops the watchdog and delivers the reports already made; before the io threads stop
+  /// (a stopped loop would look stalled, and a joined thread must not be signalled).
+  void stop();
+
   /// The last (up to 8) stalls that are over, oldest first.
   std::vector<slow_callback_report> recent() const;
 
@@ -101,13 +105,13 @@ class loop_monitor {
   void enqueue(slow_callback_report r, std::size_t slot, captured_stack stack);
   void report_loop();
   void record_end(std::int64_t stall_ns);
-  void stop();
 
   // Per-thread watchdog state (watchdog thread only).
   struct watch_state {
     std::uint64_t seen = 0;           // handlers at the last change
     std::int64_t progress_ns = 0;     // when the change was seen
     bool reported = false;            // the current stall was reported
+    bool suspect = false;             // parked, seen not waiting once: confirm next tick
     std::int64_t stall_start_ns = 0;  // its start, as far as the watchdog knows
   };
 
@@ -126,9 +130,10 @@ class loop_monitor {
   std::thread watchdog_;
   std::thread reporter_;
   mutable std::mutex mutex_;
-  std::condition_variable cv_;           // wakes the watchdog (stopping_)
-  std::condition_variable reporter_cv_;  // wakes the reporter (pending_, stopping_)
-  bool stopping_ = false;
+  std::condition_variable cv_;               // wakes the watchdog (stopping_)
+  std::condition_variable reporter_cv_;      // wakes the reporter (pending_, stopping_)
+  bool stopping_ = false;                    // the watchdog stops
+  bool reporter_stopping_ = false;           // the reporter stops once pending_ is empty
   std::deque<pending_report> pending_;       // guarded by mutex_
   std::deque<slow_callback_report> recent_;  // guarded by mutex_
   std::atomic<std::int64_t> probe_ran_ns_{0};

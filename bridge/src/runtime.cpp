@@ -81,6 +81,7 @@ runtime::runtime(runtime_options options)
 }
 
 runtime::~runtime() {
+  monitor_->stop();  // the watchdog first: a stopping loop is not a stalled one
   work_.reset();
   io_.stop();
   for (auto& t : threads_) t.join();
