@@ -5,22 +5,19 @@
 #include <pthread.h>
 #include <signal.h>
 
-#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <cstdio>
 #include <future>
 #include <iterator>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 
 #include "ferry/bridge/detail/context_lookup.hpp"
 #include "ferry/bridge/detail/runtime_link.hpp"
 #include "ferry/core/detail/pool_tag.hpp"
-#include "ferry/core/detail/spin.hpp"
+#include "loop_monitor.hpp"
 
 namespace ferry {
 namespace {
@@ -56,150 +53,7 @@ runtime_options validated(runtime_options options) {
   return options;
 }
 
-using detail::now_ns;
-
-void print_slow_callback(const slow_callback_report& r) {
-  std::ostringstream who;
-  if (r.thread == std::thread::id()) {
-    who << "every io thread";
-  } else {
-    who << "io thread " << r.thread;
-  }
-  const double ms = std::chrono::duration<double, std::milli>(r.blocked_for).count();
-  std::fprintf(stderr,
-               "ferry: slow callback: %s %s %.1f ms%s%s\n",
-               who.str().c_str(),
-               r.ongoing ? "has not returned to the loop for" : "was blocked for",
-               ms,
-               r.where.empty() ? "" : " in ",
-               r.where.c_str());
-}
-
 }  // namespace
-
-// The loop's own instruments: a timer that measures how late it fires (lag), and a watchdog
-// thread that posts a probe to the loop and reports when the probe waits longer than the
-// threshold (a handler has not returned).
-class runtime::monitor {
- public:
-  explicit monitor(runtime& rt)
-      : rt_(rt),
-        timer_(rt.io_),
-        interval_(rt.options_.lag_probe_interval),
-        threshold_ns_(std::chrono::nanoseconds(rt.options_.slow_callback_threshold).count()) {
-    if (interval_.count() > 0) arm_lag_probe();
-  }
-
-  // After the io threads have started (the watchdog reports the thread of a single one).
-  void start_watchdog(std::thread::id single_io_thread) {
-    if (threshold_ns_ == 0) return;
-    io_thread_ = single_io_thread;
-    report_ = rt_.options_.on_slow_callback
-                  ? rt_.options_.on_slow_callback
-                  : std::function<void(const slow_callback_report&)>(&print_slow_callback);
-    watchdog_ = std::thread([this] { watch(); });
-  }
-
-  ~monitor() {
-    if (watchdog_.joinable()) {
-      {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-      }
-      cv_.notify_all();
-      watchdog_.join();
-    }
-  }
-
-  void fill(loop_stats& s) const {
-    s.lag = lag_.snapshot();
-    s.slow_callbacks = slow_callbacks_.load(std::memory_order_relaxed);
-    s.longest_stall = std::chrono::nanoseconds(longest_stall_ns_.load(std::memory_order_relaxed));
-  }
-
- private:
-  // --- lag probe: one timer, rearmed by its own handler (one writer of lag_ at a time) -------
-  void arm_lag_probe() {
-    due_ = std::chrono::steady_clock::now() + interval_;
-    timer_.expires_at(due_);
-    timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      lag_.record(std::chrono::steady_clock::now() - due_);
-      arm_lag_probe();
-    });
-  }
-
-  // --- watchdog ---------------------------------------------------------------------------
-  void watch() {
-    const auto tick = std::clamp(std::chrono::nanoseconds(threshold_ns_ / 4),
-                                 std::chrono::nanoseconds(std::chrono::milliseconds(1)),
-                                 std::chrono::nanoseconds(std::chrono::milliseconds(250)));
-    std::int64_t posted = 0;  // when the outstanding probe was posted (0: none)
-    bool reported = false;    // the outstanding probe's stall was reported
-    std::unique_lock lock(mutex_);
-    while (!stopping_) {
-      const std::int64_t now = now_ns();
-      if (posted != 0) {
-        const std::int64_t ran = probe_ran_ns_.load(std::memory_order_acquire);
-        if (ran != 0) {
-          if (reported) {
-            const std::int64_t stall = ran - posted;
-            if (stall > longest_stall_ns_.load(std::memory_order_relaxed)) {
-              longest_stall_ns_.store(stall, std::memory_order_relaxed);
-            }
-            send(lock, std::chrono::nanoseconds(stall), false);
-          }
-          posted = 0;
-          reported = false;
-        } else if (!reported && now - posted > threshold_ns_) {
-          slow_callbacks_.fetch_add(1, std::memory_order_relaxed);
-          reported = true;
-          send(lock, std::chrono::nanoseconds(now - posted), true);
-        }
-      }
-      if (posted == 0 && !stopping_) {
-        posted = now_ns();
-        probe_ran_ns_.store(0, std::memory_order_relaxed);
-        boost::asio::post(rt_.io_,
-                          [this] { probe_ran_ns_.store(now_ns(), std::memory_order_release); });
-      }
-      cv_.wait_for(lock, tick, [this] { return stopping_; });
-    }
-  }
-
-  void send(std::unique_lock<std::mutex>& lock, std::chrono::nanoseconds blocked, bool ongoing) {
-    slow_callback_report r;
-    r.blocked_for = blocked;
-    r.thread = io_thread_;
-    r.ongoing = ongoing;
-    lock.unlock();
-    try {
-      report_(r);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "ferry: on_slow_callback threw: %s\n", e.what());
-    } catch (...) {
-      std::fprintf(stderr, "ferry: on_slow_callback threw\n");
-    }
-    lock.lock();
-  }
-
-  runtime& rt_;
-  boost::asio::steady_timer timer_;
-  const std::chrono::milliseconds interval_;
-  std::chrono::steady_clock::time_point due_;
-  latency_histogram lag_;
-
-  const std::int64_t threshold_ns_;
-  std::thread::id io_thread_;
-  std::function<void(const slow_callback_report&)> report_;
-  std::thread watchdog_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::atomic<std::int64_t> probe_ran_ns_{0};
-  std::atomic<std::uint64_t> slow_callbacks_{0};
-  std::atomic<std::int64_t> longest_stall_ns_{0};
-};
 
 runtime::runtime(runtime_options options)
     : options_(validated(std::move(options))),
@@ -212,13 +66,13 @@ runtime::runtime(runtime_options options)
   boost::asio::add_service(io_, new detail::runtime_link(io_, this));
   boost::asio::add_service(*cpu_, new detail::runtime_link(*cpu_, this));
   work_.emplace(io_.get_executor());
-  monitor_ = std::make_unique<monitor>(*this);
+  monitor_ = std::make_unique<detail::loop_monitor>(io_, options_);
   threads_.reserve(options_.io_threads);
   try {
     for (std::size_t i = 0; i < options_.io_threads; ++i) {
-      threads_.emplace_back([this] { io_thread_main(); });
+      threads_.emplace_back([this, i] { io_thread_main(i); });
     }
-    monitor_->start_watchdog(threads_.size() == 1 ? threads_.front().get_id() : std::thread::id());
+    monitor_->start_watchdog();
   } catch (...) {
     io_.stop();
     for (auto& t : threads_) t.join();
@@ -228,6 +82,7 @@ runtime::runtime(runtime_options options)
 }
 
 runtime::~runtime() {
+  monitor_->stop();  // the watchdog first: a stopping loop is not a stalled one
   work_.reset();
   io_.stop();
   for (auto& t : threads_) t.join();
@@ -240,13 +95,13 @@ runtime::~runtime() {
   // io_ is destroyed last (member order): it destroys the handlers that never ran.
 }
 
-void runtime::io_thread_main() {
+void runtime::io_thread_main(std::size_t index) {
   current_runtime = this;
   // A name to find the loop by in top -H, gdb, chrt (15 characters at most).
   pthread_setname_np(pthread_self(), "ferry-io");
   for (;;) {
     try {
-      io_.run();
+      monitor_->io_thread_loop(index);
       return;  // stopped
     } catch (const std::exception& e) {
       std::fprintf(stderr, "ferry: an exception escaped a handler on an io thread: %s\n", e.what());
@@ -276,6 +131,10 @@ runtime_stats runtime::stats() const {
   s.offloads.run_time = s.cpu.run_time;
   monitor_->fill(s.loop);
   return s;
+}
+
+std::vector<slow_callback_report> runtime::recent_slow_callbacks() const {
+  return monitor_->recent();
 }
 
 boost::asio::any_io_executor runtime::begin_run(const std::shared_ptr<run_state>& state) {

@@ -83,6 +83,7 @@
 #include "ferry/bridge/detail/context_lookup.hpp"
 #include "ferry/bridge/detail/offload_op.hpp"
 #include "ferry/core/cpu_pool.hpp"
+#include "ferry/io/detail/task_registry.hpp"
 
 namespace ferry {
 namespace detail {
@@ -121,15 +122,18 @@ template <class F, class... Rest>
 requires detail::offload_arguments<F, Rest...>
 auto offload(F&& f, Rest&&... rest) {
   return detail::initiate_with_arguments(
-      detail::initiate_offload{nullptr}, std::forward<F>(f), std::forward<Rest>(rest)...);
+      detail::noted("offload", detail::initiate_offload{nullptr}),
+      std::forward<F>(f),
+      std::forward<Rest>(rest)...);
 }
 
 /// Runs `f(args...)` on `pool`, which must outlive the operation.
 template <class F, class... Rest>
 requires detail::offload_arguments<F, Rest...>
 auto offload(cpu_pool& pool, F&& f, Rest&&... rest) {
-  return detail::initiate_with_arguments(
-      detail::initiate_offload{&pool}, std::forward<F>(f), std::forward<Rest>(rest)...);
+  return detail::initiate_with_arguments(detail::noted("offload", detail::initiate_offload{&pool}),
+                                         std::forward<F>(f),
+                                         std::forward<Rest>(rest)...);
 }
 
 }  // namespace ferry

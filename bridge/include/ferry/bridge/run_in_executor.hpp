@@ -27,6 +27,7 @@
 
 #include "ferry/bridge/detail/bound_call.hpp"
 #include "ferry/bridge/detail/offload_op.hpp"
+#include "ferry/io/detail/task_registry.hpp"
 
 namespace ferry {
 namespace detail {
@@ -53,9 +54,10 @@ requires(boost::asio::execution::is_executor<Executor>::value ||
     detail::offload_arguments<F, Rest...> auto run_in_executor(const Executor& ex,
                                                                F&& f,
                                                                Rest&&... rest) {
-  return detail::initiate_with_arguments(detail::initiate_run_in_executor<Executor>{ex},
-                                         std::forward<F>(f),
-                                         std::forward<Rest>(rest)...);
+  return detail::initiate_with_arguments(
+      detail::noted("run_in_executor", detail::initiate_run_in_executor<Executor>{ex}),
+      std::forward<F>(f),
+      std::forward<Rest>(rest)...);
 }
 
 }  // namespace ferry

@@ -52,21 +52,28 @@
 #include "ferry/core/blocking_pool.hpp"
 #include "ferry/core/cpu_pool.hpp"
 #include "ferry/core/histogram.hpp"
+#include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/task.hpp"
 
 namespace ferry {
+namespace detail {
+class loop_monitor;
+}  // namespace detail
 
 /// What a slow-callback report carries (see runtime_options::slow_callback_threshold).
 struct slow_callback_report {
-  /// How long the loop had not come back: at least the threshold while `ongoing`, the whole
-  /// stall once it is over (measured from when the watchdog's probe was posted, so it may miss
-  /// up to a quarter of the threshold at the start).
+  /// How long the thread had not come back to the loop: at least the threshold while
+  /// `ongoing`, the whole stall once it is over (measured from when the watchdog last saw the
+  /// thread make progress, so it may miss up to a quarter of the threshold at the start).
   std::chrono::nanoseconds blocked_for{0};
-  /// The io thread that was blocked; with several io threads, std::thread::id() (all of them
-  /// were: the watchdog watches the loop, not each thread).
+  /// The io thread that was blocked. With several io threads each one is watched on its own.
   std::thread::id thread;
-  /// The handler's source location, when known. Asio does not say which handler a thread is
-  /// running, so this is empty for ordinary handlers.
+  /// The blocked thread's stack when the stall was detected, innermost frame first, one frame
+  /// a line ("#0 function at file:line", or "function+0xoff (object)" without debug info):
+  /// captured by a signal to that thread (see runtime_options::slow_callback_threshold). A
+  /// note in parentheses instead when no stack was captured (more than 5 captures in the last
+  /// minute, the capture signal in use by the application, the thread not answering). Both
+  /// reports of a stall carry the same stack.
   std::string where;
   /// True for the report sent while the stall goes on (once it passes the threshold); false
   /// for the one sent when the loop comes back.
@@ -97,14 +104,29 @@ struct runtime_options {
   /// preempts a worker: -37% on W2, the 1 µs offload flood, on 2 cores), so it is off by
   /// default; the example server sets 10. 0 = same priority.
   int cpu_nice = 0;
-  /// The loop watchdog: when the loop has not run a probe the watchdog thread posted to it for
-  /// longer than this — a handler blocked it (CPU work on the loop, a blocking call) — the
-  /// stall is reported through `on_slow_callback`, once while it lasts and once when it ends,
-  /// and counted in `runtime_stats::loop`. Like asyncio's slow-callback warning in debug mode,
-  /// but always on when set. 0 = off (no watchdog thread). At most 1 hour.
+  /// The loop watchdog: when an io thread has not come back to the loop for longer than this
+  /// — a handler blocked it (CPU work on the loop, a blocking call) — the stall is reported
+  /// through `on_slow_callback`, once while it lasts (with the thread's stack) and once when it
+  /// ends, and counted in `runtime_stats::loop`. Like asyncio's slow-callback warning in debug
+  /// mode and Seastar's stall reports, but always on when set. 0 = off (no watchdog thread).
+  /// At most 1 hour.
+  ///
+  /// The stack: the watchdog sends the blocked thread the real-time signal SIGRTMIN + 4; its
+  /// handler (installed once per process, unless the application has one for that signal)
+  /// copies the thread's return addresses, and the watchdog names them (exported symbols by
+  /// dladdr; others, and file:line, by `addr2line` on the binary's debug info when it is
+  /// installed: build with -g to see static functions). At most 5 captures a minute. Nothing
+  /// of this runs while the loop is healthy.
+  ///
+  /// With several io threads, each one counts the handlers it ran (one relaxed increment per
+  /// handler); a thread whose count has not moved for the threshold, and which is not waiting
+  /// for work, is stalled. Limitation: a handler that blocks on a futex (a std::mutex, a
+  /// condition variable) right after its thread woke from waiting for work looks like waiting
+  /// for work and is not reported.
   std::chrono::milliseconds slow_callback_threshold{0};
-  /// Where slow-callback reports go (default: one line on stderr). Called on the watchdog's own
-  /// thread, one report at a time; it must not wait for the loop.
+  /// Where slow-callback reports go (default: the report on stderr, its stack one frame a line).
+  /// Called on the watchdog's reporting thread, one report at a time, in order; it must not
+  /// wait for the loop.
   std::function<void(const slow_callback_report&)> on_slow_callback = {};
   /// How often the loop measures its own lag: a timer due every interval records how late it
   /// fires (`runtime_stats::loop.lag`). Each sample wakes an idle loop once. 0 = off. At most
@@ -161,6 +183,19 @@ class runtime {
   const runtime_options& options() const noexcept { return options_; }
   runtime_stats stats() const;
 
+  /// The last stalls the watchdog reported that are over (up to 8, oldest first; each the
+  /// final report, `ongoing` false, with its stack). Empty without a watchdog.
+  std::vector<slow_callback_report> recent_slow_callbacks() const;
+
+  /// What every task of this runtime is doing, as text (like Python's `asyncio pstree`): run's
+  /// main and every task_group on this runtime's io_context or cpu_pool, each group under the
+  /// task that created it, each child with the file:line where it was spawned and what it
+  /// awaits — one of ferry's operations (offload, sleep, queue::get, ...) and for how long, or
+  /// "running, or awaiting an operation ferry does not track". Any thread; a snapshot (each
+  /// group read under its own lock, one group at a time). See docs/design.md for what it
+  /// costs when nobody asks (a few words per task, no lock on the hot path).
+  std::string dump_tasks() const;
+
   /// True when called from one of this runtime's io threads.
   bool running_in_this_thread() const noexcept;
 
@@ -189,6 +224,7 @@ class runtime {
     std::exception_ptr error;
     boost::asio::cancellation_signal cancel;
     struct sigaction previous[2]{};  // SIGINT, SIGTERM before run
+    detail::task_node main_task;     // what dump_tasks shows of main
   };
 
   boost::asio::any_io_executor begin_run(const std::shared_ptr<run_state>& state);
@@ -196,23 +232,21 @@ class runtime {
   void post_stop_locked();
   void end_run(run_state& state);
   static void finish_run(run_state& state, std::exception_ptr error);
-  void io_thread_main();
+  void io_thread_main(std::size_t index);
 
   friend detail::loop_inbox* detail::current_inbox(const boost::asio::execution_context&,
                                                    const cpu_pool&) noexcept;
-
-  class monitor;  // lag probe and watchdog (runtime.cpp)
 
   runtime_options options_;
   boost::asio::io_context io_;
   std::unique_ptr<cpu_pool> cpu_;
   std::unique_ptr<blocking_pool> blocking_;
   detail::loop_inbox inbox_;  // spins only up to cpu_'s worker count: constructed after it
-  std::unique_ptr<monitor> monitor_;
+  std::unique_ptr<detail::loop_monitor> monitor_;  // lag probe and watchdog (loop_monitor.cpp)
   std::optional<boost::asio::executor_work_guard<executor_type>> work_;
   std::vector<std::thread> threads_;
 
-  std::mutex run_mutex_;
+  mutable std::mutex run_mutex_;
   std::shared_ptr<run_state> active_run_;
   boost::asio::any_io_executor active_executor_;  // empty until main has been started
   bool stop_requested_early_ = false;             // request_stop before main was started
@@ -240,6 +274,7 @@ T runtime::run(task<T> main) {
   // has reached its first suspension point (Asio's co_spawn lets a cancellation that arrives
   // earlier escape from the loop instead of reaching the completion handler).
   boost::asio::post(ex, [&state, ex, on_done, main = std::move(main)]() mutable {
+    detail::task_scope scope(&state.main_task, true);  // dump_tasks: main is current
     boost::asio::co_spawn(
         ex, std::move(main), boost::asio::bind_cancellation_slot(state.cancel.slot(), on_done));
   });

@@ -33,6 +33,7 @@
 #include "ferry/bridge/detail/context_lookup.hpp"
 #include "ferry/bridge/detail/offload_op.hpp"
 #include "ferry/core/blocking_pool.hpp"
+#include "ferry/io/detail/task_registry.hpp"
 
 namespace ferry {
 namespace detail {
@@ -58,7 +59,9 @@ template <class F, class... Rest>
 requires detail::offload_arguments<F, Rest...>
 auto to_thread(F&& f, Rest&&... rest) {
   return detail::initiate_with_arguments(
-      detail::initiate_to_thread{nullptr}, std::forward<F>(f), std::forward<Rest>(rest)...);
+      detail::noted("to_thread", detail::initiate_to_thread{nullptr}),
+      std::forward<F>(f),
+      std::forward<Rest>(rest)...);
 }
 
 /// Runs the blocking call `f(args...)` on `pool`, which must outlive the operation.
@@ -66,7 +69,9 @@ template <class F, class... Rest>
 requires detail::offload_arguments<F, Rest...>
 auto to_thread(blocking_pool& pool, F&& f, Rest&&... rest) {
   return detail::initiate_with_arguments(
-      detail::initiate_to_thread{&pool}, std::forward<F>(f), std::forward<Rest>(rest)...);
+      detail::noted("to_thread", detail::initiate_to_thread{&pool}),
+      std::forward<F>(f),
+      std::forward<Rest>(rest)...);
 }
 
 }  // namespace ferry

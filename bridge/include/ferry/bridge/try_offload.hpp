@@ -31,6 +31,7 @@
 #include "ferry/bridge/detail/context_lookup.hpp"
 #include "ferry/bridge/detail/offload_op.hpp"
 #include "ferry/core/cpu_pool.hpp"
+#include "ferry/io/detail/task_registry.hpp"
 
 namespace ferry {
 
@@ -66,7 +67,9 @@ template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
 auto try_offload(F&& f, Token&& token = {}) {
   detail::check_offload_result<F>();
   return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::initiate_try_offload{nullptr}, token, std::forward<F>(f));
+      detail::noted("try_offload", detail::initiate_try_offload{nullptr}),
+      token,
+      std::forward<F>(f));
 }
 
 /// Runs `f` on `pool` (which must outlive the operation) if a slot is free now; otherwise
@@ -75,7 +78,7 @@ template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
 auto try_offload(cpu_pool& pool, F&& f, Token&& token = {}) {
   detail::check_offload_result<F>();
   return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::initiate_try_offload{&pool}, token, std::forward<F>(f));
+      detail::noted("try_offload", detail::initiate_try_offload{&pool}), token, std::forward<F>(f));
 }
 
 }  // namespace ferry

@@ -43,6 +43,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/task.hpp"
 
@@ -68,7 +69,8 @@ class barrier {
   /// Completes by post, also for the arrival that trips the barrier.
   template <class Token = boost::asio::use_awaitable_t<>>
   auto async_arrive_and_wait(Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(std::exception_ptr, std::size_t)>(
+    return detail::noted_initiate<Token, void(std::exception_ptr, std::size_t)>(
+        "barrier::arrive_and_wait",
         [this](auto handler) {
           auto* w = detail::make_waiter<std::size_t>(
               std::move(handler), state_, waiters_, {}, &barrier::on_cancel, this);

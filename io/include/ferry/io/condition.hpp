@@ -70,6 +70,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/mutex.hpp"
 #include "ferry/io/task.hpp"
@@ -197,7 +198,8 @@ class condition {
   template <class Token = boost::asio::use_awaitable_t<>>
   auto async_wait(ferry::mutex::guard& guard, Token&& token = {}) {
     check(guard);
-    return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
+    return detail::noted_initiate<Token, void(std::exception_ptr)>(
+        "condition::wait",
         [this, &guard](auto handler) {
           using wait_handler = detail::condition_wait_handler<decltype(handler)>;
           auto* w = detail::make_waiter<detail::condition_wake>(

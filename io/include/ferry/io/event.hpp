@@ -34,6 +34,7 @@
 #include <mutex>
 #include <utility>
 
+#include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/task.hpp"
 
@@ -56,7 +57,8 @@ class event {
   /// `void(std::exception_ptr)`. Completes by post, also when the event is already set.
   template <class Token = boost::asio::use_awaitable_t<>>
   auto async_wait(Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
+    return detail::noted_initiate<Token, void(std::exception_ptr)>(
+        "event::wait",
         [this](auto handler) {
           auto* w = detail::make_waiter<void>(std::move(handler), state_, waiters_);
           std::unique_lock lock(state_);

@@ -43,6 +43,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/task.hpp"
 
@@ -98,7 +99,8 @@ class mutex {
   /// (or adopt it: `guard(m, std::adopt_lock)`). Completes by post, also when the mutex is free.
   template <class Token = boost::asio::use_awaitable_t<>>
   auto async_lock(Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
+    return detail::noted_initiate<Token, void(std::exception_ptr)>(
+        "mutex::lock",
         [this](auto handler) {
           auto* w = detail::make_waiter<void>(std::move(handler), state_, waiters_);
           std::unique_lock lock(state_);

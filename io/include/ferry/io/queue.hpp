@@ -62,6 +62,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/task.hpp"
 
@@ -107,7 +108,8 @@ class queue {
   template <class U, class Token = boost::asio::use_awaitable_t<>>
   requires std::constructible_from<T, U&&>
   auto async_put(U&& value, Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
+    return detail::noted_initiate<Token, void(std::exception_ptr)>(
+        "queue::put",
         [this](auto handler, T item) {
           auto* w =
               detail::make_waiter<void, T>(std::move(handler), mutex_, putters_, std::move(item));
@@ -133,7 +135,8 @@ class queue {
   /// optional holds the item; on failure (queue_closed, operation_aborted) it is empty.
   template <class Token = boost::asio::use_awaitable_t<>>
   auto async_get(Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(std::exception_ptr, std::optional<T>)>(
+    return detail::noted_initiate<Token, void(std::exception_ptr, std::optional<T>)>(
+        "queue::get",
         [this](auto handler) {
           auto* w = detail::make_waiter<std::optional<T>>(std::move(handler), mutex_, getters_);
           std::unique_lock lock(mutex_);
@@ -157,7 +160,8 @@ class queue {
   /// operation for any completion token, signature `void(std::exception_ptr)`.
   template <class Token = boost::asio::use_awaitable_t<>>
   auto async_join(Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
+    return detail::noted_initiate<Token, void(std::exception_ptr)>(
+        "queue::join",
         [this](auto handler) {
           auto* w = detail::make_waiter<void>(std::move(handler), mutex_, joiners_);
           std::unique_lock lock(mutex_);

@@ -58,6 +58,7 @@
 #include <string>
 
 #include "ferry/io/detail/rate_limiter_op.hpp"
+#include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/task.hpp"
 
@@ -90,7 +91,8 @@ class basic_rate_limiter {
   template <class Token = boost::asio::use_awaitable_t<>>
   auto async_acquire(std::size_t n, Token&& token = {}) {
     check(n);
-    return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
+    return detail::noted_initiate<Token, void(std::exception_ptr)>(
+        "rate_limiter::acquire",
         [bucket = bucket_, n](auto handler) {
           using op = detail::rate_acquire_op<Clock, WaitTraits, decltype(handler)>;
           op::start(std::move(handler), bucket, n);

@@ -27,6 +27,7 @@
 #include <mutex>
 #include <utility>
 
+#include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/task.hpp"
 
@@ -77,7 +78,8 @@ class semaphore {
   /// `void(std::exception_ptr)`; on success the caller owns a permit and must `release()` it.
   template <class Token = boost::asio::use_awaitable_t<>>
   auto async_acquire(Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
+    return detail::noted_initiate<Token, void(std::exception_ptr)>(
+        "semaphore::acquire",
         [this](auto handler) {
           auto* w = detail::make_waiter<void>(std::move(handler), mutex_, waiters_);
           std::unique_lock lock(mutex_);

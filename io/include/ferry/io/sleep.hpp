@@ -6,6 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 
+#include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/task.hpp"
 
 namespace ferry {
@@ -22,7 +23,10 @@ template <class Rep, class Period>
 task<void> sleep(std::chrono::duration<Rep, Period> d) {
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
   timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
-  co_await timer.async_wait(boost::asio::use_awaitable);
+  co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&,
+                                       void(boost::system::error_code)>(
+      detail::noted("sleep", [&timer](auto handler) { timer.async_wait(std::move(handler)); }),
+      boost::asio::use_awaitable);
 }
 
 }  // namespace ferry

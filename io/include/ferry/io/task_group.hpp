@@ -77,6 +77,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -85,6 +86,7 @@
 
 #include "ferry/io/detail/basic_op.hpp"
 #include "ferry/io/detail/child.hpp"
+#include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/task.hpp"
 
 namespace ferry {
@@ -142,18 +144,31 @@ class group_joiner {
 template <class T>
 class group_child final : public child<T> {
  public:
-  explicit group_child(std::shared_ptr<group_state> g) noexcept : group(std::move(g)) {}
+  group_child(std::shared_ptr<group_state> g, const std::source_location& where) noexcept
+      : group(std::move(g)) {
+    task.file = where.file_name();
+    task.line = where.line();
+    this->node = &task;
+  }
   const std::shared_ptr<group_state> group;
+  task_node task;  // dump_tasks
 };
 
 /// A group's shared state: the group object, every running child and the pending join hold it.
-class group_state final : public child_owner, public std::enable_shared_from_this<group_state> {
+class group_state final : public child_owner,
+                          public registered_group,
+                          public std::enable_shared_from_this<group_state> {
  public:
-  explicit group_state(boost::asio::any_io_executor ex) : ex_(std::move(ex)) {}
+  explicit group_state(boost::asio::any_io_executor ex)
+      : registered_group(&boost::asio::query(ex, boost::asio::execution::context)),
+        ex_(std::move(ex)) {
+    enroll();
+  }
+  ~group_state() { withdraw(); }
 
   template <class T>
-  std::shared_ptr<group_child<T>> spawn(task<T> body) {
-    auto c = std::make_shared<group_child<T>>(shared_from_this());
+  std::shared_ptr<group_child<T>> spawn(task<T> body, const std::source_location& where) {
+    auto c = std::make_shared<group_child<T>>(shared_from_this(), where);
     {
       std::lock_guard lock(mutex_);
       if (closed_.load(std::memory_order_relaxed) || !ex_) {
@@ -208,6 +223,13 @@ class group_state final : public child_owner, public std::enable_shared_from_thi
   bool is_done(const child_base& c) const {
     std::lock_guard lock(mutex_);
     return c.done;
+  }
+
+  void snapshot(std::vector<task_info>& out) const override {
+    std::lock_guard lock(mutex_);
+    for (const std::shared_ptr<child_base>& c : active_) {
+      if (c->node != nullptr) out.push_back(task_info::of(*c->node));
+    }
   }
 
   /// The join has completed (acquire: the children's results are visible).
@@ -421,10 +443,12 @@ class task_group {
   executor_type get_executor() const noexcept { return ex_; }
 
   /// Starts `child` on the group's executor (after this call returns) and returns its handle.
-  /// Throws std::logic_error once the group's join has completed.
+  /// Throws std::logic_error once the group's join has completed. `where` is what
+  /// runtime::dump_tasks shows for the child.
   template <class T>
-  task_handle<T> spawn(task<T> child) {
-    return task_handle<T>(state_->spawn(std::move(child)));
+  task_handle<T> spawn(task<T> child,
+                       const std::source_location& where = std::source_location::current()) {
+    return task_handle<T>(state_->spawn(std::move(child), where));
   }
 
   /// Waits for every child, for any completion token. Signature `void(std::exception_ptr)`:
@@ -433,8 +457,8 @@ class task_group {
   /// awaited); the operation itself keeps what it needs.
   template <class Token = boost::asio::use_awaitable_t<>>
   auto async_join(Token&& token = {}) {
-    return boost::asio::async_initiate<Token, void(std::exception_ptr)>(initiate_join{state_.get()},
-                                                                        token);
+    return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
+        detail::noted("task_group::join", initiate_join{state_.get()}), token);
   }
 
   /// Waits for every child; throws exception_group when any failed (see the file comment).

@@ -45,6 +45,7 @@
 #include <utility>
 
 #include "ferry/io/detail/child_strand.hpp"
+#include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/task.hpp"
 
@@ -155,6 +156,7 @@ class child_base {
   std::size_t index = 0;        ///< position in the owner (argument order, or list slot)
   bool done = false;            ///< child_done has been called
   bool stop_requested = false;  ///< the owner asked it to stop
+  task_node* node = nullptr;    ///< what dump_tasks shows of it (task_group children only)
 
  protected:
   ~child_base() = default;
@@ -265,6 +267,7 @@ class child_starter {
     child<T>* raw = c.get();
     try {
       boost::asio::any_io_executor ex = raw->ex_;
+      task_scope scope(raw->node, true);  // dump_tasks: the child is current while it starts
       // Runs the child up to its first suspension; its completion is always posted, so the
       // child (kept alive by the completion handler, as run_child's raw pointer is) is still
       // there below.
