@@ -167,6 +167,19 @@ TEST_P(Server, UnknownPathIs404AndWrongMethodIs405) {
   EXPECT_EQ(r->status, 200u);
 }
 
+TEST_P(Server, DebugTasksShowsTheConnectionsWhereTheyWereSpawned) {
+  test_server s(config_for(GetParam()));
+  raw_client c(s.port());
+  const std::optional<reply> r = c.exchange(get("/debug/tasks"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200u);
+  EXPECT_EQ(r->header("content-type").rfind("text/plain", 0), 0u) << r->header("content-type");
+  if (GetParam() == execution_mode::thread) return;  // connections are threads, not tasks
+  // The server's own task tree: its task_group and the connections spawned in server.cpp.
+  EXPECT_NE(r->body.find("task_group"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("server.cpp:"), std::string::npos) << r->body;
+}
+
 TEST_P(Server, StatsIsJsonWithServerAndRuntimeCounters) {
   test_server s(config_for(GetParam()));
   raw_client c(s.port());
@@ -188,7 +201,8 @@ TEST_P(Server, StatsIsJsonWithServerAndRuntimeCounters) {
                           "\"blocking\"",
                           "\"queue_wait_us\"",
                           "\"loop\"",
-                          "\"lag_us\""}) {
+                          "\"lag_us\"",
+                          "\"recent_stalls\":["}) {
     EXPECT_NE(b.find(key), std::string::npos) << key << " in " << b;
   }
   EXPECT_NE(b.find("\"mode\":\"" + mode_name(GetParam()) + "\""), std::string::npos) << b;

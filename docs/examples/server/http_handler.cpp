@@ -15,6 +15,8 @@
 #include <ferry/bridge/runtime.hpp>
 #include <ferry/core/histogram.hpp>
 #include <optional>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -170,6 +172,15 @@ class json_writer {
     out_ += '}';
     first_ = false;
   }
+  void open_array(std::string_view key) {
+    comma_and_key(key);
+    out_ += '[';
+    first_ = true;
+  }
+  void close_array() {
+    out_ += ']';
+    first_ = false;
+  }
   void number(std::string_view key, std::uint64_t v) {
     comma_and_key(key);
     out_ += std::to_string(v);
@@ -184,6 +195,24 @@ class json_writer {
     comma_and_key(key);
     out_ += '"';
     out_ += v;
+    out_ += '"';
+  }
+  void escaped(std::string_view key, std::string_view v) {  // any text: JSON-escaped
+    comma_and_key(key);
+    out_ += '"';
+    for (const char ch : v) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (ch == '"' || ch == '\\') {
+        out_ += '\\';
+        out_ += ch;
+      } else if (c < 0x20) {
+        char esc[8];
+        std::snprintf(esc, sizeof esc, "\\u%04x", c);
+        out_ += esc;
+      } else {
+        out_ += ch;
+      }
+    }
     out_ += '"';
   }
 
@@ -236,7 +265,7 @@ std::string_view to_string(execution_mode mode) noexcept {
 
 std::string_view to_string(endpoint e) noexcept {
   constexpr std::string_view names[endpoint_count] = {
-      "ping", "stats", "metrics", "work", "hash", "blocking", "health", "other"};
+      "ping", "stats", "metrics", "work", "hash", "blocking", "health", "debug_tasks", "other"};
   const auto i = static_cast<std::size_t>(e);
   return i < endpoint_count ? names[i] : "other";
 }
@@ -380,6 +409,7 @@ std::variant<response, job> http_handler::route(request& req) const {
       {"/hash", endpoint::hash, "POST"},
       {"/blocking", endpoint::blocking, "GET"},
       {"/health", endpoint::health, "GET"},
+      {"/debug/tasks", endpoint::debug_tasks, "GET"},
   };
   const auto* found = std::find_if(std::begin(routes),
                                    std::end(routes),
@@ -428,6 +458,12 @@ std::variant<response, job> http_handler::route(request& req) const {
       return counters_.draining.load(std::memory_order_relaxed)
                  ? plain(503, endpoint::health, "draining\n")
                  : plain(200, endpoint::health, "serving\n");
+    case endpoint::debug_tasks:
+      // What every task of the server is doing: the connections (children of the server's
+      // task_group), where each was spawned, and which of ferry's operations each awaits.
+      return plain(200,
+                   endpoint::debug_tasks,
+                   runtime_ != nullptr ? runtime_->dump_tasks() : "no runtime\n");
     case endpoint::other:
       break;
   }
@@ -557,6 +593,18 @@ std::string http_handler::stats_json() const {
     w.number("slow_callbacks", s.loop.slow_callbacks);
     w.real("longest_stall_ms",
            std::chrono::duration<double, std::milli>(s.loop.longest_stall).count());
+    // The last stalls the watchdog reported (--slow-callback-ms), with the blocked stack.
+    w.open_array("recent_stalls");
+    for (const ferry::slow_callback_report& r : runtime_->recent_slow_callbacks()) {
+      w.open();
+      w.real("blocked_for_ms", std::chrono::duration<double, std::milli>(r.blocked_for).count());
+      std::ostringstream thread;
+      thread << r.thread;
+      w.text("thread", thread.str());
+      w.escaped("where", r.where);
+      w.close();
+    }
+    w.close_array();
     w.close();
     w.close();
   }

@@ -14,6 +14,7 @@
 //                              has begun (a load balancer's health check)
 //   GET  /stats                200 JSON: the server's counters and the runtime's
 //   GET  /metrics              200 Prometheus text format 0.0.4
+//   GET  /debug/tasks          200 text: runtime::dump_tasks(), every task and what it awaits
 //   GET  /work?us=N            ~N µs of CPU (xorshift64, calibrated), 1 <= N <= max_work_us
 //   POST /hash?rounds=N        hex digest of the body hashed N rounds, 1 <= N <= max_hash_rounds;
 //                              bodies >= parallel_hash_threshold are hashed in chunks (with a
@@ -53,8 +54,18 @@ std::string_view to_string(execution_mode mode) noexcept;
 
 /// The endpoints, as counted in the stats. `other` is every request that reached no endpoint:
 /// unknown paths (404), requests that could not be read (400, 413, 431), refused connections.
-enum class endpoint : std::uint8_t { ping, stats, metrics, work, hash, blocking, health, other };
-inline constexpr std::size_t endpoint_count = 8;
+enum class endpoint : std::uint8_t {
+  ping,
+  stats,
+  metrics,
+  work,
+  hash,
+  blocking,
+  health,
+  debug_tasks,
+  other
+};
+inline constexpr std::size_t endpoint_count = 9;
 std::string_view to_string(endpoint e) noexcept;
 
 /// The statuses the server sends, as counted in the stats (any other one counts as 500).

@@ -34,8 +34,9 @@ A compute-heavy HTTP/1.1 server on ferry (Boost.Asio loop, oneTBB work-stealing 
   --cpu-nice N                the pool's workers run N nice levels below the loop, so a
                               light request gets a core at once while heavy work saturates
                               them (0..19, default 10)
-  --slow-callback-ms N        report on stderr when the loop does not come back within N ms
-                              (the runtime's watchdog); 0 = off (default 100)
+  --slow-callback-ms N        report on stderr, with the blocked thread's stack, when the loop
+                              does not come back within N ms (the runtime's watchdog; the
+                              last reports are in /stats); 0 = off (default 100)
   --max-connections N         connections open at once; more are answered 503 and closed
                               (default 10000)
   --max-offloads N            heavy requests queued or running before 503 (default 1024)
