@@ -36,23 +36,7 @@ namespace {
 using ferry::test::is_operation_aborted;
 
 // Holds pool workers until released (hang guard: 60 s).
-class gate {
- public:
-  void wait() {
-    std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, 60s, [&] { return open_; });
-  }
-  void open() {
-    std::lock_guard lock(mutex_);
-    open_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
+using ferry::test::gate;
 
 struct custom_error : std::runtime_error {
   custom_error(const std::string& what, int code) : std::runtime_error(what), code(code) {}

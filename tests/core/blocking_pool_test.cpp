@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "ferry_test.hpp"
+
 namespace {
 
 namespace asio = boost::asio;
@@ -56,24 +58,7 @@ class timed_latch {
 };
 
 // A gate that jobs wait on until the test opens it (bounded by the hang guard).
-class gate {
- public:
-  void open() {
-    std::lock_guard lock(mutex_);
-    open_ = true;
-    cv_.notify_all();
-  }
-
-  bool wait() {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, kHangGuard, [this] { return open_; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
+using ferry::test::gate;
 
 // Polls `pred` until it holds or the hang guard expires; returns the last value of `pred`.
 bool eventually(const std::function<bool()>& pred) {

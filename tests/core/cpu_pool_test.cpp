@@ -52,24 +52,7 @@ bool eventually(const std::function<bool()>& pred) {
 }
 
 // A gate that jobs wait on until the test opens it (bounded by the hang guard).
-class gate {
- public:
-  void open() {
-    std::lock_guard lock(mutex_);
-    open_ = true;
-    cv_.notify_all();
-  }
-
-  bool wait() {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, kHangGuard, [this] { return open_; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
+using ferry::test::gate;
 
 // `n` jobs that each announce their arrival and then wait (bounded) until all `n` have arrived.
 // Every job observing all the others proves that `n` pool threads ran them at the same time.
@@ -570,6 +553,8 @@ TEST(CpuPool, StatsCountSubmittedAndCompletedJobs) {
 #include <unistd.h>
 
 #include <cerrno>
+
+#include "ferry_test.hpp"
 
 // Workers run at a lower priority than the thread that made the pool (never a higher one).
 TEST(CpuPool, WorkersRunAtTheRequestedLowerPriority) {

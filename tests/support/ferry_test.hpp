@@ -69,13 +69,13 @@ inline bool wait_until(const std::function<bool()>& pred,
   return true;
 }
 
-/// A door that pool functions wait at until the test opens it (a hang guard of 60 s, not a
-/// timing assertion).
+/// A door that pool functions wait at until the test opens it. `wait` returns false only when
+/// the hang guard (60 s, not a timing assertion) ran out first.
 class gate {
  public:
-  void wait() {
+  bool wait() {
     std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, std::chrono::seconds(60), [&] { return open_; });
+    return cv_.wait_for(lock, std::chrono::seconds(60), [&] { return open_; });
   }
   void open() {
     std::lock_guard lock(mutex_);

@@ -75,6 +75,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
+#include <stdexcept>
 #include <stop_token>
 #include <type_traits>
 #include <utility>
@@ -86,10 +87,19 @@
 #include "ferry/io/detail/task_registry.hpp"
 
 namespace ferry {
+
+/// What `try_offload` (try_offload.hpp) completes with when the pool's admission bound is full.
+class offload_rejected : public std::runtime_error {
+ public:
+  offload_rejected()
+      : std::runtime_error("ferry::try_offload: every admission slot of the cpu_pool is taken") {}
+};
+
 namespace detail {
 
 struct initiate_offload {
-  cpu_pool* pool;  // nullptr: look the pool up from the handler's executor
+  cpu_pool* pool;                 // nullptr: look the pool up from the handler's executor
+  bool refuse_when_full = false;  // try_offload: refuse instead of waiting for a slot
 
   template <class Handler, class F>
   void operator()(Handler&& handler, F&& f) const {
@@ -99,7 +109,11 @@ struct initiate_offload {
     using op = offload_op<std::decay_t<Handler>, std::decay_t<F>>;
     op* o = op::create(std::forward<Handler>(handler), std::forward<F>(f), &target);
     if (inbox != nullptr) o->complete_through(inbox);
-    target.submit_bounded(o);
+    if (!refuse_when_full) {
+      target.submit_bounded(o);
+    } else if (!target.try_submit_bounded(o)) {
+      o->refuse(std::make_exception_ptr(offload_rejected()));
+    }
   }
 };
 

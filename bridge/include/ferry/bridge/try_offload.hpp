@@ -1,7 +1,7 @@
 // ferry/bridge/try_offload.hpp — offload, or refuse at once when the pool's bound is full.
 //
 //   try {
-//     auto html = co_await ferry::try_offload([&page] { return render(page); });
+//     auto html = co_await ferry::try_offload(render, std::move(page));
 //   } catch (const ferry::offload_rejected&) {
 //     co_return service_unavailable();   // 503 + Retry-After, instead of a queue
 //   }
@@ -22,63 +22,35 @@
 // it is not a submission.
 #pragma once
 
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <exception>
-#include <stdexcept>
 #include <utility>
 
-#include "ferry/bridge/detail/context_lookup.hpp"
-#include "ferry/bridge/detail/offload_op.hpp"
+#include "ferry/bridge/offload.hpp"
 #include "ferry/core/cpu_pool.hpp"
 #include "ferry/io/detail/task_registry.hpp"
 
 namespace ferry {
 
-/// What `try_offload` completes with when the pool's admission bound is full.
-class offload_rejected : public std::runtime_error {
- public:
-  offload_rejected()
-      : std::runtime_error("ferry::try_offload: every admission slot of the cpu_pool is taken") {}
-};
-
-namespace detail {
-
-struct initiate_try_offload {
-  cpu_pool* pool;  // nullptr: look the pool up from the handler's executor
-
-  template <class Handler, class F>
-  void operator()(Handler&& handler, F&& f) const {
-    const auto ex = boost::asio::get_associated_executor(handler);
-    cpu_pool& target = pool != nullptr ? *pool : cpu_pool_for(context_of(ex));
-    loop_inbox* inbox = inbox_for(ex, target);
-    using op = offload_op<std::decay_t<Handler>, std::decay_t<F>>;
-    op* o = op::create(std::forward<Handler>(handler), std::forward<F>(f), &target);
-    if (inbox != nullptr) o->complete_through(inbox);
-    if (!target.try_submit_bounded(o)) o->refuse(std::make_exception_ptr(offload_rejected()));
-  }
-};
-
-}  // namespace detail
-
-/// Runs `f` on the cpu_pool of the handler's runtime if an admission slot is free now;
-/// otherwise completes with `offload_rejected` (see the file comment).
-template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
-auto try_offload(F&& f, Token&& token = {}) {
-  detail::check_offload_result<F>();
-  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::noted("try_offload", detail::initiate_try_offload{nullptr}),
-      token,
-      std::forward<F>(f));
+/// Runs `f(args...)` on the cpu_pool of the handler's runtime if an admission slot is free now;
+/// otherwise completes with `offload_rejected` (see the file comment; the arguments and the
+/// token follow `offload`'s rule).
+template <class F, class... Rest>
+requires detail::offload_arguments<F, Rest...>
+auto try_offload(F&& f, Rest&&... rest) {
+  return detail::initiate_with_arguments(
+      detail::noted("try_offload", detail::initiate_offload{nullptr, true}),
+      std::forward<F>(f),
+      std::forward<Rest>(rest)...);
 }
 
-/// Runs `f` on `pool` (which must outlive the operation) if a slot is free now; otherwise
-/// completes with `offload_rejected`.
-template <detail::offloadable F, class Token = boost::asio::use_awaitable_t<>>
-auto try_offload(cpu_pool& pool, F&& f, Token&& token = {}) {
-  detail::check_offload_result<F>();
-  return boost::asio::async_initiate<Token, detail::offload_signature_t<F>>(
-      detail::noted("try_offload", detail::initiate_try_offload{&pool}), token, std::forward<F>(f));
+/// Runs `f(args...)` on `pool` (which must outlive the operation) if a slot is free now;
+/// otherwise completes with `offload_rejected`.
+template <class F, class... Rest>
+requires detail::offload_arguments<F, Rest...>
+auto try_offload(cpu_pool& pool, F&& f, Rest&&... rest) {
+  return detail::initiate_with_arguments(
+      detail::noted("try_offload", detail::initiate_offload{&pool, true}),
+      std::forward<F>(f),
+      std::forward<Rest>(rest)...);
 }
 
 }  // namespace ferry
