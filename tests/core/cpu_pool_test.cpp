@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "ferry/core/detail/job.hpp"
+#include "ferry_test.hpp"
 
 namespace {
 
@@ -553,8 +554,6 @@ TEST(CpuPool, StatsCountSubmittedAndCompletedJobs) {
 #include <unistd.h>
 
 #include <cerrno>
-
-#include "ferry_test.hpp"
 
 // Workers run at a lower priority than the thread that made the pool (never a higher one).
 TEST(CpuPool, WorkersRunAtTheRequestedLowerPriority) {
