@@ -90,6 +90,9 @@ TEST(TryOffload, RefusesAtOnceWhenEverySlotIsTakenAndNeverRunsTheFunction) {
   g.open();
   io.run_one();  // the holder's completion
   EXPECT_EQ(held, 1);
+  // The holder's worker gives the slot back once the function has returned there, which may be
+  // just after the completion ran here: wait for that state.
+  ASSERT_TRUE(ferry::test::wait_until([&] { return pool.stats().in_flight == 0; }));
   io.restart();
   int value = 0;
   ferry::try_offload(

@@ -11,7 +11,10 @@
 // rather shed load than queue it. `try_offload` is the same operation with the other policy: if
 // a slot is free now and nobody is waiting for one, `f` is admitted exactly as `offload` would
 // admit it; otherwise the operation completes at once with `ferry::offload_rejected` and `f` never
-// runs (and is destroyed with the operation). A pool without a bound admits everything.
+// runs (and is destroyed with the operation). A pool without a bound admits everything. An
+// offload holds its slot until its function has returned on the worker, which may be a moment
+// after its awaiter has resumed: an offload started right after another one completes can still
+// find that slot taken.
 //
 // Everything else is `offload`'s contract (offload.hpp): the pool it picks, the completion
 // signature `void(std::exception_ptr[, R])`, any completion token, resumes on the handler's
