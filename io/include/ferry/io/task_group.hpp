@@ -77,7 +77,6 @@
 #include <exception>
 #include <memory>
 #include <mutex>
-#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -144,10 +143,10 @@ class group_joiner {
 template <class T>
 class group_child final : public child<T> {
  public:
-  group_child(std::shared_ptr<group_state> g, const std::source_location& where) noexcept
+  group_child(std::shared_ptr<group_state> g, const spawn_location& where) noexcept
       : group(std::move(g)) {
-    task.file = where.file_name();
-    task.line = where.line();
+    task.file = where.file;
+    task.line = where.line;
     this->node = &task;
   }
   const std::shared_ptr<group_state> group;
@@ -167,7 +166,7 @@ class group_state final : public child_owner,
   ~group_state() { withdraw(); }
 
   template <class T>
-  std::shared_ptr<group_child<T>> spawn(task<T> body, const std::source_location& where) {
+  std::shared_ptr<group_child<T>> spawn(task<T> body, const spawn_location& where) {
     auto c = std::make_shared<group_child<T>>(shared_from_this(), where);
     {
       std::lock_guard lock(mutex_);
@@ -446,8 +445,7 @@ class task_group {
   /// Throws std::logic_error once the group's join has completed. `where` is what
   /// runtime::dump_tasks shows for the child.
   template <class T>
-  task_handle<T> spawn(task<T> child,
-                       const std::source_location& where = std::source_location::current()) {
+  task_handle<T> spawn(task<T> child, const spawn_location& where = spawn_location::current()) {
     return task_handle<T>(state_->spawn(std::move(child), where));
   }
 

@@ -37,6 +37,23 @@ template <typename, typename...>
 class awaitable_handler;
 }  // namespace boost::asio::detail
 
+namespace ferry {
+
+/// Where a task was spawned (what runtime::dump_tasks shows): `spawn_location::current()` as a
+/// default argument is the caller's file and line, like `std::source_location::current()` —
+/// which clang 14 with libstdc++ 12 does not offer, hence the builtins both compilers have.
+struct spawn_location {
+  const char* file = "";
+  std::uint_least32_t line = 0;
+
+  static constexpr spawn_location current(const char* file = __builtin_FILE(),
+                                          std::uint_least32_t line = __builtin_LINE()) noexcept {
+    return {file, line};
+  }
+};
+
+}  // namespace ferry
+
 namespace ferry::detail {
 
 /// A task as dump_tasks shows it. Written by the task's own threads (relaxed atomics), read by
