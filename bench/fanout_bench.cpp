@@ -181,6 +181,9 @@ bool blocking_get(tcp::socket& s, const std::string& target) {
 
 /// One blocking keep-alive connection to the backend, opened on first use.
 struct blocking_connection {
+  blocking_connection(asio::io_context& io, tcp::endpoint backend, std::nullopt_t)
+      : io(io), backend(std::move(backend)) {}
+
   asio::io_context& io;
   tcp::endpoint backend;
   std::optional<tcp::socket> socket;
