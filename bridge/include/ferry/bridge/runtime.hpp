@@ -255,6 +255,7 @@ class runtime {
 template <class T>
 T runtime::run(task<T> main) {
   const auto shared = std::make_shared<run_state>();
+  shared->main_task.owner = shared;  // awaited operations keep the node alive (task_node::owner)
   run_state& state = *shared;
   using value_type = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
   std::optional<value_type> value;

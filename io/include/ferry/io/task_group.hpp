@@ -168,6 +168,7 @@ class group_state final : public child_owner,
   template <class T>
   std::shared_ptr<group_child<T>> spawn(task<T> body, const spawn_location& where) {
     auto c = std::make_shared<group_child<T>>(shared_from_this(), where);
+    c->task.owner = c;  // awaited operations keep the node alive (task_node::owner)
     {
       std::lock_guard lock(mutex_);
       if (closed_.load(std::memory_order_relaxed) || !ex_) {

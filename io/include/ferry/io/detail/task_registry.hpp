@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <ctime>
 #include <initializer_list>
+#include <memory>
 #include <mutex>
 #include <type_traits>
 #include <utility>
@@ -64,6 +65,11 @@ struct task_node {
   std::atomic<bool> started{false};
   std::atomic<const char*> waiting{nullptr};  // the operation it awaits, or nullptr
   std::atomic<std::int64_t> since_ns{0};      // now_ns() when it started to wait
+  /// What owns the node (a task_group child, run's state). An awaited operation holds it, so a
+  /// note written when the operation completes never lands in freed memory — also when the
+  /// coroutine that awaits is not the task's own (one it co_spawned, started inline while the
+  /// task was current) and outlives it. Not set: nothing is noted on the node.
+  std::weak_ptr<const void> owner;
 
   /// CLOCK_MONOTONIC_COARSE (a few ns to read, a few ms of resolution): what a wait in the
   /// dump needs, at a fraction of a precise clock's cost on every awaited operation.
@@ -102,9 +108,9 @@ inline constexpr bool is_coroutine_handler<boost::asio::detail::awaitable_handle
 template <class Handler>
 class noted_handler {
  public:
-  noted_handler(Handler handler,
-                task_node* node) noexcept(std::is_nothrow_move_constructible_v<Handler>)
-      : handler_(std::move(handler)), node_(node) {}
+  noted_handler(Handler handler, task_node* node, std::shared_ptr<const void> keep) noexcept(
+      std::is_nothrow_move_constructible_v<Handler>)
+      : handler_(std::move(handler)), node_(node), keep_(std::move(keep)) {}
 
   template <class... Args>
   void operator()(Args&&... args) {
@@ -119,6 +125,7 @@ class noted_handler {
  private:
   Handler handler_;
   task_node* node_;
+  std::shared_ptr<const void> keep_;  // keeps node_ alive (see task_node::owner)
 };
 
 /// Wraps an operation's initiation: when a coroutine awaits it, notes "waiting in `what`" on
@@ -133,11 +140,16 @@ class noted_initiation {
   void operator()(Handler&& handler, Args&&... args) {
     if constexpr (is_coroutine_handler<std::decay_t<Handler>>) {
       task_node* node = current_task;
-      if (node != nullptr) {
+      std::shared_ptr<const void> keep;
+      if (node != nullptr) keep = node->owner.lock();
+      if (keep == nullptr) {
+        node = nullptr;  // an owner that is gone (or none): note nothing
+      } else {
         node->since_ns.store(task_node::now_ns(), std::memory_order_relaxed);
         node->waiting.store(what_, std::memory_order_relaxed);
       }
-      init_(noted_handler<std::decay_t<Handler>>(std::forward<Handler>(handler), node),
+      init_(noted_handler<std::decay_t<Handler>>(
+                std::forward<Handler>(handler), node, std::move(keep)),
             std::forward<Args>(args)...);
     } else {
       init_(std::forward<Handler>(handler), std::forward<Args>(args)...);
