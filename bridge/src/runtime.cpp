@@ -91,6 +91,11 @@ runtime::~runtime() {
   // destroyed with it. Drain the pools first, so no pool thread touches a destroyed context.
   blocking_.reset();
   cpu_.reset();
+  // Posts from threads the runtime does not own (a pool of the application's, another
+  // executor) may still be inside io_'s execute: wait for them to leave it.
+  for (std::size_t n; (n = foreign_posters_.load(std::memory_order_acquire)) != 0;) {
+    foreign_posters_.wait(n, std::memory_order_acquire);
+  }
   inbox_.discard();  // completions that arrived after the loop stopped: destroyed, like io_'s
   // io_ is destroyed last (member order): it destroys the handlers that never ran.
 }
@@ -234,6 +239,19 @@ void runtime::post_stop_locked() {
 }
 
 namespace detail {
+
+std::atomic<std::size_t>* foreign_posters(boost::asio::execution_context& ctx) noexcept {
+  if (runtime* rt = current_runtime; rt != nullptr && &ctx == &rt->io_) {
+    return &rt->foreign_posters_;
+  }
+  try {
+    if (!boost::asio::has_service<runtime_link>(ctx)) return nullptr;
+    runtime* rt = boost::asio::use_service<runtime_link>(ctx).owner();
+    return rt != nullptr ? &rt->foreign_posters_ : nullptr;
+  } catch (...) {
+    return nullptr;
+  }
+}
 
 loop_inbox* current_inbox(const boost::asio::execution_context& ctx,
                           const cpu_pool& pool) noexcept {

@@ -233,6 +233,8 @@ class runtime {
   static void finish_run(run_state& state, std::exception_ptr error);
   void io_thread_main(std::size_t index);
 
+  friend std::atomic<std::size_t>* detail::foreign_posters(
+      boost::asio::execution_context&) noexcept;
   friend detail::loop_inbox* detail::current_inbox(const boost::asio::execution_context&,
                                                    const cpu_pool&) noexcept;
 
@@ -241,6 +243,9 @@ class runtime {
   std::unique_ptr<cpu_pool> cpu_;
   std::unique_ptr<blocking_pool> blocking_;
   detail::loop_inbox inbox_;  // spins only up to cpu_'s worker count: constructed after it
+  // Threads that are not the runtime's (another pool, another executor) posting a completion
+  // to io_ right now; the destructor waits for them before io_ goes (detail::foreign_posters).
+  std::atomic<std::size_t> foreign_posters_{0};
   std::unique_ptr<detail::loop_monitor> monitor_;  // lag probe and watchdog (loop_monitor.cpp)
   std::optional<boost::asio::executor_work_guard<executor_type>> work_;
   std::vector<std::thread> threads_;

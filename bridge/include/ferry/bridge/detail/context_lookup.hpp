@@ -1,11 +1,13 @@
 // ferry/bridge/detail/context_lookup.hpp — from a handler's executor to the pools that serve it.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/query.hpp>
+#include <cstddef>
 #include <type_traits>
 
 namespace ferry {
@@ -34,6 +36,11 @@ cpu_pool& cpu_pool_for(boost::asio::execution_context& ctx);
 blocking_pool& blocking_pool_for(boost::asio::execution_context& ctx);
 
 class loop_inbox;
+
+/// When `ctx` is a runtime's io_context: the count of foreign threads posting to it, which the
+/// runtime's destructor waits to see at zero (it stops its loop without waiting for outstanding
+/// work, so a post from a thread it does not own must be waited for); otherwise nullptr.
+std::atomic<std::size_t>* foreign_posters(boost::asio::execution_context& ctx) noexcept;
 
 /// The inbox of the runtime whose io thread calls, when `ctx` is that runtime's io_context and
 /// `pool` its cpu_pool; otherwise nullptr.

@@ -49,6 +49,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ferry/bridge/detail/context_lookup.hpp"
 #include "ferry/bridge/detail/loop_inbox.hpp"
 #include "ferry/core/cpu_pool.hpp"
 #include "ferry/core/detail/job.hpp"
@@ -262,6 +263,13 @@ class offload_op final : public op_base, public basic_op<offload_op<Handler, F>,
   static offload_op* create(H&& handler, G&& f, cpu_pool* admission) {
     offload_op* op = base::allocate(std::forward<H>(handler), std::forward<G>(f), admission);
     op->connect_cancellation([op] { op->cancel(); });
+    // A runtime stops its loop without waiting for outstanding work: a post from a thread it
+    // does not own is counted, so that its destructor can wait for it (runtime.cpp).
+    op->foreign_posters_ = foreign_posters(context_of(
+        boost::asio::get_associated_executor(op->handler_, boost::asio::system_executor())));
+    if (op->foreign_posters_ != nullptr) {
+      op->foreign_posters_->fetch_add(1, std::memory_order_relaxed);
+    }
     return op;
   }
 
@@ -364,15 +372,20 @@ class offload_op final : public op_base, public basic_op<offload_op<Handler, F>,
   // afterwards.
   void complete_with(completion_kind kind) noexcept {
     kind_ = kind;
+    std::atomic<std::size_t>* const posters = foreign_posters_;  // the op may go at the post
     if (inbox_ != nullptr) {
       inbox_->push(this);  // last access: the loop owns the op
-      return;
+    } else {
+      try {
+        this->post_completion(completion(this), inline_allocator<void>(this));
+      } catch (...) {
+        // Only a failed allocation of a larger-than-inline completion can get here; the
+        // completion object, destroyed unrun, destroyed the operation, as its context would.
+      }
     }
-    try {
-      this->post_completion(completion(this), inline_allocator<void>(this));
-    } catch (...) {
-      // Only a failed allocation of a larger-than-inline completion can get here; the
-      // completion object, destroyed unrun, destroyed the operation, as its context would.
+    // This thread no longer touches the runtime's io_context (see create).
+    if (posters != nullptr && posters->fetch_sub(1, std::memory_order_release) == 1) {
+      posters->notify_all();
     }
   }
 
@@ -413,6 +426,7 @@ class offload_op final : public op_base, public basic_op<offload_op<Handler, F>,
   result_slot<result_type> result_;
   std::exception_ptr error_;
   completion_kind kind_ = completion_kind::normal;
+  std::atomic<std::size_t>* foreign_posters_ = nullptr;  // see create
 };
 
 }  // namespace ferry::detail
