@@ -89,9 +89,9 @@ TEST(ServerStressOffload, LightRequestsAreServedWhileHeavyOnesSaturateThePool) {
   ferry_server::server_config config = config_for(execution_mode::offload);
   config.max_offloads = 4;
   test_server s(config);
-  std::atomic<bool> stop{false};
-  std::thread heavy([&] {
-    while (!stop.load()) concurrent_requests(s.port(), 8, get("/work?us=20000"));
+  // A jthread: an ASSERT that returns early still stops and joins it.
+  std::jthread heavy([&](const std::stop_token& stop) {
+    while (!stop.stop_requested()) concurrent_requests(s.port(), 8, get("/work?us=20000"));
   });
   // The state the test is about: heavy requests hold the pool (not: some time has passed).
   const auto pool_busy = [&] { return s.counters().offloads_in_flight.load() >= 2; };
@@ -105,7 +105,7 @@ TEST(ServerStressOffload, LightRequestsAreServedWhileHeavyOnesSaturateThePool) {
   // Heavy requests are answered too (however long 50 pings took on a busy machine).
   ASSERT_TRUE(ferry::test::wait_until(
       [&] { return s.counters().responses_with(endpoint::work, 200) >= 1; }));
-  stop.store(true);
+  heavy.request_stop();
   heavy.join();
   EXPECT_LE(s.counters().offloads_peak.load(), 4u);
 }
@@ -125,33 +125,41 @@ TEST_P(ServerStress, AbuseMixWhileServing) {
       get("/work?us=abc"),
       get("/nowhere"),
   };
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> abusers;
-  for (std::size_t t = 0; t < abuse.size(); ++t) {
-    abusers.emplace_back([&, t] {
-      while (!stop.load()) {
-        try {
-          raw_client c(s.port());
-          c.send(abuse[t]);
-          if (t == 3) {
-            c.reset();
-          } else {
-            c.wait_closed(2s);
-          }
-        } catch (const std::runtime_error&) {
-          // Refused over max-connections: fine.
-        }
-      }
-    });
-  }
+  // The client under test is admitted before the abuse begins: abusers that reset their
+  // connections can keep --max-connections full on a slow machine, and a connection refused at
+  // accept is the server doing its job, not the failure this test is about.
   raw_client c(s.port());
-  for (int i = 0; i < 100; ++i) {
-    const std::optional<reply> r = c.exchange(i % 10 == 0 ? get("/work?us=1000") : get("/ping"));
-    ASSERT_TRUE(r) << "request " << i;
-    EXPECT_EQ(r->status, 200u);
+  {
+    const std::optional<reply> first = c.exchange(get("/ping"));
+    ASSERT_TRUE(first);
+    ASSERT_EQ(first->status, 200u);
   }
-  stop.store(true);
-  for (std::thread& t : abusers) t.join();
+  {
+    // jthreads: an ASSERT that returns early still stops and joins them (before `s` goes).
+    std::vector<std::jthread> abusers;
+    for (std::size_t t = 0; t < abuse.size(); ++t) {
+      abusers.emplace_back([&, t](const std::stop_token& stop) {
+        while (!stop.stop_requested()) {
+          try {
+            raw_client a(s.port());
+            a.send(abuse[t]);
+            if (t == 3) {
+              a.reset();
+            } else {
+              a.wait_closed(2s);
+            }
+          } catch (const std::runtime_error&) {
+            // Refused over max-connections: fine.
+          }
+        }
+      });
+    }
+    for (int i = 0; i < 100; ++i) {
+      const std::optional<reply> r = c.exchange(i % 10 == 0 ? get("/work?us=1000") : get("/ping"));
+      ASSERT_TRUE(r) << "request " << i;
+      EXPECT_EQ(r->status, 200u) << "request " << i;
+    }
+  }
   c.close();
   EXPECT_TRUE(eventually([&] { return s.counters().connections_open.load() == 0; }));
   EXPECT_EQ(s.counters().requests_in_flight.load(), 0u);
