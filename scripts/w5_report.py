@@ -22,6 +22,12 @@ import sys
 
 LIGHT_P99_TARGET_MS = 1.0
 HEAVY_FRACTION_TARGET = 0.95
+# With the io thread at SCHED_FIFO (offload-fifo) W5 asks heavy >= 90% of capacity.
+HEAVY_FRACTION_TARGET_FIFO = 0.90
+
+
+def heavy_target_of(mode):
+    return HEAVY_FRACTION_TARGET_FIFO if mode.endswith("-fifo") else HEAVY_FRACTION_TARGET
 
 
 def parse_run(spec):
@@ -64,7 +70,8 @@ def summarise(mode, data, server_exit):
         row.get("light_p99_ms") is not None and row["light_p99_ms"] <= LIGHT_P99_TARGET_MS
     )
     row["heavy_target_met"] = (
-        row.get("heavy_fraction") is not None and row["heavy_fraction"] >= HEAVY_FRACTION_TARGET
+        row.get("heavy_fraction") is not None
+        and row["heavy_fraction"] >= heavy_target_of(row["mode"])
     )
     if light:
         row["light_requests"] = light["requests"]
@@ -98,7 +105,7 @@ def markdown_table(rows):
     lines = [
         "| mode | light p50 | light p99 | heavy req/s | heavy vs capacity | server CPU | "
         f"other processes' CPU | light p99 ≤ {LIGHT_P99_TARGET_MS:g} ms | "
-        f"heavy ≥ {HEAVY_FRACTION_TARGET:.0%} |",
+        f"heavy ≥ {HEAVY_FRACTION_TARGET:.0%} (fifo {HEAVY_FRACTION_TARGET_FIFO:.0%}) |",
         "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in rows:

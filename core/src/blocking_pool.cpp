@@ -45,7 +45,9 @@ std::chrono::milliseconds clamp_idle_timeout(std::chrono::milliseconds t) noexce
 }  // namespace
 
 blocking_pool::blocking_pool(std::size_t max_threads, std::chrono::milliseconds idle_timeout)
-    : max_threads_(max_threads), idle_timeout_(clamp_idle_timeout(idle_timeout)) {
+    : max_threads_(max_threads),
+      idle_timeout_(clamp_idle_timeout(idle_timeout)),
+      thread_policy_(detail::thread_policy::of_this_thread()) {
   if (max_threads == 0) {
     throw std::invalid_argument("ferry::blocking_pool: max_threads must be at least 1");
   }
@@ -155,6 +157,8 @@ void blocking_pool::on_start_failure(worker* w) {
 
 void blocking_pool::worker_loop(worker* w) noexcept {
   pthread_setname_np(pthread_self(), "ferry-blocking");
+  // Not the scheduling of the thread that submitted (a loop at SCHED_FIFO, say): the pool's.
+  thread_policy_.apply_to_this_thread();
   current_pool = this;
   std::unique_lock lock(mutex_);
   ++running_;

@@ -14,11 +14,6 @@
 
 #if defined(__linux__)
 #include <pthread.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include <cerrno>
 #endif
 
 #include "ferry/core/detail/pool_tag.hpp"
@@ -101,20 +96,13 @@ std::int64_t checked_spin(std::chrono::nanoseconds spin) {
   return spin.count();
 }
 
-// The absolute nice value for workers `nice` below the creating thread (0: leave them alone).
-int worker_nice_for(int nice) {
+// The scheduling of the pool's workers: the creating thread's, `nice` lower (0..19).
+detail::thread_policy worker_policy_for(int nice) {
   if (nice < 0 || nice > 19) {
     throw std::invalid_argument("ferry::cpu_pool: nice must be between 0 and 19, got " +
                                 std::to_string(nice));
   }
-  if (nice == 0) return 0;
-#if defined(__linux__)
-  errno = 0;
-  const int base = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
-  return std::min(19, (errno == 0 ? base : 0) + nice);
-#else
-  return 0;
-#endif
+  return detail::thread_policy::of_this_thread(nice);
 }
 
 // What a worker slot holds when its worker spins and no job has been handed over yet.
@@ -142,22 +130,6 @@ struct alignas(64) cpu_pool::worker_slot {
   latency_histogram run_time;
 };
 
-// Lowers the calling thread's scheduling priority to `nice` (never raises it: that needs
-// privileges). Linux threads have their own nice value, set through their thread id.
-static void lower_priority(int nice) noexcept {
-#if defined(__linux__)
-  thread_local int applied = 0;
-  if (applied >= nice) return;
-  const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
-  errno = 0;
-  const int now = ::getpriority(PRIO_PROCESS, tid);
-  if (errno == 0 && now < nice) ::setpriority(PRIO_PROCESS, tid, nice);
-  applied = nice;
-#else
-  (void)nice;
-#endif
-}
-
 // Marks the threads inside the pool's arena — the workers running submitted jobs and the ones
 // that steal their nested subtasks alike — so `current()` answers on all of them.
 class cpu_pool::arena_observer final : public tbb::task_scheduler_observer {
@@ -175,7 +147,9 @@ class cpu_pool::arena_observer final : public tbb::task_scheduler_observer {
 #if defined(__linux__)
     if (worker) pthread_setname_np(pthread_self(), "ferry-cpu");
 #endif
-    if (worker && pool_->worker_nice_ != 0) lower_priority(pool_->worker_nice_);
+    // It also inherits that thread's scheduling (a loop at SCHED_FIFO, say): it takes the
+    // pool's instead (see thread_policy.hpp).
+    if (worker) pool_->worker_policy_.apply_to_this_thread();
   }
   void on_scheduler_exit(bool) override {
     if (current_pool == pool_) current_pool = nullptr;
@@ -192,7 +166,7 @@ cpu_pool::cpu_pool(std::size_t threads,
     : threads_(resolve_threads(threads)),
       max_in_flight_(max_in_flight),
       spin_ns_(checked_spin(spin)),
-      worker_nice_(worker_nice_for(nice)),
+      worker_policy_(worker_policy_for(nice)),
       arena_(checked_int(threads_), /*reserved_for_masters=*/0),
       slots_(std::make_unique<worker_slot[]>(threads_)) {
   for (std::size_t i = 0; i < threads_; ++i) slots_[i].spin = detail::spin_budget(spin_ns_);

@@ -43,6 +43,7 @@
 
 #include "ferry/core/detail/job.hpp"
 #include "ferry/core/detail/pool_executor.hpp"
+#include "ferry/core/detail/thread_policy.hpp"
 
 namespace ferry {
 
@@ -110,6 +111,7 @@ class blocking_pool : public boost::asio::execution_context {
 
   const std::size_t max_threads_;
   const std::chrono::milliseconds idle_timeout_;
+  const detail::thread_policy thread_policy_;  // the creating thread's (thread_policy.hpp)
 
   mutable std::mutex mutex_;
   // Everything below is guarded by mutex_.

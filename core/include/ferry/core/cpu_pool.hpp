@@ -49,6 +49,7 @@
 
 #include "ferry/core/detail/job.hpp"
 #include "ferry/core/detail/pool_executor.hpp"
+#include "ferry/core/detail/thread_policy.hpp"
 #include "ferry/core/histogram.hpp"
 
 namespace ferry {
@@ -84,8 +85,10 @@ class cpu_pool : public boost::asio::execution_context {
   /// a core at once when it wakes while the workers saturate every core (Linux: `setpriority`
   /// on each worker thread as it joins the arena; oneTBB's workers are shared by the whole
   /// process and a thread's priority cannot be raised back without privileges, so other arenas'
-  /// work on those threads runs at that priority too; ignored elsewhere). Throws
-  /// std::invalid_argument on a bad value.
+  /// work on those threads runs at that priority too; ignored elsewhere). Workers otherwise
+  /// run at the creating thread's scheduling policy and priority, whichever thread started them:
+  /// a loop thread at SCHED_FIFO that first gives the pool work does not make its workers
+  /// real-time (detail/thread_policy.hpp). Throws std::invalid_argument on a bad value.
   explicit cpu_pool(std::size_t threads = 0,
                     std::size_t max_in_flight = 0,
                     std::chrono::nanoseconds spin = default_spin,
@@ -151,7 +154,7 @@ class cpu_pool : public boost::asio::execution_context {
   const std::size_t threads_;
   const std::size_t max_in_flight_;
   const std::int64_t spin_ns_;
-  const int worker_nice_;  // the absolute nice value workers get (0: leave them alone)
+  const detail::thread_policy worker_policy_;  // the creating thread's, `nice` lower
   tbb::task_arena arena_;
   std::unique_ptr<arena_observer> observer_;
   std::unique_ptr<worker_slot[]> slots_;  // one per arena slot (oneTBB's thread index)
