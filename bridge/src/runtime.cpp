@@ -240,17 +240,20 @@ void runtime::post_stop_locked() {
 
 namespace detail {
 
-std::atomic<std::size_t>* foreign_posters(boost::asio::execution_context& ctx) noexcept {
-  if (runtime* rt = current_runtime; rt != nullptr && &ctx == &rt->io_) {
-    return &rt->foreign_posters_;
+std::atomic<std::size_t>* foreign_posters(boost::asio::execution_context& ctx,
+                                          const boost::asio::execution_context& target) noexcept {
+  runtime* rt = current_runtime;
+  if (rt == nullptr || &ctx != &rt->io_) {
+    try {
+      if (!boost::asio::has_service<runtime_link>(ctx)) return nullptr;
+      rt = boost::asio::use_service<runtime_link>(ctx).owner();
+    } catch (...) {
+      return nullptr;
+    }
+    if (rt == nullptr || &ctx != &rt->io_) return nullptr;
   }
-  try {
-    if (!boost::asio::has_service<runtime_link>(ctx)) return nullptr;
-    runtime* rt = boost::asio::use_service<runtime_link>(ctx).owner();
-    return rt != nullptr ? &rt->foreign_posters_ : nullptr;
-  } catch (...) {
-    return nullptr;
-  }
+  const bool own_pool = &target == rt->cpu_.get() || &target == rt->blocking_.get();
+  return own_pool ? nullptr : &rt->foreign_posters_;
 }
 
 loop_inbox* current_inbox(const boost::asio::execution_context& ctx,

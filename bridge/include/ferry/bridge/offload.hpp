@@ -107,7 +107,7 @@ struct initiate_offload {
     cpu_pool& target = pool != nullptr ? *pool : cpu_pool_for(context_of(ex));
     loop_inbox* inbox = inbox_for(ex, target);
     using op = offload_op<std::decay_t<Handler>, std::decay_t<F>>;
-    op* o = op::create(std::forward<Handler>(handler), std::forward<F>(f), &target);
+    op* o = op::create(std::forward<Handler>(handler), std::forward<F>(f), &target, target);
     if (inbox != nullptr) o->complete_through(inbox);
     if (!refuse_when_full) {
       target.submit_bounded(o);

@@ -39,9 +39,10 @@ struct initiate_run_in_executor {
   template <class Handler, class F>
   void operator()(Handler&& handler, F&& f) const {
     using op = offload_op<std::decay_t<Handler>, std::decay_t<F>>;
-    boost::asio::post(ex,
-                      typename op::runner(
-                          op::create(std::forward<Handler>(handler), std::forward<F>(f), nullptr)));
+    boost::asio::post(
+        ex,
+        typename op::runner(op::create(
+            std::forward<Handler>(handler), std::forward<F>(f), nullptr, context_of(ex))));
   }
 };
 

@@ -234,7 +234,7 @@ class runtime {
   void io_thread_main(std::size_t index);
 
   friend std::atomic<std::size_t>* detail::foreign_posters(
-      boost::asio::execution_context&) noexcept;
+      boost::asio::execution_context&, const boost::asio::execution_context&) noexcept;
   friend detail::loop_inbox* detail::current_inbox(const boost::asio::execution_context&,
                                                    const cpu_pool&) noexcept;
 

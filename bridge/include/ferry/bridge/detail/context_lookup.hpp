@@ -37,10 +37,13 @@ blocking_pool& blocking_pool_for(boost::asio::execution_context& ctx);
 
 class loop_inbox;
 
-/// When `ctx` is a runtime's io_context: the count of foreign threads posting to it, which the
-/// runtime's destructor waits to see at zero (it stops its loop without waiting for outstanding
-/// work, so a post from a thread it does not own must be waited for); otherwise nullptr.
-std::atomic<std::size_t>* foreign_posters(boost::asio::execution_context& ctx) noexcept;
+/// When `ctx` is a runtime's io_context and `target` (where the work runs, hence who posts the
+/// completion) is not one of that runtime's pools: the count of foreign threads posting to it,
+/// which the runtime's destructor waits to see at zero (it stops its loop without waiting for
+/// outstanding work, so a post from a thread it does not own must be waited for). Otherwise
+/// nullptr: the runtime drains its own pools before its io_context goes.
+std::atomic<std::size_t>* foreign_posters(boost::asio::execution_context& ctx,
+                                          const boost::asio::execution_context& target) noexcept;
 
 /// The inbox of the runtime whose io thread calls, when `ctx` is that runtime's io_context and
 /// `pool` its cpu_pool; otherwise nullptr.

@@ -258,15 +258,21 @@ class offload_op final : public op_base, public basic_op<offload_op<Handler, F>,
   using typename base::handler_allocator;
 
   /// Allocates the op with the handler's allocator and hooks up the handler's cancellation slot.
-  /// `admission` is the pool whose admission queue the op will enter (or nullptr).
+  /// `admission` is the pool whose admission queue the op will enter (or nullptr); `target` the
+  /// execution context that runs `f`.
   template <class H, class G>
-  static offload_op* create(H&& handler, G&& f, cpu_pool* admission) {
+  static offload_op* create(H&& handler,
+                            G&& f,
+                            cpu_pool* admission,
+                            const boost::asio::execution_context& target) {
     offload_op* op = base::allocate(std::forward<H>(handler), std::forward<G>(f), admission);
     op->connect_cancellation([op] { op->cancel(); });
     // A runtime stops its loop without waiting for outstanding work: a post from a thread it
-    // does not own is counted, so that its destructor can wait for it (runtime.cpp).
-    op->foreign_posters_ = foreign_posters(context_of(
-        boost::asio::get_associated_executor(op->handler_, boost::asio::system_executor())));
+    // does not own (not one of its pools') is counted, so that its destructor can wait for it
+    // (runtime.cpp).
+    op->foreign_posters_ = foreign_posters(context_of(boost::asio::get_associated_executor(
+                                               op->handler_, boost::asio::system_executor())),
+                                           target);
     if (op->foreign_posters_ != nullptr) {
       op->foreign_posters_->fetch_add(1, std::memory_order_relaxed);
     }
