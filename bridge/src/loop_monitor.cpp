@@ -412,24 +412,11 @@ void loop_monitor::watch_loop(std::unique_lock<std::mutex>& lock, std::int64_t n
   if (st.seen != 0) {  // a probe is outstanding, posted at st.progress_ns
     const std::int64_t ran = probe_ran_ns_.load(std::memory_order_acquire);
     if (ran != 0) {
-      if (st.reported) {
-        const std::int64_t stall = ran - st.progress_ns;
-        record_end(stall);
-        slow_callback_report r;
-        r.blocked_for = std::chrono::nanoseconds(stall);
-        r.thread = slot.id;
-        r.ongoing = false;
-        enqueue(std::move(r), 0, {});
-      }
+      if (st.reported) report_stall_ended(0, ran - st.progress_ns);
       st = watch_state{};
     } else if (!st.reported && now - st.progress_ns > threshold_ns_) {
       st.reported = true;
-      captured_stack stack = capture(slot, lock);
-      slow_callbacks_.fetch_add(1, std::memory_order_relaxed);  // after the capture
-      slow_callback_report r;
-      r.blocked_for = std::chrono::nanoseconds(now_ns() - st.progress_ns);
-      r.thread = slot.id;
-      enqueue(std::move(r), 0, std::move(stack));
+      report_stall(0, st.progress_ns, lock);
     }
   }
   if (st.seen == 0 && !stopping_) {
@@ -452,15 +439,7 @@ void loop_monitor::watch_threads(std::unique_lock<std::mutex>& lock, std::int64_
     }
     const std::uint64_t n = slot.handlers.load(std::memory_order_relaxed);
     if (n != st.seen) {
-      if (st.reported) {
-        const std::int64_t stall = now - st.stall_start_ns;
-        record_end(stall);
-        slow_callback_report r;
-        r.blocked_for = std::chrono::nanoseconds(stall);
-        r.thread = slot.id;
-        r.ongoing = false;
-        enqueue(std::move(r), i, {});
-      }
+      if (st.reported) report_stall_ended(i, now - st.stall_start_ns);
       st = watch_state{};
       st.seen = n;
       st.progress_ns = now;
@@ -482,12 +461,7 @@ void loop_monitor::watch_threads(std::unique_lock<std::mutex>& lock, std::int64_
     }
     st.reported = true;
     st.stall_start_ns = st.progress_ns;
-    captured_stack stack = capture(slot, lock);
-    slow_callbacks_.fetch_add(1, std::memory_order_relaxed);  // after the capture
-    slow_callback_report r;
-    r.blocked_for = std::chrono::nanoseconds(now_ns() - st.stall_start_ns);
-    r.thread = slot.id;
-    enqueue(std::move(r), i, std::move(stack));
+    report_stall(i, st.stall_start_ns, lock);
   }
 }
 
@@ -531,10 +505,29 @@ loop_monitor::captured_stack loop_monitor::capture(io_thread_slot& slot,
   return out;
 }
 
-void loop_monitor::record_end(std::int64_t stall_ns) {
+// A stall of io thread `i` that began at `since_ns` and goes on: its stack, and the report.
+void loop_monitor::report_stall(std::size_t i,
+                                std::int64_t since_ns,
+                                std::unique_lock<std::mutex>& lock) {
+  io_thread_slot& slot = *slots_[i];
+  captured_stack stack = capture(slot, lock);
+  slow_callbacks_.fetch_add(1, std::memory_order_relaxed);  // after the capture
+  slow_callback_report r;
+  r.blocked_for = std::chrono::nanoseconds(now_ns() - since_ns);
+  r.thread = slot.id;
+  enqueue(std::move(r), i, std::move(stack));
+}
+
+// The reported stall of io thread `i` has ended after `stall_ns`.
+void loop_monitor::report_stall_ended(std::size_t i, std::int64_t stall_ns) {
   if (stall_ns > longest_stall_ns_.load(std::memory_order_relaxed)) {
     longest_stall_ns_.store(stall_ns, std::memory_order_relaxed);
   }
+  slow_callback_report r;
+  r.blocked_for = std::chrono::nanoseconds(stall_ns);
+  r.thread = slots_[i]->id;
+  r.ongoing = false;
+  enqueue(std::move(r), i, {});
 }
 
 void loop_monitor::enqueue(slow_callback_report r, std::size_t slot, captured_stack stack) {

@@ -104,7 +104,8 @@ class loop_monitor {
   captured_stack capture(io_thread_slot& slot, std::unique_lock<std::mutex>& lock);
   void enqueue(slow_callback_report r, std::size_t slot, captured_stack stack);
   void report_loop();
-  void record_end(std::int64_t stall_ns);
+  void report_stall(std::size_t i, std::int64_t since_ns, std::unique_lock<std::mutex>& lock);
+  void report_stall_ended(std::size_t i, std::int64_t stall_ns);
 
   // Per-thread watchdog state (watchdog thread only).
   struct watch_state {

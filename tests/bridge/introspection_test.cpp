@@ -21,28 +21,7 @@ namespace asio = boost::asio;
 
 namespace {
 
-struct report_log {
-  std::mutex mutex;
-  std::vector<ferry::slow_callback_report> reports;
-  std::atomic<bool> ongoing_seen{false};
-
-  std::function<void(const ferry::slow_callback_report&)> sink() {
-    return [this](const ferry::slow_callback_report& r) {
-      std::lock_guard lock(mutex);
-      reports.push_back(r);
-      if (r.ongoing) ongoing_seen.store(true);
-    };
-  }
-  std::vector<ferry::slow_callback_report> copy() {
-    std::lock_guard lock(mutex);
-    return reports;
-  }
-  bool has_final() {
-    for (const auto& r : copy())
-      if (!r.ongoing) return true;
-    return false;
-  }
-};
+using ferry::test::report_log;
 
 // The culprit: blocks the thread it runs on until the watchdog has reported it. Internal
 // linkage, so only the debug info (-g) can name it.

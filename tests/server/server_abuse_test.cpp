@@ -17,16 +17,7 @@ using ferry_server::endpoint;
 
 class ServerAbuse : public ::testing::TestWithParam<execution_mode> {};
 
-std::string mode_param_name(const ::testing::TestParamInfo<execution_mode>& info) {
-  return mode_name(info.param);
-}
-
-INSTANTIATE_TEST_SUITE_P(Modes,
-                         ServerAbuse,
-                         ::testing::Values(execution_mode::offload,
-                                           execution_mode::inline_,
-                                           execution_mode::thread),
-                         mode_param_name);
+FERRY_SERVER_TEST_IN_EVERY_MODE(ServerAbuse);
 
 /// Sends `bytes` on a fresh connection; expects one response with `status`, then the close.
 void expect_rejected(std::uint16_t port, const std::string& bytes, unsigned status) {

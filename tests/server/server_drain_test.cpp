@@ -18,25 +18,7 @@ using ferry_server::endpoint;
 
 class ServerDrain : public ::testing::TestWithParam<execution_mode> {};
 
-std::string mode_param_name(const ::testing::TestParamInfo<execution_mode>& info) {
-  return mode_name(info.param);
-}
-
-INSTANTIATE_TEST_SUITE_P(Modes,
-                         ServerDrain,
-                         ::testing::Values(execution_mode::offload,
-                                           execution_mode::inline_,
-                                           execution_mode::thread),
-                         mode_param_name);
-
-bool refuses_connections(std::uint16_t port) {
-  try {
-    raw_client c(port);
-    return false;
-  } catch (const std::runtime_error&) {
-    return true;
-  }
-}
+FERRY_SERVER_TEST_IN_EVERY_MODE(ServerDrain);
 
 /// A config whose drain lasts until the test ends it (a second stop request).
 ferry_server::server_config draining_config(execution_mode mode) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -55,6 +56,20 @@ using clock_type = std::chrono::steady_clock;
 inline constexpr auto guard = 60s;
 
 inline std::string mode_name(execution_mode m) { return std::string(ferry_server::to_string(m)); }
+
+inline std::string mode_param_name(const ::testing::TestParamInfo<execution_mode>& info) {
+  return mode_name(info.param);
+}
+
+/// Runs the TEST_Ps of `suite` (a ::testing::TestWithParam<execution_mode>) in each of the
+/// server's three modes, named Modes/<suite>.<test>/<mode>.
+#define FERRY_SERVER_TEST_IN_EVERY_MODE(suite)                                        \
+  INSTANTIATE_TEST_SUITE_P(Modes,                                                     \
+                           suite,                                                     \
+                           ::testing::Values(::ferry_server::execution_mode::offload, \
+                                             ::ferry_server::execution_mode::inline_, \
+                                             ::ferry_server::execution_mode::thread), \
+                           ::server_test::mode_param_name)
 
 /// A config for tests: port 0 (the kernel picks), the given mode, the contract's defaults.
 /// The work kernel is calibrated at start-up, so /work?us=N stays ~N µs under sanitizers too.
@@ -316,6 +331,16 @@ class raw_client {
   std::string received_;
   bool timed_out_ = false;
 };
+
+/// True when nothing accepts connections on `port` any more.
+inline bool refuses_connections(std::uint16_t port) {
+  try {
+    raw_client c(port);
+    return false;
+  } catch (const std::runtime_error&) {
+    return true;
+  }
+}
 
 /// "GET <target> HTTP/1.1" with a Host header (and `extra` header lines, each ending in \r\n).
 inline std::string get(std::string_view target, std::string_view extra = {}) {

@@ -16,25 +16,7 @@ using ferry_server::endpoint;
 
 class ServerShutdown : public ::testing::TestWithParam<execution_mode> {};
 
-std::string mode_param_name(const ::testing::TestParamInfo<execution_mode>& info) {
-  return mode_name(info.param);
-}
-
-INSTANTIATE_TEST_SUITE_P(Modes,
-                         ServerShutdown,
-                         ::testing::Values(execution_mode::offload,
-                                           execution_mode::inline_,
-                                           execution_mode::thread),
-                         mode_param_name);
-
-bool refuses_connections(std::uint16_t port) {
-  try {
-    raw_client c(port);
-    return false;
-  } catch (const std::runtime_error&) {
-    return true;
-  }
-}
+FERRY_SERVER_TEST_IN_EVERY_MODE(ServerShutdown);
 
 TEST_P(ServerShutdown, RequestInFlightFinishesThenTheServerStops) {
   ferry_server::server_config config = config_for(GetParam());

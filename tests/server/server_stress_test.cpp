@@ -21,16 +21,7 @@ constexpr std::size_t thousand = 1000;
 
 class ServerStress : public ::testing::TestWithParam<execution_mode> {};
 
-std::string mode_param_name(const ::testing::TestParamInfo<execution_mode>& info) {
-  return mode_name(info.param);
-}
-
-INSTANTIATE_TEST_SUITE_P(Modes,
-                         ServerStress,
-                         ::testing::Values(execution_mode::offload,
-                                           execution_mode::inline_,
-                                           execution_mode::thread),
-                         mode_param_name);
+FERRY_SERVER_TEST_IN_EVERY_MODE(ServerStress);
 
 TEST_P(ServerStress, AThousandConcurrentConnections) {
   // Both ends of every connection live in this process, plus the runtime's own descriptors.

@@ -16,16 +16,7 @@ using ferry_server::endpoint;
 
 class Server : public ::testing::TestWithParam<execution_mode> {};
 
-std::string mode_param_name(const ::testing::TestParamInfo<execution_mode>& info) {
-  return mode_name(info.param);
-}
-
-INSTANTIATE_TEST_SUITE_P(Modes,
-                         Server,
-                         ::testing::Values(execution_mode::offload,
-                                           execution_mode::inline_,
-                                           execution_mode::thread),
-                         mode_param_name);
+FERRY_SERVER_TEST_IN_EVERY_MODE(Server);
 
 TEST_P(Server, PingAnswersPong) {
   test_server s(config_for(GetParam()));

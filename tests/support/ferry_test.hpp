@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
@@ -28,6 +29,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <vector>
 
 #define FERRY_CO_TEST(suite, name)                                \
   ::ferry::task<void> suite##_##name##_co_body();                 \
@@ -179,5 +181,30 @@ inline void emit_after(boost::asio::any_io_executor ex,
     }
   });
 }
+
+/// Collects the runtime's slow-callback reports (`runtime_options::on_slow_callback = log.sink()`).
+struct report_log {
+  std::mutex mutex;
+  std::vector<ferry::slow_callback_report> reports;
+  std::atomic<bool> ongoing_seen{false};  ///< a report of a stall still in progress arrived
+
+  std::function<void(const ferry::slow_callback_report&)> sink() {
+    return [this](const ferry::slow_callback_report& r) {
+      std::lock_guard lock(mutex);
+      reports.push_back(r);
+      if (r.ongoing) ongoing_seen.store(true);
+    };
+  }
+  std::vector<ferry::slow_callback_report> copy() {
+    std::lock_guard lock(mutex);
+    return reports;
+  }
+  /// A report of a stall that has ended arrived.
+  bool has_final() {
+    for (const auto& r : copy())
+      if (!r.ongoing) return true;
+    return false;
+  }
+};
 
 }  // namespace ferry::test
