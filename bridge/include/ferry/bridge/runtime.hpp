@@ -242,7 +242,7 @@ class runtime {
   boost::asio::io_context io_;
   std::unique_ptr<cpu_pool> cpu_;
   std::unique_ptr<blocking_pool> blocking_;
-  detail::loop_inbox inbox_;  // spins only up to cpu_'s worker count: constructed after it
+  detail::loop_inbox inbox_;  // spins only below cpu_'s worker count and the cores: after cpu_
   // Threads that are not the runtime's (another pool, another executor) posting a completion
   // to io_ right now; the destructor waits for them before io_ goes (detail::foreign_posters).
   std::atomic<std::size_t> foreign_posters_{0};

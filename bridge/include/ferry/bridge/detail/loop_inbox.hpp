@@ -57,8 +57,9 @@ struct inbox_node {
 class loop_inbox {
  public:
   /// `spin_limit`: the loop spins only while at most this many operations are in flight (the
-  /// pool's worker count: beyond it the workers are saturated, completions arrive back to back,
-  /// and a sleeping loop is woken once per batch instead of taking a core from the workers).
+  /// runtime's: its pool's worker count, and one less than the cores the process may use —
+  /// beyond it the workers are saturated, completions arrive back to back, and a sleeping loop
+  /// is woken once per batch instead of taking a core from the workers).
   loop_inbox(boost::asio::io_context& io,
              std::chrono::nanoseconds spin,
              std::size_t spin_limit) noexcept;
