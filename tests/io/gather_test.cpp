@@ -344,14 +344,18 @@ FERRY_CO_TEST(Gather, OffloadsAreGatheredAndAFailureStopsTheOthers) {
       co_await ferry::gather(ferry::offload([] { return 20; }), ferry::offload([] { return 22; }));
   EXPECT_EQ(x + y, 42);
 
+  std::atomic<bool> started{false};
   std::atomic<bool> saw_stop{false};
   auto spin = [&](std::stop_token st) {
+    started = true;
     while (!st.stop_requested()) std::this_thread::sleep_for(100us);
     saw_stop = true;
     return 0;
   };
-  auto fail = []() -> ferry::task<int> {
-    co_await ferry::sleep(1ms);
+  // The failure comes once the offload runs (the state the test is about): earlier, gather
+  // would cancel it before it started, and it would never see the stop request.
+  auto fail = [&]() -> ferry::task<int> {
+    while (!started.load()) co_await ferry::sleep(1ms);
     throw std::runtime_error("offload sibling failed");
   };
   std::string what;
