@@ -33,12 +33,14 @@
 #include <vector>
 
 #include "ferry/core/detail/job.hpp"
+#include "ferry/core/detail/pool_access.hpp"
 #include "ferry_test.hpp"
 
 namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using ferry::detail::pool_access;  // the pools' job entry points
 
 constexpr auto kHangGuard = 60s;
 
@@ -402,9 +404,9 @@ TEST(CpuPool, AdmissionBoundAdmitsInFifoOrderOneAtATime) {
   ferry::cpu_pool pool(2, /*max_in_flight=*/1);
   EXPECT_EQ(pool.max_in_flight(), 1u);
 
-  pool.submit_bounded(&j0);
+  pool_access::submit_bounded(pool, &j0);
   ASSERT_TRUE(eventually([&] { return j0.started.load(); }));
-  for (counting_job* j : {&j1, &j2, &j3, &j4}) pool.submit_bounded(j);
+  for (counting_job* j : {&j1, &j2, &j3, &j4}) pool_access::submit_bounded(pool, j);
 
   ferry::cpu_pool_stats s = pool.stats();
   EXPECT_EQ(s.max_in_flight, 1u);
@@ -413,8 +415,8 @@ TEST(CpuPool, AdmissionBoundAdmitsInFifoOrderOneAtATime) {
   EXPECT_EQ(s.waiting, 4u);
   EXPECT_EQ(s.completed, 0u);
 
-  EXPECT_TRUE(pool.withdraw(&j2));   // still waiting: removed, will never run
-  EXPECT_FALSE(pool.withdraw(&j0));  // admitted (running): it will run to the end
+  EXPECT_TRUE(pool_access::withdraw(pool, &j2));   // still waiting: removed, will never run
+  EXPECT_FALSE(pool_access::withdraw(pool, &j0));  // admitted (running): it will run to the end
 
   s = pool.stats();
   EXPECT_EQ(s.submitted, 5u);
@@ -442,9 +444,11 @@ TEST(CpuPool, AdmissionBoundHoldsUnderConcurrentSubmitters) {
   {
     ferry::cpu_pool pool(4, /*max_in_flight=*/2);
     std::thread other([&] {
-      for (int i = per_thread; i < 2 * per_thread; ++i) pool.submit_bounded(jobs[i].get());
+      for (int i = per_thread; i < 2 * per_thread; ++i) {
+        pool_access::submit_bounded(pool, jobs[i].get());
+      }
     });
-    for (int i = 0; i < per_thread; ++i) pool.submit_bounded(jobs[i].get());
+    for (int i = 0; i < per_thread; ++i) pool_access::submit_bounded(pool, jobs[i].get());
     other.join();
     ASSERT_TRUE(eventually([&] { return pool.stats().completed == 2 * per_thread; }));
     const ferry::cpu_pool_stats s = pool.stats();
@@ -464,9 +468,9 @@ TEST(CpuPool, SubmitIgnoresTheAdmissionBound) {
   counting_job bounded(log, 0, &held);
   counting_job unbounded(log, 1);
   ferry::cpu_pool pool(2, /*max_in_flight=*/1);
-  pool.submit_bounded(&bounded);
+  pool_access::submit_bounded(pool, &bounded);
   ASSERT_TRUE(eventually([&] { return bounded.started.load(); }));
-  pool.submit(&unbounded);
+  pool_access::submit(pool, &unbounded);
   const bool ran_while_slot_taken = eventually([&] { return log.finished.load() == 1; });
   held.open();
   EXPECT_TRUE(ran_while_slot_taken);
@@ -478,8 +482,8 @@ TEST(CpuPool, WithdrawOnAnUnboundedPoolReturnsFalseAndTheJobRuns) {
   job_log log;
   counting_job j(log, 0);
   ferry::cpu_pool pool(1);
-  pool.submit_bounded(&j);
-  EXPECT_FALSE(pool.withdraw(&j));
+  pool_access::submit_bounded(pool, &j);
+  EXPECT_FALSE(pool_access::withdraw(pool, &j));
   ASSERT_TRUE(eventually([&] { return log.finished.load() == 1; }));
   EXPECT_TRUE(j.started.load());
 }

@@ -110,8 +110,8 @@ struct initiate_offload {
     op* o = op::create(std::forward<Handler>(handler), std::forward<F>(f), &target, target);
     if (inbox != nullptr) o->complete_through(inbox);
     if (!refuse_when_full) {
-      target.submit_bounded(o);
-    } else if (!target.try_submit_bounded(o)) {
+      pool_access::submit_bounded(target, o);
+    } else if (!pool_access::try_submit_bounded(target, o)) {
       o->refuse(std::make_exception_ptr(offload_rejected()));
     }
   }

@@ -48,7 +48,8 @@ struct initiate_to_thread {
             ? *pool
             : blocking_pool_for(context_of(boost::asio::get_associated_executor(handler)));
     using op = offload_op<std::decay_t<Handler>, std::decay_t<F>>;
-    target.submit(op::create(std::forward<Handler>(handler), std::forward<F>(f), nullptr, target));
+    pool_access::submit(
+        target, op::create(std::forward<Handler>(handler), std::forward<F>(f), nullptr, target));
   }
 };
 

@@ -42,6 +42,7 @@
 #include <mutex>
 
 #include "ferry/core/detail/job.hpp"
+#include "ferry/core/detail/pool_access.hpp"
 #include "ferry/core/detail/pool_executor.hpp"
 #include "ferry/core/detail/thread_policy.hpp"
 
@@ -80,12 +81,6 @@ class blocking_pool : public boost::asio::execution_context {
   /// function is submitted.
   executor_type get_executor() noexcept;
 
-  /// Schedules `j->run()` on a pool thread and returns without waiting for it. Blocks the caller
-  /// only for a short critical section (plus, rarely, joining a thread that has just exited, and
-  /// starting a thread when none is idle). Throws what std::thread throws only when no pool
-  /// thread is running to take the job; then `j` is unlinked and still belongs to the caller.
-  void submit(detail::job* j);
-
   /// True when called from one of this pool's threads.
   bool running_in_this_thread() const noexcept;
 
@@ -96,6 +91,15 @@ class blocking_pool : public boost::asio::execution_context {
   blocking_pool_stats stats() const;
 
  private:
+  // The job entry point: ferry's own layers reach it through detail::pool_access.
+  friend struct detail::pool_access;
+
+  /// Schedules `j->run()` on a pool thread and returns without waiting for it. Blocks the caller
+  /// only for a short critical section (plus, rarely, joining a thread that has just exited, and
+  /// starting a thread when none is idle). Throws what std::thread throws only when no pool
+  /// thread is running to take the job; then `j` is unlinked and still belongs to the caller.
+  void submit(detail::job* j);
+
   struct worker;  // one per thread; defined in blocking_pool.cpp
 
   void worker_loop(worker* w) noexcept;

@@ -48,6 +48,7 @@
 #include <mutex>
 
 #include "ferry/core/detail/job.hpp"
+#include "ferry/core/detail/pool_access.hpp"
 #include "ferry/core/detail/pool_executor.hpp"
 #include "ferry/core/detail/thread_policy.hpp"
 #include "ferry/core/histogram.hpp"
@@ -119,6 +120,10 @@ class cpu_pool : public boost::asio::execution_context {
   /// The pool whose thread the caller is, or nullptr.
   static cpu_pool* current() noexcept;
 
+ private:
+  // The job entry points: ferry's own layers reach them through detail::pool_access.
+  friend struct detail::pool_access;
+
   /// Runs `j` on the pool (isolated). Never blocks; not subject to the admission bound.
   /// Memory ordering: everything the submitter wrote before `submit` is visible to `j->run()`.
   void submit(detail::job* j);
@@ -136,7 +141,6 @@ class cpu_pool : public boost::asio::execution_context {
   /// `j` must have been passed to `submit_bounded` of this pool.
   bool withdraw(detail::job* j) noexcept;
 
- private:
   struct worker_slot;
 
   void enqueue(detail::job* j);

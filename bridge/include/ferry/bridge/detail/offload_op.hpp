@@ -53,6 +53,7 @@
 #include "ferry/bridge/detail/loop_inbox.hpp"
 #include "ferry/core/cpu_pool.hpp"
 #include "ferry/core/detail/job.hpp"
+#include "ferry/core/detail/pool_access.hpp"
 #include "ferry/io/detail/basic_op.hpp"
 
 namespace ferry::detail {
@@ -359,7 +360,7 @@ class offload_op final : public op_base, public basic_op<offload_op<Handler, F>,
 
   // Completion side (the handler's executor): the handler's cancellation slot fired.
   void cancel() {
-    if (admission_ != nullptr && admission_->withdraw(this)) {
+    if (admission_ != nullptr && pool_access::withdraw(*admission_, this)) {
       state_.store(cancelled, std::memory_order_relaxed);
       complete_with(completion_kind::aborted_sole);
       return;

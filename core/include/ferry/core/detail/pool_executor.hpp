@@ -3,7 +3,8 @@
 // A pool_executor is a light handle (one pointer and one flag) that satisfies Asio's standard
 // executor requirements, so `asio::post`, `asio::dispatch`, `asio::defer` and `asio::co_spawn`
 // accept it. `Pool` must derive from `boost::asio::execution_context` and provide
-// `void submit(detail::job*)` and `bool running_in_this_thread() const noexcept`.
+// `void submit(detail::job*)` (called through detail::pool_access, so it may be private) and
+// `bool running_in_this_thread() const noexcept`.
 //
 // Thread safety: distinct and shared objects are safe; copies may be used from any thread.
 #pragma once
@@ -14,6 +15,7 @@
 #include <utility>
 
 #include "ferry/core/detail/job.hpp"
+#include "ferry/core/detail/pool_access.hpp"
 
 namespace ferry::detail {
 
@@ -76,7 +78,7 @@ class pool_executor {
       return;
     }
     auto j = std::make_unique<function_job<std::decay_t<F>>>(std::forward<F>(f));
-    pool_->submit(j.get());
+    pool_access::submit(*pool_, j.get());
     j.release();  // the pool runs it; run() frees it
   }
 
