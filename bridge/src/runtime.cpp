@@ -1,32 +1,33 @@
-// ferry/bridge/src/runtime.cpp — the runtime: io threads, pools, run, signals, shutdown.
+// ferry/bridge/src/runtime.cpp — the runtime's lifecycle: options, construction (the pools, the
+// inbox, the io threads), the io threads' loop, stats, destruction. `run` and the signals are in
+// run.cpp; the way from an executor to the runtime's pools in context_lookup.cpp; the lag probe
+// and watchdog in loop_monitor.cpp.
 #include "ferry/bridge/runtime.hpp"
 
 #include <oneapi/tbb/info.h>
 #include <pthread.h>
-#include <signal.h>
 
 #include <algorithm>
-#include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <csignal>
 #include <cstdio>
-#include <future>
-#include <iterator>
+#include <exception>
 #include <stdexcept>
 #include <string>
 
-#include "ferry/bridge/detail/context_lookup.hpp"
 #include "ferry/bridge/detail/runtime_link.hpp"
-#include "ferry/core/detail/pool_tag.hpp"
 #include "loop_monitor.hpp"
+#include "runtime_impl.hpp"
 
 namespace ferry {
+namespace detail {
+
+constinit thread_local runtime* current_runtime = nullptr;
+
+}  // namespace detail
+
 namespace {
 
-thread_local runtime* current_runtime = nullptr;
-
-constexpr int watched_signals[] = {SIGINT, SIGTERM};
-
+// The options the runtime owns. The pools check theirs (cpu_threads, spin, cpu_nice;
+// blocking_threads) as they are constructed, with their own messages.
 runtime_options validated(runtime_options options) {
   if (options.io_threads == 0) {
     throw std::invalid_argument("ferry::runtime: io_threads must be at least 1");
@@ -34,12 +35,6 @@ runtime_options validated(runtime_options options) {
   if (options.io_threads > 1024) {
     throw std::invalid_argument("ferry::runtime: io_threads = " +
                                 std::to_string(options.io_threads) + " is above the limit of 1024");
-  }
-  if (options.blocking_threads == 0) {
-    throw std::invalid_argument("ferry::runtime: blocking_threads must be at least 1");
-  }
-  if (options.spin.count() < 0 || options.spin > std::chrono::milliseconds(10)) {
-    throw std::invalid_argument("ferry::runtime: spin must be between 0 and 10 ms");
   }
   if (options.slow_callback_threshold.count() < 0) {
     throw std::invalid_argument("ferry::runtime: slow_callback_threshold must not be negative");
@@ -73,7 +68,7 @@ runtime::runtime(runtime_options options)
       cpu_(std::make_unique<cpu_pool>(
           options_.cpu_threads, options_.max_offloads_in_flight, options_.spin, options_.cpu_nice)),
       blocking_(std::make_unique<blocking_pool>(options_.blocking_threads)),
-      inbox_(io_, options_.spin, inbox_spin_limit(cpu_->concurrency())) {
+      impl_(std::make_unique<impl>(io_, options_.spin, inbox_spin_limit(cpu_->concurrency()))) {
   // Lets offload(f)/to_thread(f) find this runtime's pools from any executor on its contexts.
   boost::asio::add_service(io_, new detail::runtime_link(io_, this));
   boost::asio::add_service(*cpu_, new detail::runtime_link(*cpu_, this));
@@ -105,15 +100,19 @@ runtime::~runtime() {
   cpu_.reset();
   // Posts from threads the runtime does not own (a pool of the application's, another
   // executor) may still be inside io_'s execute: wait for them to leave it.
-  for (std::size_t n; (n = foreign_posters_.load(std::memory_order_acquire)) != 0;) {
-    foreign_posters_.wait(n, std::memory_order_acquire);
+  std::atomic<std::size_t>& posters = impl_->foreign_posters;
+  for (std::size_t n; (n = posters.load(std::memory_order_acquire)) != 0;) {
+    posters.wait(n, std::memory_order_acquire);
   }
-  inbox_.discard();  // completions that arrived after the loop stopped: destroyed, like io_'s
+  impl_->inbox.discard();  // completions that arrived after the loop stopped: destroyed, like io_'s
   // io_ is destroyed last (member order): it destroys the handlers that never ran.
 }
 
+// An exception that escapes a handler leaves io_.run() on this thread (Asio lets it propagate;
+// loop_inbox.cpp keeps the inbox served across it): it is reported on stderr, the thread goes
+// back to the loop, and the other handlers run on.
 void runtime::io_thread_main(std::size_t index) {
-  current_runtime = this;
+  detail::current_runtime = this;
   // A name to find the loop by in top -H, gdb, chrt (15 characters at most).
   pthread_setname_np(pthread_self(), "ferry-io");
   for (;;) {
@@ -128,9 +127,9 @@ void runtime::io_thread_main(std::size_t index) {
   }
 }
 
-bool runtime::running_in_this_thread() const noexcept { return current_runtime == this; }
+bool runtime::running_in_this_thread() const noexcept { return detail::current_runtime == this; }
 
-runtime* runtime::current() noexcept { return current_runtime; }
+runtime* runtime::current() noexcept { return detail::current_runtime; }
 
 runtime_stats runtime::stats() const {
   runtime_stats s;
@@ -154,153 +153,4 @@ std::vector<slow_callback_report> runtime::recent_slow_callbacks() const {
   return monitor_->recent();
 }
 
-boost::asio::any_io_executor runtime::begin_run(const std::shared_ptr<run_state>& state) {
-  if (running_in_this_thread()) {
-    throw std::logic_error(
-        "ferry::runtime::run called from one of the runtime's own io threads (it would wait "
-        "for itself); co_await the task instead");
-  }
-  std::lock_guard lock(run_mutex_);
-  if (active_run_) throw std::logic_error("ferry::runtime::run: another run is in progress");
-  active_run_ = state;
-  active_executor_ = boost::asio::any_io_executor();
-  stop_requested_early_ = false;
-
-  // Asio resets a signal to SIG_DFL when its last signal_set goes: remember what was there.
-  for (std::size_t i = 0; i < std::size(watched_signals); ++i) {
-    ::sigaction(watched_signals[i], nullptr, &state->previous[i]);
-  }
-  auto signals = std::make_shared<boost::asio::signal_set>(io_);
-  for (int sig : watched_signals) signals->add(sig);
-  struct rearm {
-    runtime* self;
-    std::weak_ptr<boost::asio::signal_set> set;
-    void operator()(const boost::system::error_code& ec, int) const {
-      if (ec) return;  // cancelled at the end of run
-      self->request_stop();
-      if (auto s = set.lock()) s->async_wait(*this);
-    }
-  };
-  signals->async_wait(rearm{this, signals});
-  signals_ = signals;
-  // One io thread serialises everything already; with several, main needs a strand so that
-  // its cancellation is emitted in its own execution context.
-  return options_.io_threads == 1 ? boost::asio::any_io_executor(io_.get_executor())
-                                  : boost::asio::any_io_executor(boost::asio::make_strand(io_));
-}
-
-void runtime::publish_run(const boost::asio::any_io_executor& ex) {
-  std::lock_guard lock(run_mutex_);
-  active_executor_ = ex;
-  if (stop_requested_early_) {
-    stop_requested_early_ = false;
-    post_stop_locked();
-  }
-}
-
-void runtime::finish_run(run_state& state, std::exception_ptr error) {
-  std::lock_guard lock(state.mutex);
-  state.error = std::move(error);
-  state.done = true;
-  state.cv.notify_all();
-}
-
-void runtime::end_run(run_state& state) {
-  {
-    std::unique_lock lock(state.mutex);
-    state.cv.wait(lock, [&] { return state.done; });
-  }
-  std::shared_ptr<void> signals;
-  {
-    std::lock_guard lock(run_mutex_);
-    active_run_.reset();
-    active_executor_ = boost::asio::any_io_executor();
-    signals = std::move(signals_);
-  }
-  // The signal_set belongs to the loop: destroy it there, then put back the dispositions it
-  // replaced (unless another signal_set still watches the signal), and only then return.
-  std::promise<void> removed;
-  boost::asio::post(io_, [&removed, &state, signals = std::move(signals)]() mutable {
-    static_cast<boost::asio::signal_set*>(signals.get())->cancel();
-    signals.reset();
-    for (std::size_t i = 0; i < std::size(watched_signals); ++i) {
-      struct sigaction now {};
-      ::sigaction(watched_signals[i], nullptr, &now);
-      if (now.sa_handler == SIG_DFL) ::sigaction(watched_signals[i], &state.previous[i], nullptr);
-    }
-    removed.set_value();
-  });
-  removed.get_future().wait();
-  if (state.error) std::rethrow_exception(state.error);
-}
-
-void runtime::request_stop() {
-  std::lock_guard lock(run_mutex_);
-  if (!active_run_) return;
-  if (!active_executor_) {
-    stop_requested_early_ = true;  // main is being started: publish_run delivers it
-    return;
-  }
-  post_stop_locked();
-}
-
-void runtime::post_stop_locked() {
-  boost::asio::post(active_executor_, [state = active_run_] {
-    state->cancel.emit(boost::asio::cancellation_type::terminal);
-  });
-}
-
-namespace detail {
-
-std::atomic<std::size_t>* foreign_posters(boost::asio::execution_context& ctx,
-                                          const boost::asio::execution_context& target) noexcept {
-  runtime* rt = current_runtime;
-  if (rt == nullptr || &ctx != &rt->io_) {
-    try {
-      if (!boost::asio::has_service<runtime_link>(ctx)) return nullptr;
-      rt = boost::asio::use_service<runtime_link>(ctx).owner();
-    } catch (...) {
-      return nullptr;
-    }
-    if (rt == nullptr || &ctx != &rt->io_) return nullptr;
-  }
-  const bool own_pool = &target == rt->cpu_.get() || &target == rt->blocking_.get();
-  return own_pool ? nullptr : &rt->foreign_posters_;
-}
-
-loop_inbox* current_inbox(const boost::asio::execution_context& ctx,
-                          const cpu_pool& pool) noexcept {
-  runtime* rt = current_runtime;
-  if (rt == nullptr || &ctx != &rt->io_ || &pool != rt->cpu_.get()) return nullptr;
-  return &rt->inbox_;
-}
-
-namespace {
-
-runtime* runtime_of(boost::asio::execution_context& ctx) {
-  if (!boost::asio::has_service<runtime_link>(ctx)) return nullptr;
-  return boost::asio::use_service<runtime_link>(ctx).owner();
-}
-
-}  // namespace
-
-cpu_pool& cpu_pool_for(boost::asio::execution_context& ctx) {
-  if (runtime* rt = current_runtime; rt != nullptr && &ctx == &rt->io_context()) return rt->cpu();
-  if (cpu_pool* pool = cpu_pool::current(); pool != nullptr && &ctx == pool) return *pool;
-  // Slow paths (the contexts' service registry lock): a strand or executor of another thread.
-  if (runtime* rt = runtime_of(ctx)) return rt->cpu();
-  if (cpu_pool* pool = pool_from_context<cpu_pool>(ctx)) return *pool;
-  return default_cpu_pool();
-}
-
-blocking_pool& blocking_pool_for(boost::asio::execution_context& ctx) {
-  if (runtime* rt = current_runtime; rt != nullptr && &ctx == &rt->io_context()) {
-    return rt->blocking();
-  }
-  if (runtime* rt = runtime_of(ctx)) return rt->blocking();
-  if (blocking_pool* pool = pool_from_context<blocking_pool>(ctx)) return *pool;
-  return default_blocking_pool();
-}
-
-}  // namespace detail
 }  // namespace ferry

@@ -442,6 +442,29 @@ TEST(Runtime, InvalidOptionsThrowInvalidArgument) {
                std::invalid_argument);
 }
 
+// The pools check the options they own, with their own message (one check per option).
+TEST(Runtime, OptionsOwnedByAPoolAreCheckedByThatPool) {
+  const auto message_of_bad = [](const ferry::runtime_options& options) -> std::string {
+    try {
+      ferry::runtime rt(options);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "(no exception)";
+  };
+  EXPECT_EQ(
+      message_of_bad({.spin = 11ms}).rfind("ferry::cpu_pool: spin must be between 0 and 10 ms", 0),
+      0u);
+  EXPECT_EQ(
+      message_of_bad({.spin = -1ns}).rfind("ferry::cpu_pool: spin must be between 0 and 10 ms", 0),
+      0u);
+  EXPECT_EQ(message_of_bad({.blocking_threads = 0}),
+            "ferry::blocking_pool: max_threads must be at least 1");
+  EXPECT_EQ(
+      message_of_bad({.cpu_nice = 20}).rfind("ferry::cpu_pool: nice must be between 0 and 19", 0),
+      0u);
+}
+
 TEST(Runtime, RunWithInvalidOptionsThrowsWithoutStartingMain) {
   bool started = false;
   EXPECT_THROW(ferry::run(

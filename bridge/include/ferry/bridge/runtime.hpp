@@ -23,8 +23,6 @@
 // one that waits for the loop would wait forever once the loop is stopped.
 #pragma once
 
-#include <signal.h>
-
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -47,7 +45,6 @@
 #include <vector>
 
 #include "ferry/bridge/detail/context_lookup.hpp"
-#include "ferry/bridge/detail/loop_inbox.hpp"
 #include "ferry/core/blocking_pool.hpp"
 #include "ferry/core/cpu_pool.hpp"
 #include "ferry/core/histogram.hpp"
@@ -85,7 +82,7 @@ struct runtime_options {
   std::size_t io_threads = 1;
   /// Workers of the work-stealing cpu_pool (0 = the number of cores this process may use).
   std::size_t cpu_threads = 0;
-  /// Maximum threads of the blocking_pool (>= 1).
+  /// Maximum threads of the blocking_pool (>= 1; checked by the blocking_pool).
   std::size_t blocking_threads = 64;
   /// At most this many offloads on the runtime's cpu_pool queued or running; the others wait
   /// asynchronously for a slot (0 = unbounded).
@@ -94,7 +91,7 @@ struct runtime_options {
   /// waiting for its next job, and the loop waiting for a completion while offloads are in
   /// flight (waking a sleeping thread costs ~20 µs; a spin picks the work up in well under
   /// one). Adaptive: a spin that goes unrewarded halves the next one. 0 = never spin; at most
-  /// 10 ms. An idle runtime does not spin.
+  /// 10 ms (checked by the cpu_pool). An idle runtime does not spin.
   std::chrono::nanoseconds spin = cpu_pool::default_spin;
   /// How much lower than the loop's the cpu_pool workers' scheduling priority is (0..19; see
   /// cpu_pool's `nice`). A latency setting for servers whose offloads saturate every core: the
@@ -222,9 +219,12 @@ class runtime {
     bool done = false;
     std::exception_ptr error;
     boost::asio::cancellation_signal cancel;
-    struct sigaction previous[2]{};  // SIGINT, SIGTERM before run
-    detail::task_node main_task;     // what dump_tasks shows of main
+    detail::task_node main_task;  // what dump_tasks shows of main
   };
+
+  // What the implementation keeps to itself (runtime_impl.hpp): the loop's inbox, the count of
+  // foreign posters, the signal watch of the run in progress.
+  struct impl;
 
   boost::asio::any_io_executor begin_run(const std::shared_ptr<run_state>& state);
   void publish_run(const boost::asio::any_io_executor& ex);
@@ -242,10 +242,7 @@ class runtime {
   boost::asio::io_context io_;
   std::unique_ptr<cpu_pool> cpu_;
   std::unique_ptr<blocking_pool> blocking_;
-  detail::loop_inbox inbox_;  // spins only below cpu_'s worker count and the cores: after cpu_
-  // Threads that are not the runtime's (another pool, another executor) posting a completion
-  // to io_ right now; the destructor waits for them before io_ goes (detail::foreign_posters).
-  std::atomic<std::size_t> foreign_posters_{0};
+  std::unique_ptr<impl> impl_;  // after cpu_: its inbox spins only below cpu_'s worker count
   std::unique_ptr<detail::loop_monitor> monitor_;  // lag probe and watchdog (loop_monitor.cpp)
   std::optional<boost::asio::executor_work_guard<executor_type>> work_;
   std::vector<std::thread> threads_;
@@ -254,7 +251,6 @@ class runtime {
   std::shared_ptr<run_state> active_run_;
   boost::asio::any_io_executor active_executor_;  // empty until main has been started
   bool stop_requested_early_ = false;             // request_stop before main was started
-  std::shared_ptr<void> signals_;                 // the signal_set of the run in progress
 };
 
 template <class T>
