@@ -79,8 +79,9 @@ bool loop_inbox::deliver_some() {
 }
 
 void loop_inbox::run_spinner() {
-  // If a delivery throws, the exception leaves the loop's run() as Asio's own handlers' do; a
-  // new spinner keeps the inbox served (state_ stays active).
+  // If a delivery throws, the exception leaves the loop's run() as Asio's own handlers' do (the
+  // io thread reports it and runs the loop again: runtime.hpp, Errors); a new spinner keeps the
+  // inbox served (state_ stays active).
   struct on_throw {
     loop_inbox* self;
     bool armed = true;

@@ -324,6 +324,8 @@ void loop_monitor::io_thread_loop(std::size_t index) {
     io_.run();
     return;
   }
+  // Entered again after an exception escaped a handler of run_one: the thread is not parked.
+  slot.parked.store(false, std::memory_order_relaxed);
   for (;;) {
     while (io_.poll_one() != 0) slot.handlers.fetch_add(1, std::memory_order_relaxed);
     if (io_.stopped()) return;

@@ -110,7 +110,7 @@ runtime::~runtime() {
 
 // An exception that escapes a handler leaves io_.run() on this thread (Asio lets it propagate;
 // loop_inbox.cpp keeps the inbox served across it): it is reported on stderr, the thread goes
-// back to the loop, and the other handlers run on.
+// back to the loop, and the other handlers run on. See "Errors" in runtime.hpp.
 void runtime::io_thread_main(std::size_t index) {
   detail::current_runtime = this;
   // A name to find the loop by in top -H, gdb, chrt (15 characters at most).

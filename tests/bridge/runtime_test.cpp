@@ -465,6 +465,30 @@ TEST(Runtime, OptionsOwnedByAPoolAreCheckedByThatPool) {
       0u);
 }
 
+// An exception that escapes a handler on the loop is written to stderr; the io thread goes back
+// to the loop, and the handlers behind it still run (runtime.hpp, Errors).
+TEST(Runtime, AnExceptionEscapingAHandlerIsReportedAndTheLoopGoesOn) {
+  for (const std::size_t io_threads : {1u, 2u}) {
+    SCOPED_TRACE(io_threads);
+    ferry::runtime rt(ferry::runtime_options{.io_threads = io_threads});
+    testing::internal::CaptureStderr();
+    std::atomic<int> ran{0};
+    asio::post(rt.get_executor(), [] { throw std::runtime_error("posted handler throws"); });
+    asio::post(rt.get_executor(), [] { throw 42; });
+    asio::post(rt.get_executor(), [&ran] { ran.fetch_add(1); });
+    ASSERT_TRUE(ferry::test::wait_until([&] { return ran.load() == 1; }));
+    EXPECT_EQ(rt.run(ferry::test::value_soon(7)), 7);  // the loop still serves
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("ferry: an exception escaped a handler on an io thread: posted handler "
+                       "throws\n"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find("ferry: an exception escaped a handler on an io thread\n"),
+              std::string::npos)
+        << err;
+  }
+}
+
 TEST(Runtime, RunWithInvalidOptionsThrowsWithoutStartingMain) {
   bool started = false;
   EXPECT_THROW(ferry::run(

@@ -21,6 +21,14 @@
 // which destroys the handlers that were still queued without running them (as Asio does). No
 // handler runs after the destructor returns. Functions on the pools must finish by themselves:
 // one that waits for the loop would wait forever once the loop is stopped.
+//
+// Errors: an exception that escapes a handler on an io thread — a plain callback completion
+// handler that throws, a function posted to `get_executor()` that throws — leaves that thread's
+// `io_context::run`, as in Asio; the runtime writes "ferry: an exception escaped a handler on an
+// io thread: <what()>" to stderr and the thread goes back to the loop, as asyncio's default
+// exception handler logs and goes on: the other handlers, the completions queued behind the
+// throwing one included, still run. (An exception thrown in a coroutine is not such an escape:
+// it goes to whoever awaits the coroutine, and `run` rethrows main's.)
 #pragma once
 
 #include <atomic>
@@ -122,7 +130,8 @@ struct runtime_options {
   std::chrono::milliseconds slow_callback_threshold{0};
   /// Where slow-callback reports go (default: the report on stderr, its stack one frame a line).
   /// Called on the watchdog's reporting thread, one report at a time, in order; it must not
-  /// wait for the loop.
+  /// wait for the loop. An exception it throws is written to stderr ("ferry: on_slow_callback
+  /// threw: <what()>") and the watchdog goes on.
   std::function<void(const slow_callback_report&)> on_slow_callback = {};
   /// How often the loop measures its own lag: a timer due every interval records how late it
   /// fires (`runtime_stats::loop.lag`). Each sample wakes an idle loop once. 0 = off. At most
