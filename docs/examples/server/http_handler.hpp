@@ -85,7 +85,7 @@ struct handler_config {
   std::size_t parallel_hash_threshold = 256 * 1024;
   /// Iterations of the xorshift64 kernel per microsecond; 0 = calibrate in the constructor.
   double iterations_per_us = 0;
-  /// The offload bound, reported by /stats (the connection code enforces it).
+  /// The offload bound, reported by /stats (the runtime's pool enforces it: ferry::try_offload).
   std::size_t max_offloads = 1024;
 };
 
