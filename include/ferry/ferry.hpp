@@ -12,6 +12,7 @@
 #include "ferry/core/histogram.hpp"
 #include "ferry/io/barrier.hpp"
 #include "ferry/io/condition.hpp"
+#include "ferry/io/errors.hpp"
 #include "ferry/io/event.hpp"
 #include "ferry/io/gather.hpp"
 #include "ferry/io/generator.hpp"

@@ -299,8 +299,13 @@ TEST_P(Server, SeveralIoThreadsServeConcurrentClients) {
   EXPECT_TRUE(still_serves(s.port()));
 }
 
+/// The offload bound of config_for (the default --max-offloads), which a server in mode offload
+/// needs its runtime to have.
+std::size_t default_bound() { return config_for(execution_mode::offload).max_offloads; }
+
 TEST(ServerConfig, RejectsBadValues) {
-  ferry::runtime rt(ferry::runtime_options{.io_threads = 1, .cpu_threads = 1});
+  ferry::runtime rt(ferry::runtime_options{
+      .io_threads = 1, .cpu_threads = 1, .max_offloads_in_flight = default_bound()});
   auto bad = [&](auto change) {
     ferry_server::server_config c = config_for(execution_mode::offload);
     change(c);
@@ -313,9 +318,27 @@ TEST(ServerConfig, RejectsBadValues) {
   bad([](ferry_server::server_config& c) { c.read_timeout = std::chrono::milliseconds(0); });
 }
 
+TEST(ServerConfig, RejectsAnOffloadBoundThatIsNotTheRuntimes) {
+  // The heavy requests' admission bound is the runtime pool's (ferry::try_offload): a server
+  // whose --max-offloads differs from it would report a bound it does not enforce.
+  ferry::runtime unbounded(ferry::runtime_options{.io_threads = 1, .cpu_threads = 1});
+  EXPECT_THROW(ferry_server::server(unbounded, config_for(execution_mode::offload)),
+               std::invalid_argument);
+  ferry_server::server_config c = config_for(execution_mode::offload);
+  c.max_offloads = 3;
+  ferry::runtime three(
+      ferry::runtime_options{.io_threads = 1, .cpu_threads = 1, .max_offloads_in_flight = 3});
+  ferry_server::server srv(three, c);
+  EXPECT_EQ(srv.handler().config().max_offloads, 3u);
+  // The other modes offload nothing: any runtime will do.
+  ferry_server::server threads(unbounded, config_for(execution_mode::thread));
+  EXPECT_GT(threads.port(), 0u);
+}
+
 TEST(ServerConfig, PortInUseIsReported) {
   test_server first(config_for(execution_mode::offload));
-  ferry::runtime rt(ferry::runtime_options{.io_threads = 1, .cpu_threads = 1});
+  ferry::runtime rt(ferry::runtime_options{
+      .io_threads = 1, .cpu_threads = 1, .max_offloads_in_flight = default_bound()});
   ferry_server::server_config c = config_for(execution_mode::offload);
   c.port = first.port();
   EXPECT_THROW(ferry_server::server(rt, c), boost::system::system_error);

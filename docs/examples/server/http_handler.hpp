@@ -1,5 +1,6 @@
-// docs/examples/server/http_handler.hpp — what ferry_server answers: routing, the endpoints, the
-// CPU kernels and the counters, with no socket and no Beast type in sight.
+// docs/examples/server/http_handler.hpp — what ferry_server answers: routing, the endpoints and
+// the counters, with no socket and no Beast type in sight (the CPU kernels: kernels.hpp; the
+// /stats, /metrics and error bodies: render.cpp).
 //
 // The connection code (server.cpp) parses a request with Beast, hands it to `http_handler::route`
 // and gets either a finished `response` (ping, stats, metrics, 4xx) or a `job` — the CPU or
@@ -35,6 +36,8 @@
 #include <string>
 #include <string_view>
 #include <variant>
+
+#include "kernels.hpp"
 
 namespace ferry {
 class runtime;
@@ -82,27 +85,84 @@ struct handler_config {
   std::size_t parallel_hash_threshold = 256 * 1024;
   /// Iterations of the xorshift64 kernel per microsecond; 0 = calibrate in the constructor.
   double iterations_per_us = 0;
-  /// The offload bound, reported by /stats (the connection code enforces it).
+  /// The offload bound, reported by /stats (the runtime's pool enforces it: ferry::try_offload).
   std::size_t max_offloads = 1024;
+};
+
+/// How a counter is exported. `counter`: only ever grows (/metrics: `<name>_total`); `gauge`: a
+/// value now, up and down; `peak`: a gauge's high-water mark (in /stats only).
+enum class counter_kind : std::uint8_t { counter, gauge, peak };
+
+/// Every scalar counter of the server, defined once: X(member, kind, /stats group, /stats key,
+/// help). The member is `server_counters::member`; /stats renders it as
+/// `"server": {"<group>": {"<key>": n}}` and /metrics (unless a peak) as `ferry_server_<member>`
+/// with `_total` for a counter, `help` as its HELP line. Add a counter here and both show it.
+#define FERRY_SERVER_COUNTERS(X)                                                               \
+  X(connections_open, gauge, "connections", "open", "Connections open now.")                   \
+  X(connections_peak, peak, "connections", "peak", "The most connections open at once.")       \
+  X(connections_accepted, counter, "connections", "accepted", "Connections accepted.")         \
+  X(connections_refused,                                                                       \
+    counter,                                                                                   \
+    "connections",                                                                             \
+    "refused",                                                                                 \
+    "Connections closed at once: --max-connections were open.")                                \
+  X(requests_in_flight, gauge, "requests", "in_flight", "Requests read and not answered yet.") \
+  X(requests_cancelled,                                                                        \
+    counter,                                                                                   \
+    "requests",                                                                                \
+    "cancelled",                                                                               \
+    "Requests abandoned before their response: client gone, or shutdown.")                     \
+  X(requests_truncated,                                                                        \
+    counter,                                                                                   \
+    "requests",                                                                                \
+    "truncated",                                                                               \
+    "Connections closed by the client in the middle of a request.")                            \
+  X(read_timeouts,                                                                             \
+    counter,                                                                                   \
+    "requests",                                                                                \
+    "read_timeouts",                                                                           \
+    "Connections closed because a request did not arrive within the read timeout.")            \
+  X(idle_timeouts,                                                                             \
+    counter,                                                                                   \
+    "requests",                                                                                \
+    "idle_timeouts",                                                                           \
+    "Keep-alive connections closed after the idle timeout.")                                   \
+  X(write_timeouts,                                                                            \
+    counter,                                                                                   \
+    "requests",                                                                                \
+    "write_timeouts",                                                                          \
+    "Connections closed because a write of a response made no progress within the write "      \
+    "timeout.")                                                                                \
+  X(offloads_in_flight,                                                                        \
+    gauge,                                                                                     \
+    "offloads",                                                                                \
+    "in_flight",                                                                               \
+    "Heavy requests offloaded and running on the pool.")                                       \
+  X(offloads_peak, peak, "offloads", "peak", "The most heavy requests offloaded at once.")     \
+  X(offloads_rejected,                                                                         \
+    counter,                                                                                   \
+    "offloads",                                                                                \
+    "rejected",                                                                                \
+    "Heavy requests answered 503: the offload bound was full.")                                \
+  X(bytes_read, counter, "bytes", "read", "Request bytes parsed.")                             \
+  X(bytes_written, counter, "bytes", "written", "Response bytes written.")
+
+/// One row of FERRY_SERVER_COUNTERS, with the counter's value now.
+struct counter_row {
+  std::string_view member;  ///< "connections_open"
+  counter_kind kind;
+  std::string_view group;  ///< the /stats object it is in: "connections"
+  std::string_view key;    ///< its key there: "open"
+  std::string_view help;
+  std::uint64_t value;
 };
 
 /// The server's own counters, shared by every connection (relaxed atomics: monitoring only).
 struct server_counters {
-  std::atomic<std::uint64_t> connections_accepted{0};
-  std::atomic<std::uint64_t> connections_refused{0};  ///< over --max-connections
-  std::atomic<std::uint64_t> connections_open{0};
-  std::atomic<std::uint64_t> connections_peak{0};
-  std::atomic<std::uint64_t> requests_in_flight{0};  ///< parsed, response not written yet
-  std::atomic<std::uint64_t> requests_cancelled{0};  ///< abandoned: client gone or shutdown
-  std::atomic<std::uint64_t> requests_truncated{0};  ///< client closed in the middle of one
-  std::atomic<std::uint64_t> read_timeouts{0};
-  std::atomic<std::uint64_t> idle_timeouts{0};
-  std::atomic<std::uint64_t> write_timeouts{0};      ///< a client that stopped reading, cut off
-  std::atomic<std::uint64_t> offloads_in_flight{0};  ///< heavy jobs admitted, not finished
-  std::atomic<std::uint64_t> offloads_peak{0};
-  std::atomic<std::uint64_t> offloads_rejected{0};  ///< 503: the offload bound was full
-  std::atomic<std::uint64_t> bytes_read{0};
-  std::atomic<std::uint64_t> bytes_written{0};
+#define FERRY_SERVER_COUNTER_MEMBER(member, kind, group, key, help) \
+  std::atomic<std::uint64_t> member{0};
+  FERRY_SERVER_COUNTERS(FERRY_SERVER_COUNTER_MEMBER)
+#undef FERRY_SERVER_COUNTER_MEMBER
   /// The shutdown has begun (the drain): /health answers 503, responses close the connection.
   std::atomic<bool> draining{false};
   /// Responses by endpoint and status (the index of the status in counted_statuses).
@@ -116,6 +176,17 @@ struct server_counters {
   std::uint64_t responses_with(endpoint e, unsigned status) const noexcept;
   /// Raises `peak` to `value` if it is higher.
   static void raise_peak(std::atomic<std::uint64_t>& peak, std::uint64_t value) noexcept;
+
+  /// Calls `visit(const counter_row&)` for each row of FERRY_SERVER_COUNTERS, in its order (the
+  /// rows of one /stats group are adjacent).
+  template <class Visitor>
+  void for_each_counter(Visitor&& visit) const {
+#define FERRY_SERVER_COUNTER_VISIT(member, kind, group, key, help) \
+  visit(counter_row{                                               \
+      #member, counter_kind::kind, group, key, help, member.load(std::memory_order_relaxed)});
+    FERRY_SERVER_COUNTERS(FERRY_SERVER_COUNTER_VISIT)
+#undef FERRY_SERVER_COUNTER_VISIT
+  }
 };
 
 /// A parsed request, as the router sees it.
@@ -157,6 +228,9 @@ class http_handler {
 
   const handler_config& config() const noexcept { return config_; }
   double iterations_per_us() const noexcept { return iterations_per_us_; }
+  std::chrono::steady_clock::time_point started() const noexcept { return started_; }
+  /// The runtime /stats and /metrics report (may be null).
+  ferry::runtime* runtime() const noexcept { return runtime_; }
   server_counters& counters() const noexcept { return counters_; }
 
   /// The answer to `req`, or the job to run for it (the body is moved into the job).
@@ -176,6 +250,7 @@ class http_handler {
   /// A 500 for a job that failed (closes).
   static response internal_error(std::string_view what);
 
+  /// The bodies of /stats and /metrics (render.cpp).
   std::string stats_json() const;
   std::string metrics_text() const;
 
@@ -186,22 +261,6 @@ class http_handler {
   double iterations_per_us_;
   std::chrono::steady_clock::time_point started_;
 };
-
-/// Iterations of the work kernel per microsecond on this machine (best of a few short runs).
-double calibrate_work_kernel();
-
-/// `iterations` steps of xorshift64 from `seed`; polls `stop` every few thousand steps and throws
-/// system_error(operation_aborted) once it is requested. Returns the final state (the checksum).
-std::uint64_t run_work_kernel(std::uint64_t iterations, std::uint64_t seed, std::stop_token stop);
-
-/// The /hash digest of `body` after `rounds` rounds, as 16 lowercase hex digits. Bodies of at
-/// least `chunked_from` bytes are hashed in 64 KiB chunks (then the chunk digests are hashed):
-/// the digest is the same whether the chunks run in parallel or not.
-std::string hash_digest(std::string_view body,
-                        std::uint64_t rounds,
-                        std::size_t chunked_from,
-                        bool parallel,
-                        std::stop_token stop = {});
 
 /// Limits of the request parser (server_config's --max-header and --max-body).
 struct parser_limits {

@@ -23,11 +23,13 @@
 #include <boost/beast/http/read.hpp>
 #include <cerrno>
 #include <climits>
+#include <coroutine>
 #include <cstdint>
 #include <cstdio>
-#include <ferry/bridge/offload.hpp>
 #include <ferry/bridge/runtime.hpp>
 #include <ferry/bridge/to_thread.hpp>
+#include <ferry/bridge/try_offload.hpp>
+#include <ferry/io/errors.hpp>
 #include <ferry/io/race.hpp>
 #include <ferry/io/sleep.hpp>
 #include <ferry/io/task_group.hpp>
@@ -75,40 +77,84 @@ class gauge_hold {
   explicit gauge_hold(std::atomic<std::uint64_t>& g) noexcept : g_(&g) {
     g_->fetch_add(1, std::memory_order_relaxed);
   }
-  /// Takes over one unit already added to `g`.
-  static gauge_hold adopt(std::atomic<std::uint64_t>& g) noexcept { return gauge_hold(&g); }
-  gauge_hold(gauge_hold&& other) noexcept : g_(std::exchange(other.g_, nullptr)) {}
+  /// The same, and raises `peak` to the new value if it is higher.
+  gauge_hold(std::atomic<std::uint64_t>& g, std::atomic<std::uint64_t>& peak) noexcept : g_(&g) {
+    server_counters::raise_peak(peak, g_->fetch_add(1, std::memory_order_relaxed) + 1);
+  }
   gauge_hold(const gauge_hold&) = delete;
   gauge_hold& operator=(const gauge_hold&) = delete;
-  gauge_hold& operator=(gauge_hold&&) = delete;
-  ~gauge_hold() {
-    if (g_ != nullptr) g_->fetch_sub(1, std::memory_order_relaxed);
-  }
+  ~gauge_hold() { g_->fetch_sub(1, std::memory_order_relaxed); }
 
  private:
-  explicit gauge_hold(std::atomic<std::uint64_t>* g) noexcept : g_(g) {}
   std::atomic<std::uint64_t>* g_;
 };
 
-bool is_aborted(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code() == asio::error::operation_aborted;
-  } catch (...) {
-    return false;
-  }
-}
+/// What a read of the request loop (`converse`) returns: the bytes parsed and the error.
+struct io_result {
+  error_code ec;
+  std::size_t bytes = 0;
+};
 
-std::string message_of(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& error) {
-    return error.what();
-  } catch (...) {
-    return "unknown exception";
+/// An operation that has already finished, as an awaitable holding its result: what the
+/// blocking transport's operations return (they block the calling thread, then hand the value
+/// to the co_await that asked for it without suspending).
+template <class T>
+struct ready {
+  T value;
+  bool await_ready() const noexcept { return true; }
+  void await_suspend(std::coroutine_handle<>) const noexcept {}
+  T await_resume() { return std::move(value); }
+};
+
+template <>
+struct ready<void> {
+  bool await_ready() const noexcept { return true; }
+  void await_suspend(std::coroutine_handle<>) const noexcept {}
+  void await_resume() const noexcept {}
+};
+
+/// The coroutine type of the request loop on a connection thread: it starts at once and runs
+/// to its end inside the call, since it may only co_await `ready` values (await_transform
+/// accepts nothing else), and `get()` then rethrows what it threw.
+class blocking_run {
+ public:
+  struct promise_type {
+    std::exception_ptr failure;
+    blocking_run get_return_object() noexcept {
+      return blocking_run(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+    std::suspend_never initial_suspend() const noexcept { return {}; }
+    std::suspend_always final_suspend() const noexcept { return {}; }
+    void return_void() const noexcept {}
+    void unhandled_exception() noexcept { failure = std::current_exception(); }
+    template <class T>
+    ready<T> await_transform(ready<T> r) const noexcept {
+      return r;
+    }
+    /// A nested loop_task (send_last), already run to its end.
+    ready<void> await_transform(blocking_run&& nested) const {
+      nested.get();
+      return {};
+    }
+  };
+
+  blocking_run(blocking_run&& other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+  blocking_run(const blocking_run&) = delete;
+  blocking_run& operator=(const blocking_run&) = delete;
+  blocking_run& operator=(blocking_run&&) = delete;
+  ~blocking_run() {
+    if (h_) h_.destroy();
   }
-}
+
+  /// Rethrows what the loop threw; it has always finished (it cannot suspend).
+  void get() const {
+    if (std::exception_ptr e = h_.promise().failure) std::rethrow_exception(e);
+  }
+
+ private:
+  explicit blocking_run(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+  std::coroutine_handle<promise_type> h_;
+};
 
 /// Waits until `fd` is ready for `events` (or has failed or hung up), `deadline` passes, or
 /// `wake_fd` (when >= 0) becomes readable.
@@ -265,6 +311,13 @@ struct server::impl {
         config((validate(c), std::move(c))),
         handler(with_offload_limit(config), counters, &rt),
         acceptor(rt.get_executor()) {
+    // The admission bound of the heavy requests is the runtime pool's (ferry::try_offload).
+    if (config.handler.mode == execution_mode::offload &&
+        rt.cpu().max_in_flight() != config.max_offloads) {
+      throw std::invalid_argument("max offloads (" + std::to_string(config.max_offloads) +
+                                  ") must be the runtime's max_offloads_in_flight (" +
+                                  std::to_string(rt.cpu().max_in_flight()) + ")");
+    }
     const tcp::endpoint endpoint(asio::ip::make_address(config.address), config.port);
     acceptor.open(endpoint.protocol());
     acceptor.set_option(asio::socket_base::reuse_address(true));
@@ -308,7 +361,7 @@ struct server::impl {
     try {
       co_await accept_loop(connections);
     } catch (...) {
-      if (!is_aborted(std::current_exception())) failure = std::current_exception();
+      if (!ferry::is_cancellation(std::current_exception())) failure = std::current_exception();
     }
     // The shutdown request cancelled this coroutine, and a cancelled coroutine throws at every
     // co_await: go on on a fresh cancellation state (a second request then cuts the phase short).
@@ -321,7 +374,7 @@ struct server::impl {
         co_await ferry::timeout(config.drain, accept_loop(connections));
       } catch (const ferry::timeout_error&) {
       } catch (...) {
-        if (!is_aborted(std::current_exception())) failure = std::current_exception();
+        if (!ferry::is_cancellation(std::current_exception())) failure = std::current_exception();
       }
       co_await asio::this_coro::reset_cancellation_state();
     }
@@ -434,6 +487,126 @@ struct server::impl {
     }
   }
 
+  // --- the conversation: one HTTP/1.1 request loop for both kinds of connection -----------------
+  //
+  // `converse` is the protocol, written once: wait for a request (read or idle timeout), read it
+  // within the read timeout (100-continue included), route it, run its job, answer, keep the
+  // connection alive or close it gracefully (linger), and count all of it. What it does on the
+  // socket is the transport's: `async_transport` (a coroutine on the connection's strand, Beast's
+  // tcp_stream and its timer) or `blocking_transport` (a non-blocking socket polled with deadlines
+  // on the connection's own thread, for which converse runs as a `blocking_run` that never
+  // suspends). Each transport provides:
+  //   using loop_task                         converse's own coroutine type
+  //   wait_for_request(buffer, timeout)   -> error_code (operation_aborted: the server stops)
+  //   begin_request() / end_request()         the whole request's read deadline, set and cleared
+  //   read_header(buffer, parser), read_body(buffer, parser) -> io_result
+  //   write_interim(bytes)                -> error_code, within the request's deadline
+  //   run(job)                            -> optional<response> (nullopt: the client hung up);
+  //                                          throws a cancellation when the server cancels it
+  //   write(bytes)                        -> bool, each write within the write timeout (counts
+  //                                          bytes_written and write_timeouts)
+  //   linger()                                half-close, then drain (bounded in time and bytes)
+
+  template <class Transport>
+  typename Transport::loop_task converse(Transport& t) {
+    beast::flat_buffer buffer;
+    bool first = true;
+    for (;;) {
+      // Between requests: wait for the first bytes of the next one (or the client's close).
+      if (buffer.size() == 0) {
+        const error_code ec =
+            co_await t.wait_for_request(buffer, first ? config.read_timeout : config.idle_timeout);
+        if (ec) {
+          if (ec == beast::error::timeout) {
+            (first ? counters.read_timeouts : counters.idle_timeouts)
+                .fetch_add(1, std::memory_order_relaxed);
+          }
+          co_return;
+        }
+      }
+      first = false;
+
+      // The request, whole, within the read timeout.
+      t.begin_request();
+      wire::request_parser parser;
+      wire::configure(parser, config.limits);
+      io_result read = co_await t.read_header(buffer, parser);
+      if (!read.ec && wire::expects_continue(parser)) {
+        read.ec = co_await t.write_interim(wire::continue_response);
+      }
+      if (!read.ec && !parser.is_done()) {
+        const io_result body = co_await t.read_body(buffer, parser);
+        read.ec = body.ec;
+        read.bytes += body.bytes;
+      }
+      counters.bytes_read.fetch_add(read.bytes, std::memory_order_relaxed);
+      if (read.ec) {
+        const wire::read_failure f = wire::classify(read.ec, true);
+        count_failure(f);
+        if (f.answer) co_await send_last(t, *f.answer);
+        co_return;
+      }
+      t.end_request();
+
+      request req = wire::take_request(parser);
+      std::optional<gauge_hold> in_flight(std::in_place, counters.requests_in_flight);
+      std::optional<response> res;
+      std::exception_ptr failure;
+      try {
+        std::variant<response, job> routed = handler.route(req);
+        if (auto* r = std::get_if<response>(&routed)) {
+          res = std::move(*r);
+        } else {
+          res = co_await t.run(std::get<job>(routed));
+        }
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      if (failure) {
+        if (ferry::is_cancellation(failure)) {
+          counters.requests_cancelled.fetch_add(1, std::memory_order_relaxed);
+          std::rethrow_exception(failure);
+        }
+        res = http_handler::internal_error(ferry::what(failure));
+      }
+      if (!res) {  // the client hung up while its request was processed
+        counters.requests_cancelled.fetch_add(1, std::memory_order_relaxed);
+        co_return;
+      }
+      const bool keep = wire::keeps_alive(req, *res, counters.draining.load());
+      counters.count_response(res->counted_as, res->status);
+      const std::string out = wire::serialize(*res, keep);
+      const bool written = co_await t.write(out);
+      in_flight.reset();
+      if (!written) co_return;
+      if (!keep) {
+        co_await t.linger();
+        co_return;
+      }
+    }
+  }
+
+  /// Writes the connection's last response (an error) and closes it gracefully.
+  template <class Transport>
+  typename Transport::loop_task send_last(Transport& t, const response& r) {
+    counters.count_response(r.counted_as, r.status);
+    const std::string out = wire::serialize(r, false);
+    if (co_await t.write(out)) co_await t.linger();
+  }
+
+  void count_failure(const wire::read_failure& f) {
+    switch (f.what) {
+      case wire::read_failure::kind::truncated:
+        counters.requests_truncated.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case wire::read_failure::kind::timed_out:
+        counters.read_timeouts.fetch_add(1, std::memory_order_relaxed);
+        break;
+      default:
+        break;
+    }
+  }
+
   // --- a connection as a coroutine (modes offload and inline) ------------------------------------
 
   ferry::task<void> serve(tcp::socket accepted) {
@@ -468,207 +641,138 @@ struct server::impl {
       co_return;
     }
     try {
-      co_await converse(*c);
+      async_transport t{*this, *c};
+      co_await converse(t);
     } catch (...) {
       // A cancelled connection (shutdown deadline) ends here; nothing else is expected, and no
       // connection may fail the group (that would cancel its siblings).
-      if (!is_aborted(std::current_exception())) {
+      if (!ferry::is_cancellation(std::current_exception())) {
         std::fprintf(stderr,
                      "ferry_server: connection failed: %s\n",
-                     message_of(std::current_exception()).c_str());
+                     ferry::what(std::current_exception()).c_str());
       }
     }
   }
 
-  ferry::task<void> converse(async_connection& c) {
-    beast::tcp_stream& stream = c.stream;
-    beast::flat_buffer buffer;
-    bool first = true;
-    for (;;) {
-      // Between requests: wait for the first bytes of the next one (or the client's close).
-      if (buffer.size() == 0) {
-        c.idle = true;
-        if (stopping.load()) co_return;
-        stream.expires_after(first ? config.read_timeout : config.idle_timeout);
-        error_code ec;
-        if (buffer.capacity() > idle_read_chunk) buffer.shrink_to_fit();  // empty: frees it
-        const std::size_t n = co_await stream.async_read_some(
-            buffer.prepare(idle_read_chunk), asio::redirect_error(asio::use_awaitable, ec));
-        c.idle = false;
-        if (ec) {
-          if (ec == beast::error::timeout) {
-            (first ? counters.read_timeouts : counters.idle_timeouts)
-                .fetch_add(1, std::memory_order_relaxed);
-          }
-          co_return;
-        }
-        buffer.commit(n);
-      }
-      first = false;
+  /// converse's socket operations on a Beast tcp_stream, as coroutines on the connection's strand.
+  struct async_transport {
+    using loop_task = ferry::task<void>;
 
-      // The request, whole, within the read timeout.
-      stream.expires_after(config.read_timeout);
-      wire::request_parser parser;
-      wire::configure(parser, config.limits);
+    impl& s;
+    async_connection& c;
+
+    ferry::task<error_code> wait_for_request(beast::flat_buffer& buffer,
+                                             clock_type::duration timeout) {
+      // `idle` before `stopping`: begin_drain sets `stopping`, then (on this strand) cancels the
+      // connection if it is idle — one of the two sees the other.
+      c.idle = true;
+      if (s.stopping.load()) co_return asio::error::operation_aborted;
+      c.stream.expires_after(timeout);
       error_code ec;
-      std::size_t parsed = co_await http::async_read_header(
-          stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec && wire::expects_continue(parser)) {
-        co_await asio::async_write(stream,
-                                   asio::buffer(wire::continue_response),
-                                   asio::redirect_error(asio::use_awaitable, ec));
-      }
-      if (!ec && !parser.is_done()) {
-        parsed += co_await http::async_read(
-            stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-      }
-      counters.bytes_read.fetch_add(parsed, std::memory_order_relaxed);
-      if (ec) {
-        const wire::read_failure f = wire::classify(ec, true);
-        count_failure(f);
-        if (f.answer) co_await send_last(stream, *f.answer);
-        co_return;
-      }
-      stream.expires_never();
+      if (buffer.capacity() > idle_read_chunk) buffer.shrink_to_fit();  // empty: frees it
+      const std::size_t n = co_await c.stream.async_read_some(
+          buffer.prepare(idle_read_chunk), asio::redirect_error(asio::use_awaitable, ec));
+      c.idle = false;
+      if (!ec) buffer.commit(n);
+      co_return ec;
+    }
 
-      request req = wire::take_request(parser);
-      std::optional<gauge_hold> in_flight(std::in_place, counters.requests_in_flight);
-      std::optional<response> res;
-      std::exception_ptr failure;
+    void begin_request() { c.stream.expires_after(s.config.read_timeout); }
+    void end_request() { c.stream.expires_never(); }
+
+    ferry::task<io_result> read_header(beast::flat_buffer& buffer, wire::request_parser& parser) {
+      io_result r;
+      r.bytes = co_await http::async_read_header(
+          c.stream, buffer, parser, asio::redirect_error(asio::use_awaitable, r.ec));
+      co_return r;
+    }
+
+    ferry::task<io_result> read_body(beast::flat_buffer& buffer, wire::request_parser& parser) {
+      io_result r;
+      r.bytes = co_await http::async_read(
+          c.stream, buffer, parser, asio::redirect_error(asio::use_awaitable, r.ec));
+      co_return r;
+    }
+
+    ferry::task<error_code> write_interim(std::string_view bytes) {
+      error_code ec;
+      co_await asio::async_write(c.stream,
+                                 asio::buffer(bytes.data(), bytes.size()),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      co_return ec;
+    }
+
+    /// The job's response, after it ran where the mode says; nullopt when the client hung up
+    /// meanwhile (the job was cancelled).
+    ferry::task<std::optional<response>> run(job& j) {
+      if (j.is_cpu() && s.config.handler.mode == execution_mode::inline_) {
+        co_return s.handler.run(j, {}, false);  // the loop thread does the work: nothing else runs
+      }
+      const bool cpu = j.is_cpu();
+      const endpoint counted_as = j.counted_as();
+      server_counters& counters = s.counters;
+      // Named before the co_await (g++ 12 destroys a non-trivial temporary of a co_await
+      // expression twice; see docs/guide.md): the job owns the /hash body. On a cpu_pool worker
+      // a large /hash body is split with a nested parallel_for. An offload counts itself in
+      // offloads_in_flight while it runs on the pool.
+      auto work = [&handler = s.handler, &counters, cpu, j = std::move(j)](std::stop_token stop) {
+        std::optional<gauge_hold> offloaded;
+        if (cpu) offloaded.emplace(counters.offloads_in_flight, counters.offloads_peak);
+        return handler.run(j, stop, cpu);
+      };
+      // A heavy request over the pool's admission bound (the runtime's max_offloads_in_flight,
+      // the server's --max-offloads) is refused at once with a 503, never queued.
+      ferry::task<response> running =
+          cpu ? ferry::try_offload(std::move(work)) : ferry::to_thread(std::move(work));
+      ferry::task<void> watching = watch_for_hang_up(c.stream.socket());
+      std::variant<response, std::monostate> first_done;
+      bool rejected = false;
       try {
-        res = co_await respond(c, req);
-      } catch (...) {
-        failure = std::current_exception();
+        first_done = co_await ferry::race(std::move(running), std::move(watching));
+      } catch (const ferry::offload_rejected&) {
+        rejected = true;
       }
-      if (failure) {
-        if (is_aborted(failure)) {
-          counters.requests_cancelled.fetch_add(1, std::memory_order_relaxed);
-          std::rethrow_exception(failure);
-        }
-        res = http_handler::internal_error(message_of(failure));
-      }
-      if (!res) {  // the client hung up while its request was processed
-        counters.requests_cancelled.fetch_add(1, std::memory_order_relaxed);
-        co_return;
-      }
-      const bool keep = wire::keeps_alive(req, *res, counters.draining.load());
-      counters.count_response(res->counted_as, res->status);
-      const std::string out = wire::serialize(*res, keep);
-      ec = co_await write_out(stream, out);
-      in_flight.reset();
-      if (ec) co_return;
-      if (!keep) {
-        co_await linger(stream);
-        co_return;
-      }
-    }
-  }
-
-  /// Writes the connection's last response (an error) and closes it gracefully.
-  ferry::task<void> send_last(beast::tcp_stream& stream, const response& r) {
-    counters.count_response(r.counted_as, r.status);
-    const std::string out = wire::serialize(r, false);
-    if (!co_await write_out(stream, out)) co_await linger(stream);
-  }
-
-  /// Writes all of `out`, each write within the write timeout (a client that stops reading is
-  /// cut off, counted in write_timeouts). The error that stopped it, if any.
-  ferry::task<error_code> write_out(beast::tcp_stream& stream, std::string_view out) {
-    error_code ec;
-    while (!out.empty()) {
-      stream.expires_after(config.write_timeout);
-      const std::size_t n = co_await stream.async_write_some(
-          asio::buffer(out.data(), out.size()), asio::redirect_error(asio::use_awaitable, ec));
-      counters.bytes_written.fetch_add(n, std::memory_order_relaxed);
-      out.remove_prefix(n);
-      if (ec) {
-        if (ec == beast::error::timeout)
-          counters.write_timeouts.fetch_add(1, std::memory_order_relaxed);
-        break;
-      }
-    }
-    stream.expires_never();
-    co_return ec;
-  }
-
-  /// write_all with the write timeout, counting a timeout; bytes_written counts what was sent.
-  bool write_blocking(tcp::socket& socket, std::string_view out) {
-    bool timed_out = false;
-    const bool written = write_all(socket, out, config.write_timeout, &timed_out);
-    if (timed_out) counters.write_timeouts.fetch_add(1, std::memory_order_relaxed);
-    if (written) counters.bytes_written.fetch_add(out.size(), std::memory_order_relaxed);
-    return written;
-  }
-
-  /// Half-closes, then reads and discards until the client closes (bounded in time and bytes).
-  ferry::task<void> linger(beast::tcp_stream& stream) {
-    error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    if (ec) co_return;
-    stream.expires_after(std::min<clock_type::duration>(config.read_timeout, linger_for));
-    char sink[4096];
-    std::size_t discarded = 0;
-    while (!ec && discarded < linger_bytes) {
-      discarded += co_await stream.async_read_some(asio::buffer(sink),
-                                                   asio::redirect_error(asio::use_awaitable, ec));
-    }
-  }
-
-  /// The response to `req`: at once, or after its job ran where the mode says. nullopt when the
-  /// client hung up meanwhile (the job was cancelled).
-  ferry::task<std::optional<response>> respond(async_connection& c, request& req) {
-    std::variant<response, job> routed = handler.route(req);
-    if (auto* r = std::get_if<response>(&routed)) co_return std::move(*r);
-    job& j = std::get<job>(routed);
-    if (j.is_cpu() && config.handler.mode == execution_mode::inline_) {
-      co_return handler.run(j, {}, false);  // the loop thread does the work: nothing else runs
-    }
-    const bool cpu = j.is_cpu();
-    std::optional<gauge_hold> admitted;
-    if (cpu) {
-      if (!try_admit_offload()) {
+      if (rejected) {
         counters.offloads_rejected.fetch_add(1, std::memory_order_relaxed);
-        co_return http_handler::overloaded(j.counted_as());
+        co_return http_handler::overloaded(counted_as);
       }
-      admitted.emplace(gauge_hold::adopt(counters.offloads_in_flight));
+      if (first_done.index() == 1) co_return std::nullopt;
+      co_return std::move(std::get<0>(first_done));
     }
-    // Named before the co_await (g++ 12 destroys a non-trivial temporary of a co_await
-    // expression twice; see docs/guide.md): the job owns the /hash body. On a cpu_pool worker a
-    // large /hash body is split with a nested parallel_for.
-    auto work = [this, j = std::move(j)](std::stop_token stop) {
-      return handler.run(j, stop, j.is_cpu());
-    };
-    ferry::task<response> running =
-        cpu ? ferry::offload(std::move(work)) : ferry::to_thread(std::move(work));
-    ferry::task<void> watching = watch_for_hang_up(c.stream.socket());
-    auto first_done = co_await ferry::race(std::move(running), std::move(watching));
-    if (first_done.index() == 1) co_return std::nullopt;
-    co_return std::move(std::get<0>(first_done));
-  }
 
-  bool try_admit_offload() {
-    std::uint64_t n = counters.offloads_in_flight.load(std::memory_order_relaxed);
-    while (n < config.max_offloads) {
-      if (counters.offloads_in_flight.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) {
-        server_counters::raise_peak(counters.offloads_peak, n + 1);
-        return true;
+    /// Writes all of `out`, each write within the write timeout (a client that stops reading is
+    /// cut off, counted in write_timeouts). False when it could not.
+    ferry::task<bool> write(std::string_view out) {
+      error_code ec;
+      while (!out.empty()) {
+        c.stream.expires_after(s.config.write_timeout);
+        const std::size_t n = co_await c.stream.async_write_some(
+            asio::buffer(out.data(), out.size()), asio::redirect_error(asio::use_awaitable, ec));
+        s.counters.bytes_written.fetch_add(n, std::memory_order_relaxed);
+        out.remove_prefix(n);
+        if (ec) {
+          if (ec == beast::error::timeout)
+            s.counters.write_timeouts.fetch_add(1, std::memory_order_relaxed);
+          break;
+        }
+      }
+      c.stream.expires_never();
+      co_return !ec;
+    }
+
+    ferry::task<void> linger() {
+      error_code ec;
+      c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+      if (ec) co_return;
+      c.stream.expires_after(std::min<clock_type::duration>(s.config.read_timeout, linger_for));
+      char sink[4096];
+      std::size_t discarded = 0;
+      while (!ec && discarded < linger_bytes) {
+        discarded += co_await c.stream.async_read_some(
+            asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
       }
     }
-    return false;
-  }
-
-  void count_failure(const wire::read_failure& f) {
-    switch (f.what) {
-      case wire::read_failure::kind::truncated:
-        counters.requests_truncated.fetch_add(1, std::memory_order_relaxed);
-        break;
-      case wire::read_failure::kind::timed_out:
-        counters.read_timeouts.fetch_add(1, std::memory_order_relaxed);
-        break;
-      default:
-        break;
-    }
-  }
+  };
 
   // --- a connection on a thread of its own (mode thread) -----------------------------------------
 
@@ -680,11 +784,7 @@ struct server::impl {
     live_threads.fetch_add(1);
     try {
       entry->thread = std::thread([this, entry, s = std::move(socket)]() mutable {
-        try {
-          converse_blocking(s);
-        } catch (const std::exception& e) {
-          std::fprintf(stderr, "ferry_server: connection failed: %s\n", e.what());
-        }
+        converse_blocking(s);
         std::lock_guard lock(mutex);
         error_code ignored;
         s.close(ignored);
@@ -703,94 +803,92 @@ struct server::impl {
   }
 
   void converse_blocking(tcp::socket& socket) {
-    const std::stop_token stop = hard_stop.get_token();
     error_code ec;
     socket.non_blocking(true, ec);  // every wait is a poll with a deadline (read_before)
     if (ec) return;
-    beast::flat_buffer buffer;
-    bool first = true;
-    for (;;) {
-      if (buffer.size() == 0) {
-        if (stopping.load()) return;
-        const auto wait = first ? config.read_timeout : config.idle_timeout;
-        const std::size_t n = read_before(
-            socket, buffer.prepare(read_chunk), clock_type::now() + wait, wake_pipe[0], ec);
-        if (ec) {
-          if (ec == beast::error::timeout) {
-            (first ? counters.read_timeouts : counters.idle_timeouts)
-                .fetch_add(1, std::memory_order_relaxed);
-          }
-          return;
-        }
-        buffer.commit(n);
+    try {
+      blocking_transport t{*this, socket, hard_stop.get_token()};
+      converse(t).get();
+    } catch (...) {
+      // Stopped at the shutdown deadline: the end, not a failure.
+      if (!ferry::is_cancellation(std::current_exception())) {
+        std::fprintf(stderr,
+                     "ferry_server: connection failed: %s\n",
+                     ferry::what(std::current_exception()).c_str());
       }
-      first = false;
+    }
+  }
 
-      const auto deadline = clock_type::now() + config.read_timeout;
+  /// converse's socket operations on a non-blocking socket polled with deadlines, on the
+  /// connection's own thread: each returns a finished `ready` value, so converse runs through in
+  /// the call (a blocking_run).
+  struct blocking_transport {
+    using loop_task = blocking_run;
+
+    impl& s;
+    tcp::socket& socket;
+    std::stop_token stop;  // the shutdown deadline passed: the job stops
+    clock_type::time_point deadline{};
+
+    ready<error_code> wait_for_request(beast::flat_buffer& buffer, clock_type::duration timeout) {
+      if (s.stopping.load()) return {asio::error::operation_aborted};
+      error_code ec;
+      const std::size_t n = read_before(
+          socket, buffer.prepare(read_chunk), clock_type::now() + timeout, s.wake_pipe[0], ec);
+      if (!ec) buffer.commit(n);
+      return {ec};
+    }
+
+    void begin_request() { deadline = clock_type::now() + s.config.read_timeout; }
+    void end_request() {}
+
+    ready<io_result> read_header(beast::flat_buffer& buffer, wire::request_parser& parser) {
       deadline_stream in(socket, deadline);
-      wire::request_parser parser;
-      wire::configure(parser, config.limits);
-      std::size_t parsed = http::read_header(in, buffer, parser, ec);
-      if (!ec && wire::expects_continue(parser) &&
-          !write_all(socket, wire::continue_response, deadline - clock_type::now())) {
-        return;
-      }
-      if (!ec && !parser.is_done()) parsed += http::read(in, buffer, parser, ec);
-      counters.bytes_read.fetch_add(parsed, std::memory_order_relaxed);
-      if (ec) {
-        const wire::read_failure f = wire::classify(ec, true);
-        count_failure(f);
-        if (f.answer) send_last_blocking(socket, *f.answer);
-        return;
-      }
-
-      request req = wire::take_request(parser);
-      std::optional<gauge_hold> in_flight(std::in_place, counters.requests_in_flight);
-      std::variant<response, job> routed = handler.route(req);
-      response res;
-      if (auto* j = std::get_if<job>(&routed)) {
-        try {
-          res = handler.run(*j, stop, false);
-        } catch (const boost::system::system_error& e) {
-          if (e.code() != asio::error::operation_aborted) throw;
-          counters.requests_cancelled.fetch_add(1, std::memory_order_relaxed);
-          return;
-        }
-      } else {
-        res = std::move(std::get<response>(routed));
-      }
-      const bool keep = wire::keeps_alive(req, res, counters.draining.load());
-      counters.count_response(res.counted_as, res.status);
-      const std::string out = wire::serialize(res, keep);
-      const bool written = write_blocking(socket, out);
-      in_flight.reset();
-      if (!written) return;
-      if (!keep) {
-        linger_blocking(socket);
-        return;
-      }
+      io_result r;
+      r.bytes = http::read_header(in, buffer, parser, r.ec);
+      return {r};
     }
-  }
 
-  void send_last_blocking(tcp::socket& socket, const response& r) {
-    counters.count_response(r.counted_as, r.status);
-    const std::string out = wire::serialize(r, false);
-    if (!write_blocking(socket, out)) return;
-    linger_blocking(socket);
-  }
-
-  void linger_blocking(tcp::socket& socket) {
-    error_code ec;
-    socket.shutdown(tcp::socket::shutdown_send, ec);
-    if (ec) return;
-    const auto deadline =
-        clock_type::now() + std::min<clock_type::duration>(config.read_timeout, linger_for);
-    char sink[4096];
-    std::size_t discarded = 0;
-    while (!ec && discarded < linger_bytes) {
-      discarded += read_before(socket, asio::buffer(sink), deadline, -1, ec);
+    ready<io_result> read_body(beast::flat_buffer& buffer, wire::request_parser& parser) {
+      deadline_stream in(socket, deadline);
+      io_result r;
+      r.bytes = http::read(in, buffer, parser, r.ec);
+      return {r};
     }
-  }
+
+    ready<error_code> write_interim(std::string_view bytes) {
+      bool timed_out = false;
+      if (write_all(socket, bytes, deadline - clock_type::now(), &timed_out)) return {error_code()};
+      return {timed_out ? error_code(beast::error::timeout) : error_code(asio::error::broken_pipe)};
+    }
+
+    /// The job runs here, on the connection's thread; it throws a cancellation once `stop` is
+    /// requested.
+    ready<std::optional<response>> run(job& j) { return {s.handler.run(j, stop, false)}; }
+
+    /// write_all with the write timeout, counting a timeout; bytes_written counts what was sent.
+    ready<bool> write(std::string_view out) {
+      bool timed_out = false;
+      const bool written = write_all(socket, out, s.config.write_timeout, &timed_out);
+      if (timed_out) s.counters.write_timeouts.fetch_add(1, std::memory_order_relaxed);
+      if (written) s.counters.bytes_written.fetch_add(out.size(), std::memory_order_relaxed);
+      return {written};
+    }
+
+    ready<void> linger() {
+      error_code ec;
+      socket.shutdown(tcp::socket::shutdown_send, ec);
+      if (ec) return {};
+      const auto until =
+          clock_type::now() + std::min<clock_type::duration>(s.config.read_timeout, linger_for);
+      char sink[4096];
+      std::size_t discarded = 0;
+      while (!ec && discarded < linger_bytes) {
+        discarded += read_before(socket, asio::buffer(sink), until, -1, ec);
+      }
+      return {};
+    }
+  };
 
   /// Waits for the connection threads until the deadline (or a second shutdown request), then
   /// stops the rest and joins all.

@@ -1,7 +1,7 @@
 // docs/examples/server/server.hpp — ferry_server: a compute-heavy HTTP/1.1 server on Boost.Beast
 // and ferry, hardened against bad input and overload.
 //
-//   ferry::runtime rt({.io_threads = 1});
+//   ferry::runtime rt({.io_threads = 1, .max_offloads_in_flight = config.max_offloads});
 //   ferry_server::server srv(rt, config);          // binds and listens
 //   std::printf("listening on %s\n", srv.local_endpoint().c_str());
 //   rt.run(srv.run());                             // until SIGINT/SIGTERM or rt.request_stop()
@@ -57,8 +57,10 @@ struct server_config {
   std::string address = "127.0.0.1";
   std::uint16_t port = 8080;  ///< 0: the kernel picks one (see server::port)
   std::size_t max_connections = 10'000;
-  std::size_t max_offloads = 1024;  ///< heavy requests queued or running before 503 (offload mode)
-  parser_limits limits;             ///< --max-header, --max-body
+  /// Heavy requests queued or running before 503 (mode offload): the admission bound of the
+  /// runtime's pool (`runtime_options::max_offloads_in_flight`), which must be this value.
+  std::size_t max_offloads = 1024;
+  parser_limits limits;                            ///< --max-header, --max-body
   std::chrono::milliseconds read_timeout{10'000};  ///< a whole request, from its first byte
   std::chrono::milliseconds idle_timeout{30'000};  ///< keep-alive, between two requests
   std::chrono::milliseconds shutdown_deadline{5'000};
@@ -79,8 +81,9 @@ int system_backlog();
 class server {
  public:
   /// Validates `config`, calibrates the work kernel (unless configured), binds and listens.
-  /// Throws std::invalid_argument on a bad config, boost::system::system_error when the address
-  /// cannot be bound. `rt` must outlive the server.
+  /// Throws std::invalid_argument on a bad config (in mode offload: also when `rt`'s
+  /// `max_offloads_in_flight` is not `config.max_offloads`), boost::system::system_error when the
+  /// address cannot be bound. `rt` must outlive the server.
   server(ferry::runtime& rt, server_config config);
   ~server();
 

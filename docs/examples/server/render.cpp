@@ -1,0 +1,260 @@
+// docs/examples/server/render.cpp — what the server writes that is not a kernel's result: the
+// /stats JSON, the /metrics Prometheus text (both from the one definition of the counters,
+// FERRY_SERVER_COUNTERS in http_handler.hpp) and the plain-text error responses.
+#include "render.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <ferry/bridge/metrics.hpp>
+#include <ferry/bridge/runtime.hpp>
+#include <ferry/core/histogram.hpp>
+#include <sstream>
+#include <string>
+#include <utility>
+
+namespace ferry_server {
+namespace {
+
+class json_writer {
+ public:
+  explicit json_writer(std::string& out) : out_(out) {}
+  void open(std::string_view key = {}) {
+    comma_and_key(key);
+    out_ += '{';
+    first_ = true;
+  }
+  void close() {
+    out_ += '}';
+    first_ = false;
+  }
+  void open_array(std::string_view key) {
+    comma_and_key(key);
+    out_ += '[';
+    first_ = true;
+  }
+  void close_array() {
+    out_ += ']';
+    first_ = false;
+  }
+  void number(std::string_view key, std::uint64_t v) {
+    comma_and_key(key);
+    out_ += std::to_string(v);
+  }
+  void real(std::string_view key, double v) {
+    comma_and_key(key);
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f", v);
+    out_ += text;
+  }
+  void text(std::string_view key, std::string_view v) {  // v: plain ASCII, no escapes needed
+    comma_and_key(key);
+    out_ += '"';
+    out_ += v;
+    out_ += '"';
+  }
+  void escaped(std::string_view key, std::string_view v) {  // any text: JSON-escaped
+    comma_and_key(key);
+    out_ += '"';
+    for (const char ch : v) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (ch == '"' || ch == '\\') {
+        out_ += '\\';
+        out_ += ch;
+      } else if (c < 0x20) {
+        char esc[8];
+        std::snprintf(esc, sizeof esc, "\\u%04x", c);
+        out_ += esc;
+      } else {
+        out_ += ch;
+      }
+    }
+    out_ += '"';
+  }
+
+ private:
+  void comma_and_key(std::string_view key) {
+    if (!first_) out_ += ',';
+    first_ = false;
+    if (!key.empty()) {
+      out_ += '"';
+      out_ += key;
+      out_ += "\":";
+    }
+  }
+  std::string& out_;
+  bool first_ = true;
+};
+
+/// "key": {"count": n, "p50": .., "p99": .., "max": ..} in microseconds.
+void latency(json_writer& w, std::string_view key, const ferry::histogram_snapshot& h) {
+  auto us = [](std::chrono::nanoseconds d) {
+    return std::chrono::duration<double, std::micro>(d).count();
+  };
+  w.open(key);
+  w.number("count", h.count);
+  w.real("p50", us(h.percentile(0.50)));
+  w.real("p99", us(h.percentile(0.99)));
+  w.real("max", us(h.max));
+  w.close();
+}
+
+/// "responses": {"<endpoint>": {"<status>": n, ...}, ...}, the statuses that were sent.
+void responses_by_endpoint(json_writer& w, const server_counters& c) {
+  w.open("responses");
+  for (std::size_t e = 0; e < endpoint_count; ++e) {
+    w.open(to_string(static_cast<endpoint>(e)));
+    for (std::size_t s = 0; s < counted_statuses.size(); ++s) {
+      const std::uint64_t n = c.responses[e][s].load(std::memory_order_relaxed);
+      if (n != 0) w.number(std::to_string(counted_statuses[s]), n);
+    }
+    w.close();
+  }
+  w.close();
+}
+
+}  // namespace
+
+response plain(unsigned status, endpoint e, std::string body, bool close) {
+  response r;
+  r.status = status;
+  r.counted_as = e;
+  r.body = std::move(body);
+  r.close = close;
+  return r;
+}
+
+response http_handler::overloaded(endpoint e) {
+  response r = plain(503, e, "overloaded: too many offloads in flight, retry later\n");
+  r.retry_after = true;
+  return r;
+}
+
+response http_handler::internal_error(std::string_view what) {
+  return plain(500, endpoint::other, "internal error: " + std::string(what) + "\n", true);
+}
+
+response http_handler::read_error(unsigned status, std::string_view why) {
+  return plain(status, endpoint::other, std::string(why) + "\n", true);
+}
+
+std::string http_handler::stats_json() const {
+  std::string out;
+  out.reserve(1024);
+  json_writer w(out);
+  w.open();
+  w.open("server");
+  w.text("mode", to_string(config_.mode));
+  w.text("state", counters_.draining.load(std::memory_order_relaxed) ? "draining" : "serving");
+  w.real("uptime_s",
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+  w.real("work_iterations_per_us", iterations_per_us_);
+  // The counters, from their one definition (FERRY_SERVER_COUNTERS), a group per object.
+  std::string_view group;
+  const auto close_group = [&] {
+    if (group == "requests") responses_by_endpoint(w, counters_);
+    if (!group.empty()) w.close();
+  };
+  counters_.for_each_counter([&](const counter_row& row) {
+    if (row.group != group) {
+      close_group();
+      group = row.group;
+      w.open(group);
+      if (group == "offloads") w.number("limit", config_.max_offloads);
+    }
+    w.number(row.key, row.value);
+  });
+  close_group();
+  w.close();
+  if (runtime_ != nullptr) {
+    const ferry::runtime_stats s = runtime_->stats();
+    w.open("runtime");
+    w.number("io_threads", s.io_threads);
+    w.open("cpu");
+    w.number("threads", s.cpu.threads);
+    w.number("submitted", s.cpu.submitted);
+    w.number("completed", s.cpu.completed);
+    w.number("in_flight", s.cpu.in_flight);
+    w.number("waiting", s.cpu.waiting);
+    w.number("handed_off", s.cpu.handed_off);
+    w.close();
+    w.open("blocking");
+    w.number("threads", s.blocking.threads);
+    w.number("idle_threads", s.blocking.idle_threads);
+    w.number("queued", s.blocking.queued);
+    w.number("peak_threads", s.blocking.peak_threads);
+    w.number("completed", s.blocking.completed);
+    w.close();
+    w.open("offloads");
+    w.number("submitted", s.offloads.submitted);
+    w.number("completed", s.offloads.completed);
+    w.number("failed", s.offloads.failed);
+    w.number("cancelled_before_start", s.offloads.cancelled_before_start);
+    w.number("in_flight", s.offloads.in_flight);
+    latency(w, "queue_wait_us", s.offloads.queue_wait);
+    latency(w, "run_time_us", s.offloads.run_time);
+    w.close();
+    w.open("loop");
+    latency(w, "lag_us", s.loop.lag);
+    w.number("slow_callbacks", s.loop.slow_callbacks);
+    w.real("longest_stall_ms",
+           std::chrono::duration<double, std::milli>(s.loop.longest_stall).count());
+    // The last stalls the watchdog reported (--slow-callback-ms), with the blocked stack.
+    w.open_array("recent_stalls");
+    for (const ferry::slow_callback_report& r : runtime_->recent_slow_callbacks()) {
+      w.open();
+      w.real("blocked_for_ms", std::chrono::duration<double, std::milli>(r.blocked_for).count());
+      std::ostringstream thread;
+      thread << r.thread;
+      w.text("thread", thread.str());
+      w.escaped("where", r.where);
+      w.close();
+    }
+    w.close_array();
+    w.close();
+    w.close();
+  }
+  w.close();
+  out += '\n';
+  return out;
+}
+
+std::string http_handler::metrics_text() const {
+  std::string out;
+  out.reserve(4096);
+  ferry::write_prometheus_family(out,
+                                 "ferry_server_requests_total",
+                                 "counter",
+                                 "Requests answered, by endpoint and response status.");
+  for (std::size_t e = 0; e < endpoint_count; ++e) {
+    for (std::size_t s = 0; s < counted_statuses.size(); ++s) {
+      const std::uint64_t n = counters_.responses[e][s].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      out += "ferry_server_requests_total{endpoint=\"";
+      out += to_string(static_cast<endpoint>(e));
+      out += "\",status=\"";
+      out += std::to_string(counted_statuses[s]);
+      out += "\"} ";
+      out += std::to_string(n);
+      out += '\n';
+    }
+  }
+  // The counters, from their one definition (FERRY_SERVER_COUNTERS); peaks are /stats only.
+  std::string name;
+  counters_.for_each_counter([&](const counter_row& row) {
+    if (row.kind == counter_kind::peak) return;
+    const bool counter = row.kind == counter_kind::counter;
+    name = "ferry_server_";
+    name += row.member;
+    if (counter) name += "_total";
+    ferry::write_prometheus_metric(out, name, counter ? "counter" : "gauge", row.help, row.value);
+  });
+  ferry::write_prometheus_metric(out,
+                                 "ferry_server_draining",
+                                 "gauge",
+                                 "1 once the shutdown has begun (GET /health answers 503).",
+                                 counters_.draining.load(std::memory_order_relaxed) ? 1 : 0);
+  if (runtime_ != nullptr) ferry::write_prometheus(out, runtime_->stats());
+  return out;
+}
+
+}  // namespace ferry_server
