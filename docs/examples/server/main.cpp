@@ -200,7 +200,7 @@ int main(int argc, char** argv) {
   try {
     ferry::runtime rt(ferry::runtime_options{.io_threads = o.io_threads,
                                              .cpu_threads = o.cpu_threads,
-                                             .cpu_nice = o.cpu_nice,
+                                             .cpu_nice_increment = o.cpu_nice,
                                              .slow_callback_threshold = o.slow_callback});
     ferry_server::server srv(rt, o.server);
     std::fprintf(stderr,

@@ -134,15 +134,16 @@ struct runtime_options {
 };
 
 /// What the runtime's offloads did (its cpu_pool's jobs: `offload`, and work posted to the
-/// pool's executor).
+/// pool's executor). The words mean what they mean in every stats struct: a finished offload
+/// `ran` or was `skipped`, never both (`cpu_pool_stats::completed` = ran + skipped).
 struct offload_stats {
-  std::uint64_t submitted = 0;               ///< started
-  std::uint64_t completed = 0;               ///< f ran: returned or threw
-  std::uint64_t failed = 0;                  ///< of those, f threw
-  std::uint64_t cancelled_before_start = 0;  ///< f never ran
-  std::size_t in_flight = 0;                 ///< started, not yet done (waiting, queued, running)
-  histogram_snapshot queue_wait;             ///< start of the offload to f starting
-  histogram_snapshot run_time;               ///< f running, plus handing its result back
+  std::uint64_t submitted = 0;    ///< started
+  std::uint64_t ran = 0;          ///< done, and f ran: returned or threw
+  std::uint64_t failed = 0;       ///< of those, f threw
+  std::uint64_t skipped = 0;      ///< done, and f never ran (cancelled first)
+  std::size_t in_flight = 0;      ///< started, not yet done (waiting, queued, running)
+  histogram_snapshot queue_wait;  ///< start of the offload to f starting
+  histogram_snapshot run_time;    ///< f running, plus handing its result back
 };
 
 /// How the loop keeps up.

@@ -60,8 +60,8 @@ struct cpu_pool_stats {
   std::size_t threads = 0;        ///< workers serving the arena
   std::size_t max_in_flight = 0;  ///< admission bound; 0 = unbounded
   std::uint64_t submitted = 0;    ///< jobs handed to the pool, bounded or not
-  std::uint64_t completed = 0;    ///< jobs that are done: ran, failed or skipped
-  std::uint64_t failed = 0;       ///< of those, jobs whose work threw (offload: f threw)
+  std::uint64_t completed = 0;    ///< jobs that are done in any way: their work ran, or skipped
+  std::uint64_t failed = 0;       ///< of those, jobs whose work ran and threw (offload: f threw)
   std::uint64_t skipped = 0;      ///< of those, jobs whose work never ran (cancelled first)
   std::uint64_t handed_off = 0;   ///< jobs handed straight to a spinning worker
   std::size_t in_flight = 0;      ///< admitted to the arena, not finished
@@ -80,8 +80,9 @@ class cpu_pool : public boost::asio::execution_context {
 
   /// Starts a pool of `threads` workers (0 = the number of cores this process may use).
   /// `max_in_flight` bounds `submit_bounded` (0 = unbounded). `spin`: see Hot hand-off (0 = off;
-  /// at most 10 ms). `nice` (0..19): how much lower than the creating thread's the workers'
-  /// scheduling priority is, so that a thread that must stay responsive — an event loop — gets
+  /// at most 10 ms). `nice_increment` (0..19): how many nice levels the workers run below the
+  /// creating thread — relative, added to that thread's nice value (capped at 19), as `nice(2)`'s
+  /// increment — so that a thread that must stay responsive — an event loop — gets
   /// a core at once when it wakes while the workers saturate every core (Linux: `setpriority`
   /// on each worker thread as it joins the arena; oneTBB's workers are shared by the whole
   /// process and a thread's priority cannot be raised back without privileges, so other arenas'
@@ -92,7 +93,7 @@ class cpu_pool : public boost::asio::execution_context {
   explicit cpu_pool(std::size_t threads = 0,
                     std::size_t max_in_flight = 0,
                     std::chrono::nanoseconds spin = default_spin,
-                    int nice = 0);
+                    int nice_increment = 0);
 
   /// Blocks until every submitted job has run; see Lifetime above.
   ~cpu_pool();
@@ -154,7 +155,7 @@ class cpu_pool : public boost::asio::execution_context {
   const std::size_t threads_;
   const std::size_t max_in_flight_;
   const std::int64_t spin_ns_;
-  const detail::thread_policy worker_policy_;  // the creating thread's, `nice` lower
+  const detail::thread_policy worker_policy_;  // the creating thread's, `nice_increment` lower
   tbb::task_arena arena_;
   std::unique_ptr<arena_observer> observer_;
   std::unique_ptr<worker_slot[]> slots_;  // one per arena slot (oneTBB's thread index)
