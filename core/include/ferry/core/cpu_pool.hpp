@@ -17,12 +17,12 @@
 // costs the submitter nothing but a lock (no thread blocks). `withdraw` removes a waiting one.
 //
 // Hot hand-off: a worker that finishes a job while nothing is queued does not go straight back
-// to oneTBB (where it would soon sleep, and waking a sleeping thread costs ~20 µs): it spins for
-// a bounded, adaptive time on a slot of its own, and `submit` hands the next job straight into a
-// waiting worker's slot — one CAS, no oneTBB task, no wake-up. The spin lasts at most `spin`
-// (constructor), shrinks by half each time it ends without a job and doubles back each time one
-// arrives, and stops as soon as something is queued in the arena or the pool is destroyed. An
-// idle pool spins for nothing: only the end of a job starts a spin.
+// to oneTBB (where it would soon sleep, and a sleeping thread is slow to wake: see
+// docs/performance.md): it spins for a bounded, adaptive time on a slot of its own, and `submit`
+// hands the next job straight into a waiting worker's slot — one CAS, no oneTBB task, no wake-up.
+// The spin lasts at most `spin` (constructor), shrinks by half each time it ends without a job and
+// doubles back each time one arrives, and stops as soon as something is queued in the arena or the
+// pool is destroyed. An idle pool spins for nothing: only the end of a job starts a spin.
 //
 // Thread safety: distinct objects: safe. Shared objects: every member function is safe to call
 // concurrently, except the destructor.
@@ -31,8 +31,11 @@
 // keep it waiting), then destroys the arena. It must not be called from one of the pool's own
 // threads. A job is borrowed: the pool never copies or frees it.
 //
-// Complexity: `submit` is lock-free on ferry's side (one relaxed and one acq_rel atomic) plus
-// oneTBB's enqueue, which takes a task object from oneTBB's per-thread small-object pool.
+// Complexity: `submit` is lock-free on ferry's side: two relaxed counter increments, a
+// steady-clock read (for the queue-wait histogram) and a seq_cst load of the spinner count; then
+// either one CAS into a spinning worker's slot (no oneTBB task, no wake-up) or a seq_cst
+// increment plus oneTBB's enqueue, which takes a task object from oneTBB's per-thread
+// small-object pool.
 // `submit_bounded` adds one CAS while a slot is free; only a submission that finds every slot
 // taken takes the admission lock.
 #pragma once
