@@ -99,20 +99,20 @@ void write_prometheus(std::string& out, const runtime_stats& s) {
   scalar(
       out, "ferry_offloads_submitted_total", "counter", "Offloads started.", s.offloads.submitted);
   scalar(out,
-         "ferry_offloads_completed_total",
+         "ferry_offloads_ran_total",
          "counter",
          "Offloads whose function ran (returned or threw).",
-         s.offloads.completed);
+         s.offloads.ran);
   scalar(out,
          "ferry_offloads_failed_total",
          "counter",
          "Offloads whose function threw.",
          s.offloads.failed);
   scalar(out,
-         "ferry_offloads_cancelled_before_start_total",
+         "ferry_offloads_skipped_total",
          "counter",
-         "Offloads cancelled before their function started.",
-         s.offloads.cancelled_before_start);
+         "Offloads whose function never ran (cancelled before it started).",
+         s.offloads.skipped);
   scalar(out,
          "ferry_offloads_in_flight",
          "gauge",
@@ -159,7 +159,7 @@ void write_prometheus(std::string& out, const runtime_stats& s) {
   scalar(out,
          "ferry_blocking_completed_total",
          "counter",
-         "Blocking calls that have returned.",
+         "Blocking calls that are done (their job has returned).",
          s.blocking.completed);
   histogram(
       out, "ferry_loop_lag_seconds", "How late the loop's lag probe timer fired.", s.loop.lag);

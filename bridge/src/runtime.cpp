@@ -26,7 +26,7 @@ constinit thread_local runtime* current_runtime = nullptr;
 
 namespace {
 
-// The options the runtime owns. The pools check theirs (cpu_threads, spin, cpu_nice;
+// The options the runtime owns. The pools check theirs (cpu_threads, spin, cpu_nice_increment;
 // blocking_threads) as they are constructed, with their own messages.
 runtime_options validated(runtime_options options) {
   if (options.io_threads == 0) {
@@ -65,8 +65,10 @@ std::size_t inbox_spin_limit(std::size_t workers) {
 runtime::runtime(runtime_options options)
     : options_(validated(std::move(options))),
       io_(static_cast<int>(options_.io_threads)),
-      cpu_(std::make_unique<cpu_pool>(
-          options_.cpu_threads, options_.max_offloads_in_flight, options_.spin, options_.cpu_nice)),
+      cpu_(std::make_unique<cpu_pool>(options_.cpu_threads,
+                                      options_.max_offloads_in_flight,
+                                      options_.spin,
+                                      options_.cpu_nice_increment)),
       blocking_(std::make_unique<blocking_pool>(options_.blocking_threads)),
       impl_(std::make_unique<impl>(io_, options_.spin, inbox_spin_limit(cpu_->concurrency()))) {
   // Lets offload(f)/to_thread(f) find this runtime's pools from any executor on its contexts.
@@ -138,8 +140,8 @@ runtime_stats runtime::stats() const {
   s.blocking = blocking_->stats();
   s.offloads.submitted = s.cpu.submitted;
   s.offloads.failed = s.cpu.failed;
-  s.offloads.cancelled_before_start = s.cpu.skipped;
-  s.offloads.completed = s.cpu.completed - s.cpu.skipped;
+  s.offloads.skipped = s.cpu.skipped;
+  s.offloads.ran = s.cpu.completed - s.cpu.skipped;
   const std::uint64_t done = s.cpu.completed;
   s.offloads.in_flight =
       s.cpu.submitted > done ? static_cast<std::size_t>(s.cpu.submitted - done) : 0;

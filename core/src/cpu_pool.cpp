@@ -96,13 +96,13 @@ std::int64_t checked_spin(std::chrono::nanoseconds spin) {
   return spin.count();
 }
 
-// The scheduling of the pool's workers: the creating thread's, `nice` lower (0..19).
-detail::thread_policy worker_policy_for(int nice) {
-  if (nice < 0 || nice > 19) {
-    throw std::invalid_argument("ferry::cpu_pool: nice must be between 0 and 19, got " +
-                                std::to_string(nice));
+// The scheduling of the pool's workers: the creating thread's, `nice_increment` lower (0..19).
+detail::thread_policy worker_policy_for(int nice_increment) {
+  if (nice_increment < 0 || nice_increment > 19) {
+    throw std::invalid_argument("ferry::cpu_pool: nice_increment must be between 0 and 19, got " +
+                                std::to_string(nice_increment));
   }
-  return detail::thread_policy::of_this_thread(nice);
+  return detail::thread_policy::of_this_thread(nice_increment);
 }
 
 // What a worker slot holds when its worker spins and no job has been handed over yet.
@@ -162,11 +162,11 @@ class cpu_pool::arena_observer final : public tbb::task_scheduler_observer {
 cpu_pool::cpu_pool(std::size_t threads,
                    std::size_t max_in_flight,
                    std::chrono::nanoseconds spin,
-                   int nice)
+                   int nice_increment)
     : threads_(resolve_threads(threads)),
       max_in_flight_(max_in_flight),
       spin_ns_(checked_spin(spin)),
-      worker_policy_(worker_policy_for(nice)),
+      worker_policy_(worker_policy_for(nice_increment)),
       arena_(checked_int(threads_), /*reserved_for_masters=*/0),
       slots_(std::make_unique<worker_slot[]>(threads_)) {
   for (std::size_t i = 0; i < threads_; ++i) slots_[i].spin = detail::spin_budget(spin_ns_);

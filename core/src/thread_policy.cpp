@@ -18,7 +18,7 @@ namespace {
 std::atomic<std::uint64_t> next_id{1};
 }  // namespace
 
-thread_policy thread_policy::of_this_thread(int extra_nice) noexcept {
+thread_policy thread_policy::of_this_thread(int nice_increment) noexcept {
   thread_policy p;
   p.id = next_id.fetch_add(1, std::memory_order_relaxed);
 #if defined(__linux__)
@@ -35,9 +35,9 @@ thread_policy thread_policy::of_this_thread(int extra_nice) noexcept {
   }
   errno = 0;
   const int base = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
-  p.nice = std::min(19, (errno == 0 ? base : 0) + extra_nice);
+  p.nice = std::min(19, (errno == 0 ? base : 0) + nice_increment);
 #else
-  p.nice = extra_nice;
+  p.nice = nice_increment;
 #endif
   return p;
 }

@@ -70,17 +70,6 @@ class stress_run {
     asio::cancellation_signal signal;
   };
 
-  static asio::cancellation_type pick_type(std::mt19937& rng) {
-    switch (rng() % 3) {
-      case 0:
-        return asio::cancellation_type::terminal;
-      case 1:
-        return asio::cancellation_type::partial;
-      default:
-        return asio::cancellation_type::total;
-    }
-  }
-
   // Runs on c.strand.
   void next(client& c) {
     if (c.next == c.end) {
@@ -120,7 +109,7 @@ class stress_run {
     ferry::offload(std::move(f),
                    asio::bind_cancellation_slot(c.signal.slot(),
                                                 asio::bind_executor(c.strand, std::move(handler))));
-    const auto type = pick_type(c.rng);
+    const auto type = ferry::test::random_cancellation_type(c.rng);
     if (mode == 1) {
       c.signal.emit(type);
     } else if (mode >= 2) {

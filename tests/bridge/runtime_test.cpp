@@ -2,9 +2,9 @@
 //
 // Deterministic: cancellation and signals are sent only once main has announced (through an
 // atomic flag) that it is about to suspend; functions on the pools are held until the test
-// releases them; every wait is bounded by a generous hang guard (kHangGuard) that only turns a
-// bug into a failure instead of a hang. No assertion depends on how long anything took: a sleep
-// that "never ends" is a kHangGuard sleep the test cancels long before it could expire.
+// releases them; every wait is bounded by a generous hang guard (ferry::test::hang_guard) that only
+// turns a bug into a failure instead of a hang. No assertion depends on how long anything took: a
+// sleep that "never ends" is a hang_guard sleep the test cancels long before it could expire.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -47,7 +47,7 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using namespace boost::asio::experimental::awaitable_operators;
 
-constexpr auto kHangGuard = 60s;
+using ferry::test::hang_guard;
 
 bool is_operation_aborted(const boost::system::system_error& e) {
   return e.code() == asio::error::operation_aborted;
@@ -121,7 +121,7 @@ FERRY_CO_TEST(Runtime, SleepShorterTimerStartedLaterFinishesFirst) {
   std::optional<boost::system::error_code> long_error;
   auto long_sleep = [&long_error]() -> ferry::task<void> {
     try {
-      co_await ferry::sleep(kHangGuard);
+      co_await ferry::sleep(hang_guard);
       long_error = boost::system::error_code();
     } catch (const boost::system::system_error& e) {
       long_error = e.code();
@@ -153,7 +153,7 @@ FERRY_CO_TEST(Runtime, SleepCancelledThroughACancellationSlotThrowsOperationAbor
   // canceller sees it, the sleep is waiting on its timer.
   auto sleeper = [&sleeping]() -> ferry::task<void> {
     sleeping = true;
-    co_await ferry::sleep(kHangGuard);
+    co_await ferry::sleep(hang_guard);
   };
   auto canceller = [&sleeping, &signal, ex]() -> ferry::task<void> {
     while (!sleeping) co_await asio::post(ex, asio::use_awaitable);
@@ -186,7 +186,7 @@ ferry::task<int> graceful_main(std::atomic<bool>& in_main) {
   int result = -1;
   try {
     in_main.store(true, std::memory_order_release);
-    co_await ferry::sleep(kHangGuard);
+    co_await ferry::sleep(hang_guard);
   } catch (const boost::system::system_error& e) {
     result = is_operation_aborted(e) ? 7 : -2;
   }
@@ -196,7 +196,7 @@ ferry::task<int> graceful_main(std::atomic<bool>& in_main) {
 // Same without catching: the cancellation escapes main.
 ferry::task<int> ungraceful_main(std::atomic<bool>& in_main) {
   in_main.store(true, std::memory_order_release);
-  co_await ferry::sleep(kHangGuard);
+  co_await ferry::sleep(hang_guard);
   co_return -1;
 }
 
@@ -285,7 +285,7 @@ TEST(Runtime, RequestStopRacingTheStartOfRunIsSafe) {
     }
     finished.set_value();
   });
-  if (finished.get_future().wait_for(kHangGuard) != std::future_status::ready) {
+  if (finished.get_future().wait_for(hang_guard) != std::future_status::ready) {
     std::fprintf(stderr,
                  "Runtime.RequestStopRacingTheStartOfRunIsSafe: runtime::run never returned "
                  "after a stop requested while it was starting main; aborting\n");
@@ -402,7 +402,7 @@ TEST(Runtime, RunFromAnIoThreadOfTheSameRuntimeThrowsLogicError) {
         co_return outcome;
       },
       asio::use_future);
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   EXPECT_EQ(f.get(), "logic_error");
   // The runtime is still usable.
   EXPECT_EQ(rt.run([]() -> ferry::task<int> { co_return 5; }()), 5);
@@ -461,7 +461,7 @@ TEST(Runtime, OptionsOwnedByAPoolAreCheckedByThatPool) {
   EXPECT_EQ(message_of_bad({.blocking_threads = 0}),
             "ferry::blocking_pool: max_threads must be at least 1");
   EXPECT_EQ(
-      message_of_bad({.cpu_nice = 20}).rfind("ferry::cpu_pool: nice must be between 0 and 19", 0),
+      message_of_bad({.cpu_nice_increment = 20}).rfind("ferry::cpu_pool: nice must be between 0 and 19", 0),
       0u);
 }
 
@@ -581,7 +581,7 @@ TEST(Runtime, CurrentIsTheRuntimeOnItsIoThreadsOnly) {
             ferry::runtime::current(), a.running_in_this_thread(), b.running_in_this_thread()};
       },
       asio::use_future);
-  ASSERT_EQ(on_a.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(on_a.wait_for(hang_guard), std::future_status::ready);
   const auto [current, in_a, in_b] = on_a.get();
   EXPECT_EQ(current, &a);
   EXPECT_TRUE(in_a);
@@ -751,7 +751,7 @@ TEST(Runtime, DestructionWithSleepingAndBlockingCoroutines) {
       asio::co_spawn(
           rt.get_executor(),
           [&c]() -> ferry::task<void> {
-            co_await ferry::sleep(kHangGuard);
+            co_await ferry::sleep(hang_guard);
             c.resumed.fetch_add(1);
           },
           asio::detached);

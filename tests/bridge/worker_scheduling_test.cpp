@@ -116,11 +116,11 @@ TEST(WorkerScheduling, OffloadAndToThreadFromARealTimeLoopRunAtTheRuntimesSchedu
   EXPECT_EQ(blocking, creator) << "blocking thread: " << describe(blocking);
 }
 
-// The pool's `nice` is counted from its creator's nice value, whoever starts the workers.
+// The pool's `nice_increment` is counted from its creator's nice value, whoever starts the workers.
 TEST(WorkerScheduling, CpuPoolNiceIsCountedFromTheCreatingThread) {
   const scheduling creator = this_thread_scheduling();
   if (creator.nice > 16) GTEST_SKIP() << "the test process already runs at nice " << creator.nice;
-  ferry::cpu_pool pool(1, 0, ferry::cpu_pool::default_spin, /*nice=*/3);
+  ferry::cpu_pool pool(1, 0, ferry::cpu_pool::default_spin, /*nice_increment=*/3);
   const scheduling worker =
       asio::post(pool.get_executor(), asio::use_future([] { return this_thread_scheduling(); }))
           .get();

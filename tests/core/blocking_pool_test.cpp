@@ -1,7 +1,8 @@
 // tests/core/blocking_pool_test.cpp — black-box tests of ferry::blocking_pool.
 //
 // Deterministic: jobs are held until the test releases them, and every wait is bounded by a
-// generous hang guard (kHangGuard) that only turns a bug into a failure instead of a hang.
+// generous hang guard (ferry::test::hang_guard) that only turns a bug into a failure instead of a
+// hang.
 #include "ferry/core/blocking_pool.hpp"
 
 #include <gtest/gtest.h>
@@ -32,7 +33,7 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-constexpr auto kHangGuard = 30s;
+using ferry::test::hang_guard;
 
 // A countdown that can be waited on with a bound, so that a failing test fails instead of hanging
 // (std::latch has no timed wait).
@@ -61,14 +62,7 @@ class timed_latch {
 using ferry::test::gate;
 
 // Polls `pred` until it holds or the hang guard expires; returns the last value of `pred`.
-bool eventually(const std::function<bool()>& pred) {
-  const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+using ferry::test::wait_until;
 
 TEST(BlockingPool, ZeroMaxThreadsThrowsInvalidArgument) {
   EXPECT_THROW(ferry::blocking_pool(0), std::invalid_argument);
@@ -105,7 +99,7 @@ TEST(BlockingPool, PostRunsOnAPoolThread) {
     where.set_value({std::this_thread::get_id(), pool.running_in_this_thread()});
   });
   auto f = where.get_future();
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   const auto [id, in_pool] = f.get();
   EXPECT_NE(id, std::this_thread::get_id());
   EXPECT_TRUE(in_pool);
@@ -120,7 +114,7 @@ TEST(BlockingPool, RunningInThisThreadIsFalseOnAnotherPoolsThread) {
     seen.set_value({a.running_in_this_thread(), b.running_in_this_thread()});
   });
   auto f = seen.get_future();
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   const auto [in_a, in_b] = f.get();
   EXPECT_FALSE(in_a);
   EXPECT_TRUE(in_b);
@@ -137,15 +131,15 @@ TEST(BlockingPool, BlockingJobsRunConcurrentlyUpToMaxThreads) {
   for (int i = 0; i < kJobs; ++i) {
     asio::post(pool.get_executor(), [&] {
       all_started.count_down();
-      if (all_started.wait_for(kHangGuard)) saw_all_started.fetch_add(1);
+      if (all_started.wait_for(hang_guard)) saw_all_started.fetch_add(1);
       all_done.count_down();
     });
   }
-  all_done.wait();  // bounded: each job waits at most kHangGuard
+  all_done.wait();  // bounded: each job waits at most hang_guard
   EXPECT_EQ(saw_all_started.load(), kJobs);
   // Every submit happened while all existing threads held an unfinished job: one thread each.
   EXPECT_EQ(pool.stats().peak_threads, static_cast<std::size_t>(kJobs));
-  EXPECT_TRUE(eventually([&] { return pool.stats().completed == kJobs; }));
+  EXPECT_TRUE(wait_until([&] { return pool.stats().completed == kJobs; }));
 }
 
 TEST(BlockingPool, MaxThreadsBoundIsRespectedAndExtraJobsQueue) {
@@ -171,7 +165,7 @@ TEST(BlockingPool, MaxThreadsBoundIsRespectedAndExtraJobsQueue) {
       all_done.count_down();
     });
   }
-  ASSERT_TRUE(first_two_started.wait_for(kHangGuard));
+  ASSERT_TRUE(first_two_started.wait_for(hang_guard));
   const ferry::blocking_pool_stats held = pool.stats();
   EXPECT_EQ(held.threads, kMax);
   EXPECT_EQ(held.idle_threads, 0u);
@@ -182,7 +176,7 @@ TEST(BlockingPool, MaxThreadsBoundIsRespectedAndExtraJobsQueue) {
   all_done.wait();
   EXPECT_EQ(ran.load(), kJobs);
   EXPECT_LE(max_in_flight.load(), static_cast<int>(kMax));
-  EXPECT_TRUE(eventually([&] { return pool.stats().completed == kJobs; }));
+  EXPECT_TRUE(wait_until([&] { return pool.stats().completed == kJobs; }));
   const ferry::blocking_pool_stats after = pool.stats();
   EXPECT_EQ(after.peak_threads, kMax);
   EXPECT_EQ(after.queued, 0u);
@@ -193,13 +187,13 @@ TEST(BlockingPool, IdleThreadIsReusedInsteadOfStartingANewOne) {
   std::promise<std::thread::id> first;
   asio::post(pool.get_executor(), [&] { first.set_value(std::this_thread::get_id()); });
   auto f1 = first.get_future();
-  ASSERT_EQ(f1.wait_for(kHangGuard), std::future_status::ready);
-  ASSERT_TRUE(eventually([&] { return pool.stats().idle_threads == 1; }));
+  ASSERT_EQ(f1.wait_for(hang_guard), std::future_status::ready);
+  ASSERT_TRUE(wait_until([&] { return pool.stats().idle_threads == 1; }));
 
   std::promise<std::thread::id> second;
   asio::post(pool.get_executor(), [&] { second.set_value(std::this_thread::get_id()); });
   auto f2 = second.get_future();
-  ASSERT_EQ(f2.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f2.wait_for(hang_guard), std::future_status::ready);
   EXPECT_EQ(f2.get(), f1.get());
   EXPECT_EQ(pool.stats().peak_threads, 1u);
   EXPECT_EQ(pool.stats().threads, 1u);
@@ -213,22 +207,22 @@ TEST(BlockingPool, IdleThreadsExitAfterIdleTimeoutAndThePoolGrowsAgain) {
   for (int i = 0; i < kJobs; ++i) {
     asio::post(pool.get_executor(), [&] {
       all_started.count_down();
-      all_started.wait_for(kHangGuard);
+      all_started.wait_for(hang_guard);
       all_done.count_down();
     });
   }
   all_done.wait();
   EXPECT_EQ(pool.stats().peak_threads, static_cast<std::size_t>(kJobs));
-  EXPECT_TRUE(eventually([&] { return pool.stats().threads == 0; }));
+  EXPECT_TRUE(wait_until([&] { return pool.stats().threads == 0; }));
   EXPECT_EQ(pool.stats().idle_threads, 0u);
 
   // After every thread exited (and is joined by the next submit), work still runs.
   std::promise<bool> again;
   asio::post(pool.get_executor(), [&] { again.set_value(pool.running_in_this_thread()); });
   auto f = again.get_future();
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   EXPECT_TRUE(f.get());
-  EXPECT_TRUE(eventually([&] { return pool.stats().threads == 0; }));
+  EXPECT_TRUE(wait_until([&] { return pool.stats().threads == 0; }));
 }
 
 TEST(BlockingPool, DestructorRunsEveryQueuedJobIncludingJobsSubmittedWhileDraining) {
@@ -247,7 +241,7 @@ TEST(BlockingPool, DestructorRunsEveryQueuedJobIncludingJobsSubmittedWhileDraini
       blocker_started.count_down();
       release.wait();
     });
-    ASSERT_TRUE(blocker_started.wait_for(kHangGuard));
+    ASSERT_TRUE(blocker_started.wait_for(hang_guard));
     for (int i = 0; i < kQueued; ++i) {
       asio::post(ex, [&] { ran.fetch_add(1); });
     }
@@ -292,7 +286,7 @@ TEST(BlockingPool, CoSpawnWithUseFutureRunsOnAPoolThread) {
     co_return std::pair{std::this_thread::get_id(), pool.running_in_this_thread()};
   };
   auto f = asio::co_spawn(pool.get_executor(), body(), asio::use_future);
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   const auto [id, in_pool] = f.get();
   EXPECT_NE(id, std::this_thread::get_id());
   EXPECT_TRUE(in_pool);
@@ -305,7 +299,7 @@ TEST(BlockingPool, CoSpawnWithUseFutureDeliversTheException) {
     co_return 0;
   };
   auto f = asio::co_spawn(pool.get_executor(), body(), asio::use_future);
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   EXPECT_THROW(f.get(), std::runtime_error);
 }
 
@@ -333,12 +327,12 @@ TEST(BlockingPool, DispatchFromAPoolThreadRunsInlineAndPostDoesNot) {
     outcome.set_value(r);
   });
   auto f = outcome.get_future();
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   const result r = f.get();
   EXPECT_TRUE(r.dispatched_inline);
   EXPECT_TRUE(r.dispatched_same_thread);
   EXPECT_FALSE(r.posted_ran_before_return);
-  EXPECT_TRUE(eventually([&] { return pool.stats().completed == 2; }));  // outer + posted
+  EXPECT_TRUE(wait_until([&] { return pool.stats().completed == 2; }));  // outer + posted
 }
 
 TEST(BlockingPool, DispatchFromOutsideThePoolDoesNotRunInline) {
@@ -346,7 +340,7 @@ TEST(BlockingPool, DispatchFromOutsideThePoolDoesNotRunInline) {
   std::promise<std::thread::id> where;
   asio::dispatch(pool.get_executor(), [&] { where.set_value(std::this_thread::get_id()); });
   auto f = where.get_future();
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   EXPECT_NE(f.get(), std::this_thread::get_id());
 }
 

@@ -1,8 +1,8 @@
 // tests/core/cpu_pool_test.cpp — black-box tests of ferry::cpu_pool.
 //
 // Deterministic: jobs rendezvous with each other or are held until the test releases them, and
-// every wait is bounded by a generous hang guard (kHangGuard) that only turns a bug into a
-// failure instead of a hang. No assertion depends on how long anything took.
+// every wait is bounded by a generous hang guard (ferry::test::hang_guard) that only turns a bug
+// into a failure instead of a hang. No assertion depends on how long anything took.
 #include "ferry/core/cpu_pool.hpp"
 
 #include <gtest/gtest.h>
@@ -42,17 +42,10 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using ferry::detail::pool_access;  // the pools' job entry points
 
-constexpr auto kHangGuard = 60s;
+using ferry::test::hang_guard;
 
 // Polls `pred` until it holds or the hang guard expires; returns the last value of `pred`.
-bool eventually(const std::function<bool()>& pred) {
-  const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(200us);
-  }
-  return true;
-}
+using ferry::test::wait_until;
 
 // A gate that jobs wait on until the test opens it (bounded by the hang guard).
 using ferry::test::gate;
@@ -66,7 +59,7 @@ struct rendezvous {
   bool arrive_and_wait() {
     arrived.fetch_add(1, std::memory_order_acq_rel);
     const bool all =
-        eventually([this] { return arrived.load(std::memory_order_acquire) >= expected; });
+        wait_until([this] { return arrived.load(std::memory_order_acquire) >= expected; });
     if (all) observed_all.fetch_add(1, std::memory_order_acq_rel);
     done.fetch_add(1, std::memory_order_acq_rel);
     return all;
@@ -143,7 +136,7 @@ TEST(CpuPool, PostRunsOnAPoolThread) {
         {std::this_thread::get_id(), pool.running_in_this_thread(), ferry::cpu_pool::current()});
   });
   auto f = where.get_future();
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   const auto [id, in_pool, current] = f.get();
   EXPECT_NE(id, std::this_thread::get_id());
   EXPECT_TRUE(in_pool);
@@ -161,7 +154,7 @@ TEST(CpuPool, RunningInThisThreadIsFalseOnAnotherPoolsThread) {
         {a.running_in_this_thread(), b.running_in_this_thread(), ferry::cpu_pool::current()});
   });
   auto f = seen.get_future();
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   const auto [in_a, in_b, current] = f.get();
   EXPECT_FALSE(in_a);
   EXPECT_TRUE(in_b);
@@ -202,8 +195,8 @@ TEST(CpuPool, DispatchFromAPoolFunctionRunsInline) {
     done.set_value();
   });
   auto f = done.get_future();
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
-  ASSERT_TRUE(eventually([&] { return s->dispatched_ran.load(); }));
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
+  ASSERT_TRUE(wait_until([&] { return s->dispatched_ran.load(); }));
   EXPECT_TRUE(s->ran_before_dispatch_returned.load());
   EXPECT_TRUE(s->same_thread.load());
 }
@@ -213,7 +206,7 @@ TEST(CpuPool, DispatchFromOutsideThePoolRunsOnAPoolThread) {
   std::promise<std::thread::id> where;
   asio::dispatch(pool.get_executor(), [&] { where.set_value(std::this_thread::get_id()); });
   auto f = where.get_future();
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   EXPECT_NE(f.get(), std::this_thread::get_id());
 }
 
@@ -229,7 +222,7 @@ TEST(CpuPool, CoSpawnRunsTheCoroutineOnThePoolAndDeliversItsValue) {
             41 + 1, before && pool.running_in_this_thread(), std::this_thread::get_id()};
       },
       asio::use_future);
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   const auto [value, on_pool, id] = f.get();
   EXPECT_EQ(value, 42);
   EXPECT_TRUE(on_pool);
@@ -245,7 +238,7 @@ TEST(CpuPool, CoSpawnDeliversTheCoroutinesException) {
         co_return 0;
       },
       asio::use_future);
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   // A shared_future keeps the shared state (and the exception in it) alive on this thread while
   // the pool thread may still be releasing the promise: the exception object is then freed
   // after an instrumented shared_ptr hand-off, which ThreadSanitizer can follow (the reference
@@ -267,7 +260,7 @@ TEST(CpuPool, TwoJobsRunAtTheSameTimeOnATwoThreadPool) {
   ferry::cpu_pool pool(2);
   rendezvous r(2);
   for (int i = 0; i < 2; ++i) asio::post(pool.get_executor(), [&r] { r.arrive_and_wait(); });
-  ASSERT_TRUE(eventually([&] { return r.done.load() == 2; }));
+  ASSERT_TRUE(wait_until([&] { return r.done.load() == 2; }));
   EXPECT_EQ(r.observed_all.load(), 2);
 }
 
@@ -275,7 +268,7 @@ TEST(CpuPool, FourJobsRunAtTheSameTimeOnAFourThreadPool) {
   ferry::cpu_pool pool(4);  // more threads than cores: oversubscription is fine
   rendezvous r(4);
   for (int i = 0; i < 4; ++i) asio::post(pool.get_executor(), [&r] { r.arrive_and_wait(); });
-  ASSERT_TRUE(eventually([&] { return r.done.load() == 4; }));
+  ASSERT_TRUE(wait_until([&] { return r.done.load() == 4; }));
   EXPECT_EQ(r.observed_all.load(), 4);
 }
 
@@ -288,7 +281,7 @@ TEST(CpuPool, TwoLivePoolsEachServeWithAllTheirThreads) {
     asio::post(a.get_executor(), [&r] { r.arrive_and_wait(); });
     asio::post(b.get_executor(), [&r] { r.arrive_and_wait(); });
   }
-  ASSERT_TRUE(eventually([&] { return r.done.load() == 4; }));
+  ASSERT_TRUE(wait_until([&] { return r.done.load() == 4; }));
   EXPECT_EQ(r.observed_all.load(), 4);
 }
 
@@ -314,7 +307,7 @@ TEST(CpuPool, NestedParallelForComputesTheRightResult) {
         std::plus<>()));
   });
   auto f = sum.get_future();
-  ASSERT_EQ(f.wait_for(kHangGuard), std::future_status::ready);
+  ASSERT_EQ(f.wait_for(hang_guard), std::future_status::ready);
   EXPECT_EQ(f.get(), (n - 1) * n * (2 * n - 1) / 6);
 }
 
@@ -340,7 +333,7 @@ TEST(CpuPool, NestedWaitNeverPicksUpAnUnrelatedJob) {
           for (int i = r.begin(); i != r.end(); ++i) {
             a_inside.store(true, std::memory_order_release);
             // Keep A's parallel_for busy until the B jobs are queued behind it.
-            eventually([&] { return b_queued.load(std::memory_order_acquire); });
+            wait_until([&] { return b_queued.load(std::memory_order_acquire); });
             std::this_thread::sleep_for(100us);
             a_iterations.fetch_add(1, std::memory_order_relaxed);
           }
@@ -350,7 +343,7 @@ TEST(CpuPool, NestedWaitNeverPicksUpAnUnrelatedJob) {
     a_done.store(true, std::memory_order_release);
   });
 
-  ASSERT_TRUE(eventually([&] { return a_inside.load(std::memory_order_acquire); }));
+  ASSERT_TRUE(wait_until([&] { return a_inside.load(std::memory_order_acquire); }));
   for (int i = 0; i < b_jobs; ++i) {
     asio::post(pool.get_executor(), [&] {
       if (inside_a_nested_wait) b_in_a_wait.fetch_add(1, std::memory_order_relaxed);
@@ -359,7 +352,7 @@ TEST(CpuPool, NestedWaitNeverPicksUpAnUnrelatedJob) {
   }
   b_queued.store(true, std::memory_order_release);
 
-  ASSERT_TRUE(eventually([&] { return a_done.load() && b_ran.load() == b_jobs; }));
+  ASSERT_TRUE(wait_until([&] { return a_done.load() && b_ran.load() == b_jobs; }));
   EXPECT_EQ(a_iterations.load(), iterations);
   EXPECT_EQ(b_in_a_wait.load(), 0);
 }
@@ -388,7 +381,7 @@ TEST(CpuPool, MoreThan4096ThreadsThrowsInvalidArgument) {
   ferry::cpu_pool pool(1);
   std::promise<void> ran;
   asio::post(pool.get_executor(), [&] { ran.set_value(); });
-  EXPECT_EQ(ran.get_future().wait_for(kHangGuard), std::future_status::ready);
+  EXPECT_EQ(ran.get_future().wait_for(hang_guard), std::future_status::ready);
 }
 
 // --- admission bound ------------------------------------------------------------------------
@@ -405,7 +398,7 @@ TEST(CpuPool, AdmissionBoundAdmitsInFifoOrderOneAtATime) {
   EXPECT_EQ(pool.max_in_flight(), 1u);
 
   pool_access::submit_bounded(pool, &j0);
-  ASSERT_TRUE(eventually([&] { return j0.started.load(); }));
+  ASSERT_TRUE(wait_until([&] { return j0.started.load(); }));
   for (counting_job* j : {&j1, &j2, &j3, &j4}) pool_access::submit_bounded(pool, j);
 
   ferry::cpu_pool_stats s = pool.stats();
@@ -426,8 +419,8 @@ TEST(CpuPool, AdmissionBoundAdmitsInFifoOrderOneAtATime) {
   EXPECT_FALSE(j1.started.load());
 
   first_held.open();
-  ASSERT_TRUE(eventually([&] { return log.finished.load() == 4; }));
-  ASSERT_TRUE(eventually([&] { return pool.stats().completed == 5; }));
+  ASSERT_TRUE(wait_until([&] { return log.finished.load() == 4; }));
+  ASSERT_TRUE(wait_until([&] { return pool.stats().completed == 5; }));
   EXPECT_EQ(log.run_order(), (std::vector<int>{0, 1, 3, 4}));
   EXPECT_EQ(log.max_active.load(), 1);
   EXPECT_FALSE(j2.started.load());
@@ -450,7 +443,7 @@ TEST(CpuPool, AdmissionBoundHoldsUnderConcurrentSubmitters) {
     });
     for (int i = 0; i < per_thread; ++i) pool_access::submit_bounded(pool, jobs[i].get());
     other.join();
-    ASSERT_TRUE(eventually([&] { return pool.stats().completed == 2 * per_thread; }));
+    ASSERT_TRUE(wait_until([&] { return pool.stats().completed == 2 * per_thread; }));
     const ferry::cpu_pool_stats s = pool.stats();
     EXPECT_EQ(s.submitted, static_cast<std::uint64_t>(2 * per_thread));
     EXPECT_EQ(s.in_flight, 0u);
@@ -469,12 +462,12 @@ TEST(CpuPool, SubmitIgnoresTheAdmissionBound) {
   counting_job unbounded(log, 1);
   ferry::cpu_pool pool(2, /*max_in_flight=*/1);
   pool_access::submit_bounded(pool, &bounded);
-  ASSERT_TRUE(eventually([&] { return bounded.started.load(); }));
+  ASSERT_TRUE(wait_until([&] { return bounded.started.load(); }));
   pool_access::submit(pool, &unbounded);
-  const bool ran_while_slot_taken = eventually([&] { return log.finished.load() == 1; });
+  const bool ran_while_slot_taken = wait_until([&] { return log.finished.load() == 1; });
   held.open();
   EXPECT_TRUE(ran_while_slot_taken);
-  ASSERT_TRUE(eventually([&] { return log.finished.load() == 2; }));
+  ASSERT_TRUE(wait_until([&] { return log.finished.load() == 2; }));
   EXPECT_EQ(log.run_order(), (std::vector<int>{0, 1}));
 }
 
@@ -484,7 +477,7 @@ TEST(CpuPool, WithdrawOnAnUnboundedPoolReturnsFalseAndTheJobRuns) {
   ferry::cpu_pool pool(1);
   pool_access::submit_bounded(pool, &j);
   EXPECT_FALSE(pool_access::withdraw(pool, &j));
-  ASSERT_TRUE(eventually([&] { return log.finished.load() == 1; }));
+  ASSERT_TRUE(wait_until([&] { return log.finished.load() == 1; }));
   EXPECT_TRUE(j.started.load());
 }
 
@@ -541,7 +534,7 @@ TEST(CpuPool, StatsCountSubmittedAndCompletedJobs) {
     asio::post(pool.get_executor(), [&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
   }
   // `completed` is counted just after a job returns: wait for the pool to be quiescent.
-  ASSERT_TRUE(eventually([&] { return pool.stats().completed == n; }));
+  ASSERT_TRUE(wait_until([&] { return pool.stats().completed == n; }));
   const ferry::cpu_pool_stats s = pool.stats();
   EXPECT_EQ(ran.load(), n);
   EXPECT_EQ(s.submitted, static_cast<std::uint64_t>(n));

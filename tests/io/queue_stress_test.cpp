@@ -53,31 +53,6 @@ struct ledger {
   std::atomic<int> consumers_done{0};
 };
 
-asio::cancellation_type random_type(std::mt19937& rng) {
-  switch (rng() % 3) {
-    case 0:
-      return asio::cancellation_type::terminal;
-    case 1:
-      return asio::cancellation_type::partial;
-    default:
-      return asio::cancellation_type::total;
-  }
-}
-
-// Emits `type` on `signal` after `hops` trips through `ex` (the waiter's own strand).
-void cancel_later(asio::any_io_executor ex,
-                  std::shared_ptr<asio::cancellation_signal> signal,
-                  int hops,
-                  asio::cancellation_type type) {
-  asio::post(ex, [ex, signal = std::move(signal), hops, type]() mutable {
-    if (hops == 0) {
-      signal->emit(type);
-    } else {
-      cancel_later(ex, std::move(signal), hops - 1, type);
-    }
-  });
-}
-
 // g++ 12 at -O1 inlines Asio's coroutine frame allocation (aligned_alloc) into these coroutines
 // and then cannot match it with the frame's sized operator delete (which frees it correctly).
 #pragma GCC diagnostic push
@@ -102,7 +77,7 @@ ferry::task<void> producer(ferry::queue<item>& q,
         book.put_state[id] = put_ok;
       } else if (cancellable && mode <= 2) {
         auto signal = std::make_shared<asio::cancellation_signal>();
-        cancel_later(ex, signal, static_cast<int>(rng() % 4), random_type(rng));
+        ferry::test::emit_after(ex, signal, rng() % 4, ferry::test::random_cancellation_type(rng));
         item it{std::make_unique<std::uint64_t>(id)};
         auto [error] = co_await q.async_put(
             std::move(it),
@@ -158,7 +133,7 @@ ferry::task<void> consumer(ferry::queue<item>& q,
         record(q, book, *it);
       } else if (cancellable && mode <= 2) {
         auto signal = std::make_shared<asio::cancellation_signal>();
-        cancel_later(ex, signal, static_cast<int>(rng() % 4), random_type(rng));
+        ferry::test::emit_after(ex, signal, rng() % 4, ferry::test::random_cancellation_type(rng));
         auto [error, it] = co_await q.async_get(
             asio::bind_cancellation_slot(signal->slot(), asio::as_tuple(asio::use_awaitable)));
         if (!error) {

@@ -64,7 +64,7 @@ using test_limiter = ferry::basic_rate_limiter<manual_clock, manual_wait_traits>
 
 // Runs `io` until `pred` holds (60 s hang guard, never a timing assertion).
 bool run_until(asio::io_context& io, const std::function<bool()>& pred) {
-  const auto guard = std::chrono::steady_clock::now() + 60s;
+  const auto guard = std::chrono::steady_clock::now() + ferry::test::hang_guard;
   while (!pred()) {
     if (std::chrono::steady_clock::now() > guard) return false;
     io.run_one_for(10ms);

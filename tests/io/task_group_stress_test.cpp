@@ -351,7 +351,7 @@ class scenario {
   }
 
   ferry::task<void> wait_all_done() {
-    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    const auto deadline = std::chrono::steady_clock::now() + ferry::test::hang_guard;
     for (;;) {
       bool all = true;
       {

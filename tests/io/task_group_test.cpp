@@ -304,7 +304,7 @@ TEST(TaskGroup, CancellingTheJoinerCancelsEveryChildWaitsAndRethrowsTheCancellat
   io.poll();
   ASSERT_TRUE(a.started && b.started);
   signal.emit(asio::cancellation_type::terminal);
-  io.run_for(60s);
+  io.run_for(ferry::test::hang_guard);
   EXPECT_TRUE(aborted);
   EXPECT_TRUE(children_finished_at_throw);
   EXPECT_TRUE(a.aborted && b.aborted);
@@ -335,7 +335,7 @@ TEST(TaskGroup, FailuresTakePrecedenceOverTheJoinersCancellation) {
       asio::bind_cancellation_slot(signal.slot(), asio::detached));
   io.poll();
   signal.emit(asio::cancellation_type::terminal);
-  io.run_for(60s);
+  io.run_for(ferry::test::hang_guard);
   EXPECT_EQ(messages, std::vector<std::string>{"cleanup after cancel"});
 }
 
@@ -427,7 +427,7 @@ TEST(TaskGroup, DestructorCancelsTheChildrenWithoutBlocking) {
         finished_right_after_destructor = a.finished;  // the destructor did not wait
       },
       asio::detached);
-  io.run_for(60s);
+  io.run_for(ferry::test::hang_guard);
   EXPECT_TRUE(io.stopped());  // no work left: the children were cancelled and finished
   EXPECT_FALSE(finished_right_after_destructor);
   EXPECT_TRUE(a.started && a.finished && a.aborted);
@@ -491,7 +491,7 @@ TEST(TaskGroup, CancellationIsEmittedInTheChildsOwnContext) {
   // multi-threaded pool.
   asio::io_context io;
   auto work = asio::make_work_guard(io);
-  std::thread loop([&] { io.run_for(60s); });
+  std::thread loop([&] { io.run_for(ferry::test::hang_guard); });
   asio::thread_pool pool(2);
   auto strand = asio::make_strand(io);
   std::vector<std::unique_ptr<ferry::task_group>> groups;
@@ -542,7 +542,7 @@ TEST(TaskGroup, HandleCancelStopsOneChildOnly) {
 TEST(TaskGroup, SpawnIsThreadSafe) {
   asio::io_context io;
   auto work = asio::make_work_guard(io);
-  std::thread loop([&] { io.run_for(60s); });
+  std::thread loop([&] { io.run_for(ferry::test::hang_guard); });
   ferry::semaphore gate(0);
   ferry::task_group tg{io};
   std::atomic<int> ran{0};

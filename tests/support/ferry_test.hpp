@@ -60,9 +60,13 @@ inline std::string message_of(const std::exception_ptr& e) {
   return "";
 }
 
+/// How long any wait in the tests may last before the test fails instead of hanging (a hang
+/// guard, never a timing assertion: a correct test is done long before it).
+inline constexpr std::chrono::seconds hang_guard{60};
+
 /// Polls `pred` until it holds; false after `guard` (a hang guard, not a timing assertion).
 inline bool wait_until(const std::function<bool()>& pred,
-                       std::chrono::milliseconds guard = std::chrono::seconds(60)) {
+                       std::chrono::milliseconds guard = hang_guard) {
   const auto deadline = std::chrono::steady_clock::now() + guard;
   while (!pred()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
@@ -72,12 +76,12 @@ inline bool wait_until(const std::function<bool()>& pred,
 }
 
 /// A door that pool functions wait at until the test opens it. `wait` returns false only when
-/// the hang guard (60 s, not a timing assertion) ran out first.
+/// the hang guard (`hang_guard`) ran out first.
 class gate {
  public:
   bool wait() {
     std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, std::chrono::seconds(60), [&] { return open_; });
+    return cv_.wait_for(lock, hang_guard, [&] { return open_; });
   }
   void open() {
     std::lock_guard lock(mutex_);

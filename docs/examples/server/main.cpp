@@ -201,7 +201,7 @@ int main(int argc, char** argv) {
     ferry::runtime rt(ferry::runtime_options{.io_threads = o.io_threads,
                                              .cpu_threads = o.cpu_threads,
                                              .max_offloads_in_flight = o.server.max_offloads,
-                                             .cpu_nice = o.cpu_nice,
+                                             .cpu_nice_increment = o.cpu_nice,
                                              .slow_callback_threshold = o.slow_callback});
     ferry_server::server srv(rt, o.server);
     std::fprintf(stderr,

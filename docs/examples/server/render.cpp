@@ -186,9 +186,9 @@ std::string http_handler::stats_json() const {
     w.close();
     w.open("offloads");
     w.number("submitted", s.offloads.submitted);
-    w.number("completed", s.offloads.completed);
+    w.number("ran", s.offloads.ran);
     w.number("failed", s.offloads.failed);
-    w.number("cancelled_before_start", s.offloads.cancelled_before_start);
+    w.number("skipped", s.offloads.skipped);
     w.number("in_flight", s.offloads.in_flight);
     latency(w, "queue_wait_us", s.offloads.queue_wait);
     latency(w, "run_time_us", s.offloads.run_time);

@@ -97,17 +97,18 @@ struct runtime_options {
   std::size_t max_offloads_in_flight = 0;
   /// The longest a thread spins before it sleeps, on both sides of an offload: a pool worker
   /// waiting for its next job, and the loop waiting for a completion while offloads are in
-  /// flight (waking a sleeping thread costs ~20 µs; a spin picks the work up in well under
-  /// one). Adaptive: a spin that goes unrewarded halves the next one. 0 = never spin; at most
-  /// 10 ms (checked by the cpu_pool). An idle runtime does not spin.
+  /// flight (a spinning thread picks the work up far sooner than a sleeping one wakes;
+  /// docs/performance.md has the figures). Adaptive: a spin that goes unrewarded halves the next
+  /// one. 0 = never spin; at most 10 ms (checked by the cpu_pool). An idle runtime does not spin.
   std::chrono::nanoseconds spin = cpu_pool::default_spin;
-  /// How much lower than the loop's the cpu_pool workers' scheduling priority is (0..19; see
-  /// cpu_pool's `nice`). A latency setting for servers whose offloads saturate every core: the
-  /// loop gets a core as soon as a socket or timer wakes it, instead of when a worker's time
-  /// slice ends (milliseconds). It costs throughput when the loop wakes often (each wake-up
-  /// preempts a worker: -37% on W2, the 1 µs offload flood, on 2 cores), so it is off by
-  /// default; the example server sets 10. 0 = same priority.
-  int cpu_nice = 0;
+  /// How many nice levels the cpu_pool workers run below the thread that constructs the runtime,
+  /// which the io threads' scheduling also comes from (0..19: relative, added to that thread's
+  /// nice value; cpu_pool's `nice_increment`). A latency setting for servers whose offloads
+  /// saturate every core: the loop gets a core as soon as a socket or timer wakes it, instead of
+  /// when a worker's time slice ends. It costs throughput when the loop wakes often (each
+  /// wake-up preempts a worker; docs/performance.md has the figures), so it is off by default;
+  /// the example server sets 10. 0 = same priority.
+  int cpu_nice_increment = 0;
   /// The loop watchdog: when an io thread has not come back to the loop for longer than this
   /// — a handler blocked it (CPU work on the loop, a blocking call) — the stall is reported
   /// through `on_slow_callback`, once while it lasts (with the thread's stack) and once when it
@@ -140,15 +141,16 @@ struct runtime_options {
 };
 
 /// What the runtime's offloads did (its cpu_pool's jobs: `offload`, and work posted to the
-/// pool's executor).
+/// pool's executor). The words mean what they mean in every stats struct: a finished offload
+/// `ran` or was `skipped`, never both (`cpu_pool_stats::completed` = ran + skipped).
 struct offload_stats {
-  std::uint64_t submitted = 0;               ///< started
-  std::uint64_t completed = 0;               ///< f ran: returned or threw
-  std::uint64_t failed = 0;                  ///< of those, f threw
-  std::uint64_t cancelled_before_start = 0;  ///< f never ran
-  std::size_t in_flight = 0;                 ///< started, not yet done (waiting, queued, running)
-  histogram_snapshot queue_wait;             ///< start of the offload to f starting
-  histogram_snapshot run_time;               ///< f running, plus handing its result back
+  std::uint64_t submitted = 0;    ///< started
+  std::uint64_t ran = 0;          ///< done, and f ran: returned or threw
+  std::uint64_t failed = 0;       ///< of those, f threw
+  std::uint64_t skipped = 0;      ///< done, and f never ran (cancelled first)
+  std::size_t in_flight = 0;      ///< started, not yet done (waiting, queued, running)
+  histogram_snapshot queue_wait;  ///< start of the offload to f starting
+  histogram_snapshot run_time;    ///< f running, plus handing its result back
 };
 
 /// How the loop keeps up.

@@ -54,7 +54,7 @@ struct blocking_pool_stats {
   std::size_t idle_threads;  ///< Threads waiting for work.
   std::size_t queued;        ///< Jobs waiting for a thread.
   std::size_t peak_threads;  ///< Highest value `threads` has had.
-  std::uint64_t completed;   ///< Jobs whose `run` has returned.
+  std::uint64_t completed;   ///< Jobs that are done in any way (their `run` has returned).
 };
 
 /// Elastic threads for blocking calls; an Asio execution context.

@@ -17,12 +17,12 @@
 // costs the submitter nothing but a lock (no thread blocks). `withdraw` removes a waiting one.
 //
 // Hot hand-off: a worker that finishes a job while nothing is queued does not go straight back
-// to oneTBB (where it would soon sleep, and waking a sleeping thread costs ~20 µs): it spins for
-// a bounded, adaptive time on a slot of its own, and `submit` hands the next job straight into a
-// waiting worker's slot — one CAS, no oneTBB task, no wake-up. The spin lasts at most `spin`
-// (constructor), shrinks by half each time it ends without a job and doubles back each time one
-// arrives, and stops as soon as something is queued in the arena or the pool is destroyed. An
-// idle pool spins for nothing: only the end of a job starts a spin.
+// to oneTBB (where it would soon sleep, and a sleeping thread is slow to wake: see
+// docs/performance.md): it spins for a bounded, adaptive time on a slot of its own, and `submit`
+// hands the next job straight into a waiting worker's slot — one CAS, no oneTBB task, no wake-up.
+// The spin lasts at most `spin` (constructor), shrinks by half each time it ends without a job and
+// doubles back each time one arrives, and stops as soon as something is queued in the arena or the
+// pool is destroyed. An idle pool spins for nothing: only the end of a job starts a spin.
 //
 // Thread safety: distinct objects: safe. Shared objects: every member function is safe to call
 // concurrently, except the destructor.
@@ -31,8 +31,11 @@
 // keep it waiting), then destroys the arena. It must not be called from one of the pool's own
 // threads. A job is borrowed: the pool never copies or frees it.
 //
-// Complexity: `submit` is lock-free on ferry's side (one relaxed and one acq_rel atomic) plus
-// oneTBB's enqueue, which takes a task object from oneTBB's per-thread small-object pool.
+// Complexity: `submit` is lock-free on ferry's side: two relaxed counter increments, a
+// steady-clock read (for the queue-wait histogram) and a seq_cst load of the spinner count; then
+// either one CAS into a spinning worker's slot (no oneTBB task, no wake-up) or a seq_cst
+// increment plus oneTBB's enqueue, which takes a task object from oneTBB's per-thread
+// small-object pool.
 // `submit_bounded` adds one CAS while a slot is free; only a submission that finds every slot
 // taken takes the admission lock.
 #pragma once
@@ -61,8 +64,8 @@ struct cpu_pool_stats {
   std::size_t threads = 0;        ///< workers serving the arena
   std::size_t max_in_flight = 0;  ///< admission bound; 0 = unbounded
   std::uint64_t submitted = 0;    ///< jobs handed to the pool, bounded or not
-  std::uint64_t completed = 0;    ///< jobs that are done: ran, failed or skipped
-  std::uint64_t failed = 0;       ///< of those, jobs whose work threw (offload: f threw)
+  std::uint64_t completed = 0;    ///< jobs that are done in any way: their work ran, or skipped
+  std::uint64_t failed = 0;       ///< of those, jobs whose work ran and threw (offload: f threw)
   std::uint64_t skipped = 0;      ///< of those, jobs whose work never ran (cancelled first)
   std::uint64_t handed_off = 0;   ///< jobs handed straight to a spinning worker
   std::size_t in_flight = 0;      ///< admitted to the arena, not finished
@@ -81,8 +84,9 @@ class cpu_pool : public boost::asio::execution_context {
 
   /// Starts a pool of `threads` workers (0 = the number of cores this process may use).
   /// `max_in_flight` bounds `submit_bounded` (0 = unbounded). `spin`: see Hot hand-off (0 = off;
-  /// at most 10 ms). `nice` (0..19): how much lower than the creating thread's the workers'
-  /// scheduling priority is, so that a thread that must stay responsive — an event loop — gets
+  /// at most 10 ms). `nice_increment` (0..19): how many nice levels the workers run below the
+  /// creating thread — relative, added to that thread's nice value (capped at 19), as `nice(2)`'s
+  /// increment — so that a thread that must stay responsive — an event loop — gets
   /// a core at once when it wakes while the workers saturate every core (Linux: `setpriority`
   /// on each worker thread as it joins the arena; oneTBB's workers are shared by the whole
   /// process and a thread's priority cannot be raised back without privileges, so other arenas'
@@ -93,7 +97,7 @@ class cpu_pool : public boost::asio::execution_context {
   explicit cpu_pool(std::size_t threads = 0,
                     std::size_t max_in_flight = 0,
                     std::chrono::nanoseconds spin = default_spin,
-                    int nice = 0);
+                    int nice_increment = 0);
 
   /// Blocks until every submitted job has run; see Lifetime above.
   ~cpu_pool();
@@ -158,7 +162,7 @@ class cpu_pool : public boost::asio::execution_context {
   const std::size_t threads_;
   const std::size_t max_in_flight_;
   const std::int64_t spin_ns_;
-  const detail::thread_policy worker_policy_;  // the creating thread's, `nice` lower
+  const detail::thread_policy worker_policy_;  // the creating thread's, `nice_increment` lower
   tbb::task_arena arena_;
   std::unique_ptr<arena_observer> observer_;
   std::unique_ptr<worker_slot[]> slots_;  // one per arena slot (oneTBB's thread index)

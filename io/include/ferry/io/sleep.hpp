@@ -6,13 +6,16 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 
+#include "ferry/io/detail/deadline.hpp"
 #include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/task.hpp"
 
 namespace ferry {
 
 /// Suspends the calling coroutine for `d` (a zero or negative duration still suspends and
-/// resumes through the loop, like `asyncio.sleep(0)`).
+/// resumes through the loop, like `asyncio.sleep(0)`; a duration past the steady clock's range,
+/// `std::chrono::hours::max()` say, is saturated to its maximum — never overflowed — as in
+/// `timeout`: the sleep then ends only by cancellation).
 ///
 /// Resumes on: the calling coroutine's executor.
 /// Cancellation: what the calling coroutine's cancellation state lets through (Asio's default
@@ -22,7 +25,7 @@ namespace ferry {
 template <class Rep, class Period>
 task<void> sleep(std::chrono::duration<Rep, Period> d) {
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
-  timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
+  timer.expires_at(detail::deadline_after(detail::saturating_nanoseconds(d)));
   co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&,
                                        void(boost::system::error_code)>(
       detail::noted("sleep", [&timer](auto handler) { timer.async_wait(std::move(handler)); }),

@@ -61,6 +61,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ferry/io/detail/deadline.hpp"
 #include "ferry/io/detail/fan_op.hpp"
 #include "ferry/io/task.hpp"
 
@@ -74,16 +75,6 @@ inline std::string format_duration(std::chrono::nanoseconds d) {
   if (ns != 0 && ns % 1'000'000 == 0) return std::to_string(ns / 1'000'000) + "ms";
   if (ns != 0 && ns % 1'000 == 0) return std::to_string(ns / 1'000) + "us";
   return std::to_string(ns) + "ns";
-}
-
-/// `d` in nanoseconds, saturated instead of overflowing.
-template <class Rep, class Period>
-std::chrono::nanoseconds saturating_nanoseconds(std::chrono::duration<Rep, Period> d) {
-  using wide = std::chrono::duration<long double, std::nano>;
-  const wide w = std::chrono::duration_cast<wide>(d);
-  if (w >= wide(std::chrono::nanoseconds::max())) return std::chrono::nanoseconds::max();
-  if (w <= wide(std::chrono::nanoseconds::min())) return std::chrono::nanoseconds::min();
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(d);
 }
 
 }  // namespace detail

@@ -12,8 +12,8 @@
 //    executor gets the completion dispatched (an idle strand runs it inline, a strand busy on
 //    another io thread queues it in order); while offloads are in
 //    flight it keeps polling the stack for a bounded, adaptive time before it lets the loop
-//    sleep: a completion that lands during the spin is picked up in well under a microsecond
-//    instead of the ~20 µs it costs to wake a sleeping thread.
+//    sleep: a completion that lands during the spin is picked up at once instead of after a
+//    sleeping thread's wake-up (docs/performance.md has both figures).
 //
 // The spinner never holds the loop for long: it returns to the loop (posting itself again)
 // every `slice`, so timers, sockets and other handlers wait at most that long, and it stops

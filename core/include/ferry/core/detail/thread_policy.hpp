@@ -17,11 +17,12 @@ namespace ferry::detail {
 struct thread_policy {
   int policy = 0;        ///< SCHED_OTHER, SCHED_FIFO, ... (sched_getscheduler)
   int priority = 0;      ///< sched_priority (0 for the non-real-time policies)
-  int nice = 0;          ///< Linux: the thread's own nice value
+  int nice = 0;          ///< Linux: the thread's own nice value (absolute)
   std::uint64_t id = 0;  ///< distinct per recorded policy: a thread applies each one once
 
-  /// The calling thread's scheduling, with `extra_nice` added to its nice value (capped at 19).
-  static thread_policy of_this_thread(int extra_nice = 0) noexcept;
+  /// The calling thread's scheduling, with `nice_increment` added to its nice value (capped at
+  /// 19).
+  static thread_policy of_this_thread(int nice_increment = 0) noexcept;
 
   /// Gives the calling thread this scheduling, once per thread and policy (later calls with the
   /// same policy cost one thread-local read, so a program may still `chrt` a worker by hand).

@@ -46,14 +46,16 @@
 
 #include "ferry/io/detail/basic_op.hpp"
 #include "ferry/io/detail/child.hpp"
+#include "ferry/io/detail/deadline.hpp"
 #include "ferry/io/task.hpp"
 
 namespace ferry::detail {
 
 enum class fan_policy { settle, fail_fast, first_wins };
 
-/// Why the children were first asked to stop.
-enum class fan_cause { none, outer, failure, winner, deadline };
+/// Why the children were first asked to stop: the deadline (what timeout needs to know), or
+/// anything else — outer cancellation, a failure under fail_fast, a winner under first_wins.
+enum class fan_cause { none, deadline, other };
 
 /// What a Collect policy is told once every child has finished.
 struct fan_summary {
@@ -101,11 +103,11 @@ class fan_base : public child_owner, public std::enable_shared_from_this<fan_bas
       if (!has_winner_) {
         has_winner_ = true;
         summary_.winner = c.index;
-        if (policy_ == fan_policy::first_wins) stop_all_locked(fan_cause::winner);
+        if (policy_ == fan_policy::first_wins) stop_all_locked(fan_cause::other);
       }
       if (c.error && !summary_.first_error) {
         summary_.first_error = c.error;
-        if (policy_ == fan_policy::fail_fast) stop_all_locked(fan_cause::failure);
+        if (policy_ == fan_policy::fail_fast) stop_all_locked(fan_cause::other);
       }
       last = --outstanding_ == 0;
     }
@@ -214,17 +216,6 @@ class vector_children {
   std::unique_ptr<child<T>[]> children_;
 };
 
-/// The deadline of a timeout, saturated at the clock's maximum.
-inline std::chrono::steady_clock::time_point deadline_after(std::chrono::nanoseconds d) {
-  using clock = std::chrono::steady_clock;
-  const clock::time_point now = clock::now();
-  if (d <= std::chrono::nanoseconds::zero()) return now;
-  if (d >= std::chrono::duration_cast<std::chrono::nanoseconds>(clock::time_point::max() - now)) {
-    return clock::time_point::max();
-  }
-  return now + std::chrono::duration_cast<clock::duration>(d);
-}
-
 /// The templated operation: the handler, the children, the timer. Shared with the children
 /// while they run; the completion holds the last reference.
 template <class Handler, class Children, class Collect>
@@ -291,7 +282,7 @@ class fan_op final : public fan_base, public basic_op<fan_op<Handler, Children, 
       }
       // Forwards the caller's cancellation to the children.
       this->connect_cancellation([op = weak_from_this()] {
-        if (std::shared_ptr<fan_base> o = op.lock()) o->stop_children(fan_cause::outer);
+        if (std::shared_ptr<fan_base> o = op.lock()) o->stop_children(fan_cause::other);
       });
       if (deadline) {
         set_timeout(*deadline);
