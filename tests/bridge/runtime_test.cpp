@@ -460,9 +460,9 @@ TEST(Runtime, OptionsOwnedByAPoolAreCheckedByThatPool) {
       0u);
   EXPECT_EQ(message_of_bad({.blocking_threads = 0}),
             "ferry::blocking_pool: max_threads must be at least 1");
-  EXPECT_EQ(
-      message_of_bad({.cpu_nice_increment = 20}).rfind("ferry::cpu_pool: nice must be between 0 and 19", 0),
-      0u);
+  EXPECT_EQ(message_of_bad({.cpu_nice_increment = 20})
+                .rfind("ferry::cpu_pool: nice_increment must be between 0 and 19", 0),
+            0u);
 }
 
 // An exception that escapes a handler on the loop is written to stderr; the io thread goes back
