@@ -9,6 +9,12 @@ include_guard(GLOBAL)
 add_library(ferry_build_flags INTERFACE)
 
 target_compile_options(ferry_build_flags INTERFACE -Wall -Wextra -Wpedantic)
+# clang checks the locking annotations (base/include/ferry/detail/thread_annotations.hpp): with
+# -Werror (the dev-clang and asan-clang presets) an access to guarded state without its lock
+# fails the build.
+if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  target_compile_options(ferry_build_flags INTERFACE -Wthread-safety)
+endif()
 if(FERRY_WARNINGS_AS_ERRORS)
   target_compile_options(ferry_build_flags INTERFACE -Werror)
 endif()

@@ -350,13 +350,13 @@ void loop_monitor::start_watchdog() {
 
 void loop_monitor::stop() {
   {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     stopping_ = true;
   }
   cv_.notify_all();
   if (watchdog_.joinable()) watchdog_.join();
   {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     reporter_stopping_ = true;  // after the watchdog: it makes no report any more
   }
   reporter_cv_.notify_all();
@@ -370,7 +370,7 @@ void loop_monitor::fill(loop_stats& s) const {
 }
 
 std::vector<slow_callback_report> loop_monitor::recent() const {
-  std::lock_guard lock(mutex_);
+  detail::lock_guard lock(mutex_);
   return {recent_.begin(), recent_.end()};
 }
 
@@ -392,7 +392,7 @@ void loop_monitor::watch() {
   const auto tick = std::clamp(std::chrono::nanoseconds(threshold_ns_ / 4),
                                std::chrono::nanoseconds(std::chrono::milliseconds(1)),
                                std::chrono::nanoseconds(std::chrono::milliseconds(250)));
-  std::unique_lock lock(mutex_);
+  detail::unique_lock lock(mutex_);
   const std::int64_t start = now_ns();
   for (auto& s : states_) s.progress_ns = start;
   while (!stopping_) {
@@ -401,13 +401,13 @@ void loop_monitor::watch() {
     } else {
       watch_loop(lock, now_ns());
     }
-    cv_.wait_for(lock, tick, [this] { return stopping_; });
+    cv_.wait_for(lock.native(), tick, [this]() FERRY_REQUIRES(mutex_) { return stopping_; });
   }
 }
 
 // One io thread: the probe. states_[0].progress_ns is when the outstanding probe was posted
 // (0: none).
-void loop_monitor::watch_loop(std::unique_lock<std::mutex>& lock, std::int64_t now) {
+void loop_monitor::watch_loop(detail::unique_lock& lock, std::int64_t now) {
   watch_state& st = states_[0];
   io_thread_slot& slot = *slots_[0];
   if (slot.tid.load(std::memory_order_acquire) == 0) return;  // not started yet
@@ -430,7 +430,7 @@ void loop_monitor::watch_loop(std::unique_lock<std::mutex>& lock, std::int64_t n
 }
 
 // Several io threads: each one's handler count.
-void loop_monitor::watch_threads(std::unique_lock<std::mutex>& lock, std::int64_t now) {
+void loop_monitor::watch_threads(detail::unique_lock& lock, std::int64_t now) {
   for (std::size_t i = 0; i < slots_.size() && !stopping_; ++i) {
     io_thread_slot& slot = *slots_[i];
     watch_state& st = states_[i];
@@ -468,7 +468,7 @@ void loop_monitor::watch_threads(std::unique_lock<std::mutex>& lock, std::int64_
 }
 
 loop_monitor::captured_stack loop_monitor::capture(io_thread_slot& slot,
-                                                   std::unique_lock<std::mutex>& lock) {
+                                                   detail::unique_lock& lock) {
   captured_stack out;
   if (!capture_installed()) {
     out.note = "(no stack: the capture signal has another handler)";
@@ -508,9 +508,7 @@ loop_monitor::captured_stack loop_monitor::capture(io_thread_slot& slot,
 }
 
 // A stall of io thread `i` that began at `since_ns` and goes on: its stack, and the report.
-void loop_monitor::report_stall(std::size_t i,
-                                std::int64_t since_ns,
-                                std::unique_lock<std::mutex>& lock) {
+void loop_monitor::report_stall(std::size_t i, std::int64_t since_ns, detail::unique_lock& lock) {
   io_thread_slot& slot = *slots_[i];
   captured_stack stack = capture(slot, lock);
   slow_callbacks_.fetch_add(1, std::memory_order_relaxed);  // after the capture
@@ -541,9 +539,11 @@ void loop_monitor::enqueue(slow_callback_report r, std::size_t slot, captured_st
 // watchdog down. Delivers what is queued before it stops.
 void loop_monitor::report_loop() {
   std::vector<std::string> last_where(slots_.size());
-  std::unique_lock lock(mutex_);
+  detail::unique_lock lock(mutex_);
   for (;;) {
-    reporter_cv_.wait(lock, [this] { return reporter_stopping_ || !pending_.empty(); });
+    reporter_cv_.wait(lock.native(), [this]() FERRY_REQUIRES(mutex_) {
+      return reporter_stopping_ || !pending_.empty();
+    });
     if (pending_.empty()) return;  // stopping, nothing left
     pending_report p = std::move(pending_.front());
     pending_.pop_front();

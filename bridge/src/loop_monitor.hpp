@@ -37,6 +37,7 @@
 
 #include "ferry/bridge/runtime.hpp"
 #include "ferry/core/histogram.hpp"
+#include "ferry/detail/thread_annotations.hpp"
 
 namespace ferry::detail {
 
@@ -90,8 +91,8 @@ class loop_monitor {
  private:
   void arm_lag_probe();
   void watch();
-  void watch_loop(std::unique_lock<std::mutex>& lock, std::int64_t now);
-  void watch_threads(std::unique_lock<std::mutex>& lock, std::int64_t now);
+  void watch_loop(detail::unique_lock& lock, std::int64_t now) FERRY_REQUIRES(mutex_);
+  void watch_threads(detail::unique_lock& lock, std::int64_t now) FERRY_REQUIRES(mutex_);
   struct captured_stack {
     std::vector<void*> frames;
     std::string note;  // why there are no frames
@@ -101,11 +102,15 @@ class loop_monitor {
     std::size_t slot = 0;
     captured_stack stack;  // ongoing reports
   };
-  captured_stack capture(io_thread_slot& slot, std::unique_lock<std::mutex>& lock);
-  void enqueue(slow_callback_report r, std::size_t slot, captured_stack stack);
+  // Not analysed: it unlocks and relocks the caller's lock through a reference.
+  captured_stack capture(io_thread_slot& slot, detail::unique_lock& lock)
+      FERRY_REQUIRES(mutex_) FERRY_NO_THREAD_SAFETY_ANALYSIS;
+  void enqueue(slow_callback_report r, std::size_t slot, captured_stack stack)
+      FERRY_REQUIRES(mutex_);
   void report_loop();
-  void report_stall(std::size_t i, std::int64_t since_ns, std::unique_lock<std::mutex>& lock);
-  void report_stall_ended(std::size_t i, std::int64_t stall_ns);
+  void report_stall(std::size_t i, std::int64_t since_ns, detail::unique_lock& lock)
+      FERRY_REQUIRES(mutex_);
+  void report_stall_ended(std::size_t i, std::int64_t stall_ns) FERRY_REQUIRES(mutex_);
 
   // Per-thread watchdog state (watchdog thread only).
   struct watch_state {
@@ -130,13 +135,14 @@ class loop_monitor {
   std::deque<std::int64_t> captures_ns_;  // the last captures (rate limit)
   std::thread watchdog_;
   std::thread reporter_;
-  mutable std::mutex mutex_;
-  std::condition_variable cv_;               // wakes the watchdog (stopping_)
-  std::condition_variable reporter_cv_;      // wakes the reporter (pending_, stopping_)
-  bool stopping_ = false;                    // the watchdog stops
-  bool reporter_stopping_ = false;           // the reporter stops once pending_ is empty
-  std::deque<pending_report> pending_;       // guarded by mutex_
-  std::deque<slow_callback_report> recent_;  // guarded by mutex_
+  mutable detail::mutex mutex_;
+  std::condition_variable cv_;                      // wakes the watchdog (stopping_)
+  std::condition_variable reporter_cv_;             // wakes the reporter (pending_, stopping_)
+  bool stopping_ FERRY_GUARDED_BY(mutex_) = false;  // the watchdog stops
+  // the reporter stops once pending_ is empty
+  bool reporter_stopping_ FERRY_GUARDED_BY(mutex_) = false;
+  std::deque<pending_report> pending_ FERRY_GUARDED_BY(mutex_);
+  std::deque<slow_callback_report> recent_ FERRY_GUARDED_BY(mutex_);
   std::atomic<std::int64_t> probe_ran_ns_{0};
   std::atomic<std::uint64_t> slow_callbacks_{0};
   std::atomic<std::int64_t> longest_stall_ns_{0};

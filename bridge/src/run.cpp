@@ -32,7 +32,7 @@ boost::asio::any_io_executor runtime::begin_run(const std::shared_ptr<run_state>
         "ferry::runtime::run called from one of the runtime's own io threads (it would wait "
         "for itself); co_await the task instead");
   }
-  std::lock_guard lock(run_mutex_);
+  detail::lock_guard lock(run_mutex_);
   if (active_run_) throw std::logic_error("ferry::runtime::run: another run is in progress");
   active_run_ = state;
   active_executor_ = boost::asio::any_io_executor();
@@ -61,7 +61,7 @@ boost::asio::any_io_executor runtime::begin_run(const std::shared_ptr<run_state>
 }
 
 void runtime::publish_run(const boost::asio::any_io_executor& ex) {
-  std::lock_guard lock(run_mutex_);
+  detail::lock_guard lock(run_mutex_);
   active_executor_ = ex;
   if (stop_requested_early_) {
     stop_requested_early_ = false;
@@ -70,7 +70,7 @@ void runtime::publish_run(const boost::asio::any_io_executor& ex) {
 }
 
 void runtime::finish_run(run_state& state, std::exception_ptr error) {
-  std::lock_guard lock(state.mutex);
+  detail::lock_guard lock(state.mutex);
   state.error = std::move(error);
   state.done = true;
   state.cv.notify_all();
@@ -78,12 +78,12 @@ void runtime::finish_run(run_state& state, std::exception_ptr error) {
 
 void runtime::end_run(run_state& state) {
   {
-    std::unique_lock lock(state.mutex);
-    state.cv.wait(lock, [&] { return state.done; });
+    detail::unique_lock lock(state.mutex);
+    state.cv.wait(lock.native(), [&]() FERRY_REQUIRES(state.mutex) { return state.done; });
   }
   std::shared_ptr<detail::run_signals> signals;
   {
-    std::lock_guard lock(run_mutex_);
+    detail::lock_guard lock(run_mutex_);
     active_run_.reset();
     active_executor_ = boost::asio::any_io_executor();
     signals = std::move(impl_->signals);
@@ -107,7 +107,7 @@ void runtime::end_run(run_state& state) {
 }
 
 void runtime::request_stop() {
-  std::lock_guard lock(run_mutex_);
+  detail::lock_guard lock(run_mutex_);
   if (!active_run_) return;
   if (!active_executor_) {
     stop_requested_early_ = true;  // main is being started: publish_run delivers it

@@ -82,7 +82,7 @@ struct tree {
 std::string runtime::dump_tasks() const {
   std::shared_ptr<run_state> run;
   {
-    std::lock_guard lock(run_mutex_);
+    detail::lock_guard lock(run_mutex_);
     run = active_run_;
   }
   tree t;

@@ -57,7 +57,7 @@ blocking_pool::blocking_pool(std::size_t max_threads, std::chrono::milliseconds 
 blocking_pool::~blocking_pool() {
   std::list<worker> dead;
   {
-    std::unique_lock lock(mutex_);
+    detail::unique_lock lock(mutex_);
     stopping_ = true;
     while (worker* w = idle_head_) {
       remove_idle(w);
@@ -65,7 +65,8 @@ blocking_pool::~blocking_pool() {
     }
     for (;;) {
       // Threads keep running the queue until it is empty; jobs they run may submit more.
-      all_retired_.wait(lock, [this] { return workers_.empty(); });
+      all_retired_.wait(lock.native(),
+                        [this]() FERRY_REQUIRES(mutex_) { return workers_.empty(); });
       // Jobs can be left queued with no thread only after a thread failed to start: run them
       // here rather than lose them.
       detail::job* j = pop_front();
@@ -91,7 +92,7 @@ blocking_pool::executor_type blocking_pool::get_executor() noexcept {
 bool blocking_pool::running_in_this_thread() const noexcept { return current_pool == this; }
 
 blocking_pool_stats blocking_pool::stats() const {
-  std::lock_guard lock(mutex_);
+  detail::lock_guard lock(mutex_);
   return blocking_pool_stats{threads_, idle_, queued_, peak_, completed_};
 }
 
@@ -99,7 +100,7 @@ void blocking_pool::submit(detail::job* j) {
   std::list<worker> dead;
   worker* fresh = nullptr;
   {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     if (worker* w = idle_head_) {
       remove_idle(w);
       w->assigned = j;
@@ -129,13 +130,13 @@ void blocking_pool::start_thread(worker* w) {
     on_start_failure(w);  // rethrows when the job could not be kept
     return;
   }
-  std::lock_guard lock(mutex_);
+  detail::lock_guard lock(mutex_);
   w->thread = std::move(t);
   if (w->exited) retire(w);  // it finished before we got here; nobody else could retire it
 }
 
 void blocking_pool::on_start_failure(worker* w) {
-  std::unique_lock lock(mutex_);
+  detail::unique_lock lock(mutex_);
   detail::job* j = std::exchange(w->assigned, nullptr);
   --threads_;
   workers_.erase(w->self);
@@ -160,7 +161,7 @@ void blocking_pool::worker_loop(worker* w) noexcept {
   // Not the scheduling of the thread that submitted (a loop at SCHED_FIFO, say): the pool's.
   thread_policy_.apply_to_this_thread();
   current_pool = this;
-  std::unique_lock lock(mutex_);
+  detail::unique_lock lock(mutex_);
   ++running_;
   bool timed_out = false;
   for (;;) {
@@ -177,7 +178,7 @@ void blocking_pool::worker_loop(worker* w) noexcept {
     if (stopping_ || timed_out) break;
     push_idle(w);
     const auto deadline = std::chrono::steady_clock::now() + idle_timeout_;
-    if (!w->wake.wait_until(lock, deadline, [w] { return !w->idle; })) {
+    if (!w->wake.wait_until(lock.native(), deadline, [w] { return !w->idle; })) {
       remove_idle(w);
       timed_out = true;  // look at the queue once more, then exit
     }

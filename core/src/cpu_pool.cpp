@@ -12,6 +12,8 @@
 #include <string>
 #include <thread>
 
+#include "ferry/detail/thread_annotations.hpp"
+
 #if defined(__linux__)
 #include <pthread.h>
 #endif
@@ -38,13 +40,13 @@ class worker_budget {
   }
 
   void add(std::size_t threads) {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     total_ += threads;
     resize();
   }
 
   void remove(std::size_t threads) {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     total_ -= threads;
     if (total_ == 0) {
       // No pool left: stop constraining oneTBB (global_control values combine by minimum, so
@@ -57,7 +59,7 @@ class worker_budget {
   }
 
  private:
-  void resize() {
+  void resize() FERRY_REQUIRES(mutex_) {
     // max_allowed_parallelism counts one slot for an external thread: workers = value - 1.
     const std::size_t floor = static_cast<std::size_t>(tbb::info::default_concurrency());
     const std::size_t value = std::max(total_ + 1, floor);
@@ -68,10 +70,10 @@ class worker_budget {
     value_ = value;
   }
 
-  std::mutex mutex_;
-  std::size_t total_ = 0;
-  std::size_t value_ = 0;
-  std::unique_ptr<tbb::global_control> control_;
+  detail::mutex mutex_;
+  std::size_t total_ FERRY_GUARDED_BY(mutex_) = 0;
+  std::size_t value_ FERRY_GUARDED_BY(mutex_) = 0;
+  std::unique_ptr<tbb::global_control> control_ FERRY_GUARDED_BY(mutex_);
 };
 
 std::size_t resolve_threads(std::size_t threads) {
@@ -245,7 +247,7 @@ void cpu_pool::submit_bounded(detail::job* j) {
     return;
   }
   {
-    std::lock_guard lock(admission_mutex_);
+    detail::lock_guard lock(admission_mutex_);
     j->prev_ = waiters_.prev_;
     j->next_ = &waiters_;
     waiters_.prev_->next_ = j;
@@ -278,7 +280,7 @@ bool cpu_pool::try_submit_bounded(detail::job* j) {
 bool cpu_pool::withdraw(detail::job* j) noexcept {
   if (max_in_flight_ == 0) return false;
   {
-    std::lock_guard lock(admission_mutex_);
+    detail::lock_guard lock(admission_mutex_);
     if (j->next_ == nullptr) return false;  // admitted already
     unlink(j);
     waiting_.fetch_sub(1, std::memory_order_seq_cst);
@@ -305,7 +307,7 @@ void cpu_pool::admit_waiters() noexcept {
   while (waiting_.load(std::memory_order_seq_cst) != 0 && try_take_slot()) {
     detail::job* j = nullptr;
     {
-      std::lock_guard lock(admission_mutex_);
+      detail::lock_guard lock(admission_mutex_);
       if (waiters_.next_ != &waiters_) {
         j = waiters_.next_;
         unlink(j);

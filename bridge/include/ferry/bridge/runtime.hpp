@@ -56,6 +56,7 @@
 #include "ferry/core/blocking_pool.hpp"
 #include "ferry/core/cpu_pool.hpp"
 #include "ferry/core/histogram.hpp"
+#include "ferry/detail/thread_annotations.hpp"
 #include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/task.hpp"
 
@@ -225,10 +226,10 @@ class runtime {
   // The part of `run` that does not depend on T. Shared with the posts that cancel main, so a
   // late request_stop never touches a finished run.
   struct run_state {
-    std::mutex mutex;
+    detail::mutex mutex;
     std::condition_variable cv;
-    bool done = false;
-    std::exception_ptr error;
+    bool done FERRY_GUARDED_BY(mutex) = false;
+    std::exception_ptr error;  // written under `mutex` before `done`, read once `done` is seen
     boost::asio::cancellation_signal cancel;
     detail::task_node main_task;  // what dump_tasks shows of main
   };
@@ -239,7 +240,7 @@ class runtime {
 
   boost::asio::any_io_executor begin_run(const std::shared_ptr<run_state>& state);
   void publish_run(const boost::asio::any_io_executor& ex);
-  void post_stop_locked();
+  void post_stop_locked() FERRY_REQUIRES(run_mutex_);
   void end_run(run_state& state);
   static void finish_run(run_state& state, std::exception_ptr error);
   void io_thread_main(std::size_t index);
@@ -258,10 +259,12 @@ class runtime {
   std::optional<boost::asio::executor_work_guard<executor_type>> work_;
   std::vector<std::thread> threads_;
 
-  mutable std::mutex run_mutex_;
-  std::shared_ptr<run_state> active_run_;
-  boost::asio::any_io_executor active_executor_;  // empty until main has been started
-  bool stop_requested_early_ = false;             // request_stop before main was started
+  mutable detail::mutex run_mutex_;
+  std::shared_ptr<run_state> active_run_ FERRY_GUARDED_BY(run_mutex_);
+  // empty until main has been started
+  boost::asio::any_io_executor active_executor_ FERRY_GUARDED_BY(run_mutex_);
+  // request_stop before main was started
+  bool stop_requested_early_ FERRY_GUARDED_BY(run_mutex_) = false;
 };
 
 template <class T>

@@ -45,6 +45,7 @@
 #include "ferry/core/detail/pool_access.hpp"
 #include "ferry/core/detail/pool_executor.hpp"
 #include "ferry/core/detail/thread_policy.hpp"
+#include "ferry/detail/thread_annotations.hpp"
 
 namespace ferry {
 
@@ -105,33 +106,36 @@ class blocking_pool : public boost::asio::execution_context {
   void worker_loop(worker* w) noexcept;
   void start_thread(worker* w);
   void on_start_failure(worker* w);
-  void retire(worker* w);
+  void retire(worker* w) FERRY_REQUIRES(mutex_);
 
-  void push_back(detail::job* j) noexcept;
-  void push_front(detail::job* j) noexcept;
-  detail::job* pop_front() noexcept;
-  void push_idle(worker* w) noexcept;
-  void remove_idle(worker* w) noexcept;
+  void push_back(detail::job* j) noexcept FERRY_REQUIRES(mutex_);
+  void push_front(detail::job* j) noexcept FERRY_REQUIRES(mutex_);
+  detail::job* pop_front() noexcept FERRY_REQUIRES(mutex_);
+  void push_idle(worker* w) noexcept FERRY_REQUIRES(mutex_);
+  void remove_idle(worker* w) noexcept FERRY_REQUIRES(mutex_);
 
   const std::size_t max_threads_;
   const std::chrono::milliseconds idle_timeout_;
   const detail::thread_policy thread_policy_;  // the creating thread's (thread_policy.hpp)
 
-  mutable std::mutex mutex_;
+  mutable detail::mutex mutex_;
   // Everything below is guarded by mutex_.
   std::condition_variable all_retired_;  // signalled when workers_ becomes empty
-  std::list<worker> workers_;            // threads reserved or running (nodes never move)
-  std::list<worker> zombies_;            // threads that have exited, still to be joined
-  worker* idle_head_ = nullptr;          // LIFO stack of idle threads (intrusive)
-  detail::job* head_ = nullptr;          // FIFO queue of jobs waiting for a thread
-  detail::job* tail_ = nullptr;
-  std::size_t queued_ = 0;
-  std::size_t threads_ = 0;  // reserved and not yet exited
-  std::size_t running_ = 0;  // inside worker_loop and not yet decided to exit
-  std::size_t idle_ = 0;
-  std::size_t peak_ = 0;
-  std::uint64_t completed_ = 0;
-  bool stopping_ = false;
+  // threads reserved or running (nodes never move)
+  std::list<worker> workers_ FERRY_GUARDED_BY(mutex_);
+  // threads that have exited, still to be joined
+  std::list<worker> zombies_ FERRY_GUARDED_BY(mutex_);
+  worker* idle_head_ FERRY_GUARDED_BY(mutex_) = nullptr;  // LIFO stack of idle threads (intrusive)
+  detail::job* head_ FERRY_GUARDED_BY(mutex_) = nullptr;  // FIFO queue of jobs waiting for a thread
+  detail::job* tail_ FERRY_GUARDED_BY(mutex_) = nullptr;
+  std::size_t queued_ FERRY_GUARDED_BY(mutex_) = 0;
+  std::size_t threads_ FERRY_GUARDED_BY(mutex_) = 0;  // reserved and not yet exited
+  // inside worker_loop and not yet decided to exit
+  std::size_t running_ FERRY_GUARDED_BY(mutex_) = 0;
+  std::size_t idle_ FERRY_GUARDED_BY(mutex_) = 0;
+  std::size_t peak_ FERRY_GUARDED_BY(mutex_) = 0;
+  std::uint64_t completed_ FERRY_GUARDED_BY(mutex_) = 0;
+  bool stopping_ FERRY_GUARDED_BY(mutex_) = false;
 };
 
 }  // namespace ferry

@@ -55,6 +55,7 @@
 #include "ferry/core/detail/pool_executor.hpp"
 #include "ferry/core/detail/thread_policy.hpp"
 #include "ferry/core/histogram.hpp"
+#include "ferry/detail/thread_annotations.hpp"
 
 namespace ferry {
 
@@ -183,8 +184,8 @@ class cpu_pool : public boost::asio::execution_context {
   // Admission (used only when max_in_flight_ > 0).
   alignas(64) std::atomic<std::size_t> in_flight_{0};
   std::atomic<std::size_t> waiting_{0};
-  std::mutex admission_mutex_;
-  detail::job waiters_{nullptr};  // sentinel of a circular list
+  detail::mutex admission_mutex_;
+  detail::job waiters_ FERRY_GUARDED_BY(admission_mutex_){nullptr};  // sentinel of a circular list
 };
 
 }  // namespace ferry

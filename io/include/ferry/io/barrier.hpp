@@ -43,6 +43,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "ferry/detail/thread_annotations.hpp"
 #include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/task.hpp"
@@ -57,7 +58,7 @@ class barrier {
   }
 
   ~barrier() {
-    std::unique_lock lock(state_);
+    detail::unique_lock lock(mutex_);
     waiters_.fail_all(lock, detail::operation_aborted());
   }
 
@@ -73,8 +74,8 @@ class barrier {
         "barrier::arrive_and_wait",
         [this](auto handler) {
           auto* w = detail::make_waiter<std::size_t>(
-              std::move(handler), state_, waiters_, {}, &barrier::on_cancel, this);
-          std::unique_lock lock(state_);
+              std::move(handler), mutex_, &waiters_, {}, &barrier::on_cancel, this);
+          detail::unique_lock lock(mutex_);
           if (arrived_ + 1 == parties_) {
             std::size_t index = trip();
             lock.unlock();
@@ -99,30 +100,33 @@ class barrier {
 
   /// Arrivals waiting in the current phase (a snapshot).
   std::size_t waiting() const {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     return arrived_;
   }
 
   /// How many times the barrier has tripped (a snapshot).
   std::uint64_t phase() const {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     return phase_;
   }
 
  private:
-  // A cancelled waiter, already unlinked under `state_`, no longer counts as arrived.
-  static void on_cancel(void* self) noexcept { --static_cast<barrier*>(self)->arrived_; }
+  // A cancelled waiter, already unlinked under `mutex_`, no longer counts as arrived. Not
+  // analysed: wait_op::cancel calls it through a pointer, with the lock held.
+  static void on_cancel(void* self) noexcept FERRY_NO_THREAD_SAFETY_ANALYSIS {
+    --static_cast<barrier*>(self)->arrived_;
+  }
 
   // The fast path: trips the barrier when the caller's arrival is the last one of the phase.
   std::optional<std::size_t> try_trip() {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     if (arrived_ + 1 != parties_) return std::nullopt;
     return trip();
   }
 
-  // Under `state_`, for the arrival that completes the phase: releases the waiters in FIFO
+  // Under `mutex_`, for the arrival that completes the phase: releases the waiters in FIFO
   // order with indices 0, 1, ... and returns the tripping arrival's index.
-  std::size_t trip() {
+  std::size_t trip() FERRY_REQUIRES(mutex_) {
     std::size_t index = 0;
     while (auto* w = waiters_.pop_front()) w->grant(index++);  // posts; safe under the lock
     arrived_ = 0;
@@ -131,10 +135,11 @@ class barrier {
   }
 
   const std::size_t parties_;
-  mutable std::mutex state_;
-  std::size_t arrived_ = 0;  // waiters of the current phase (the cancel hook keeps it exact)
-  std::uint64_t phase_ = 0;
-  detail::waiter_list<std::size_t> waiters_;
+  mutable detail::mutex mutex_;
+  // waiters of the current phase (the cancel hook keeps it exact)
+  std::size_t arrived_ FERRY_GUARDED_BY(mutex_) = 0;
+  std::uint64_t phase_ FERRY_GUARDED_BY(mutex_) = 0;
+  detail::waiter_list<std::size_t> waiters_ FERRY_GUARDED_BY(mutex_);
 };
 
 }  // namespace ferry

@@ -70,6 +70,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "ferry/detail/thread_annotations.hpp"
 #include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/mutex.hpp"
@@ -167,13 +168,13 @@ class condition_wait_handler : public condition_handler_base<Handler> {
 class condition {
  public:
   /// A condition with a mutex of its own.
-  condition() : mutex_(&owned_.emplace()) {}
+  condition() : user_mutex_(&owned_.emplace()) {}
 
   /// A condition over `m`, which must outlive it.
-  explicit condition(ferry::mutex& m) noexcept : mutex_(&m) {}
+  explicit condition(ferry::mutex& m) noexcept : user_mutex_(&m) {}
 
   ~condition() {
-    std::unique_lock lock(state_);
+    detail::unique_lock lock(mutex_);
     if (owned_) {
       while (auto* w = waiters_.pop_front()) w->grant(detail::condition_wake::destroyed);
     } else {
@@ -185,10 +186,10 @@ class condition {
   condition& operator=(const condition&) = delete;
 
   /// The mutex the condition's waits release and reacquire.
-  ferry::mutex& mutex() noexcept { return *mutex_; }
+  ferry::mutex& mutex() noexcept { return *user_mutex_; }
 
   /// Locks the condition's mutex: `co_await cv.lock()` is `co_await cv.mutex().lock()`.
-  task<ferry::mutex::guard> lock() { return mutex_->lock(); }
+  task<ferry::mutex::guard> lock() { return user_mutex_->lock(); }
 
   /// The underlying asynchronous operation, for any completion token. Signature
   /// `void(std::exception_ptr)`. Releases `guard`'s mutex, waits for a notification and
@@ -203,9 +204,9 @@ class condition {
         [this, &guard](auto handler) {
           using wait_handler = detail::condition_wait_handler<decltype(handler)>;
           auto* w = detail::make_waiter<detail::condition_wake>(
-              wait_handler(std::move(handler), *mutex_, guard), state_, waiters_);
+              wait_handler(std::move(handler), *user_mutex_, guard), mutex_, &waiters_);
           {
-            std::lock_guard lock(state_);
+            detail::lock_guard lock(mutex_);
             waiters_.push_back(w);  // queued before the mutex is released: no missed notify
           }
           guard.unlock();
@@ -231,7 +232,7 @@ class condition {
 
   /// Wakes the `n` oldest waiters (fewer if fewer wait).
   void notify(std::size_t n = 1) {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     for (; n > 0; --n) {
       auto* w = waiters_.pop_front();
       if (w == nullptr) break;
@@ -244,13 +245,13 @@ class condition {
 
   /// Coroutines waiting for a notification now (a snapshot; not those reacquiring the mutex).
   std::size_t waiting() const {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     return waiters_.size();
   }
 
  private:
   void check(const ferry::mutex::guard& guard) const {
-    if (guard.mutex() != mutex_) {
+    if (guard.mutex() != user_mutex_) {
       throw std::invalid_argument(
           guard.owns_lock()
               ? "ferry::condition::wait: the guard holds another mutex than the condition's"
@@ -259,9 +260,9 @@ class condition {
   }
 
   std::optional<ferry::mutex> owned_;
-  ferry::mutex* mutex_;
-  mutable std::mutex state_;
-  detail::waiter_list<detail::condition_wake> waiters_;
+  ferry::mutex* user_mutex_;
+  mutable detail::mutex mutex_;
+  detail::waiter_list<detail::condition_wake> waiters_ FERRY_GUARDED_BY(mutex_);
 };
 
 }  // namespace ferry

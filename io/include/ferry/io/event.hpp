@@ -34,6 +34,7 @@
 #include <mutex>
 #include <utility>
 
+#include "ferry/detail/thread_annotations.hpp"
 #include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/task.hpp"
@@ -46,7 +47,7 @@ class event {
   event() noexcept = default;
 
   ~event() {
-    std::unique_lock lock(state_);
+    detail::unique_lock lock(mutex_);
     waiters_.fail_all(lock, detail::operation_aborted());
   }
 
@@ -60,8 +61,8 @@ class event {
     return detail::noted_initiate<Token, void(std::exception_ptr)>(
         "event::wait",
         [this](auto handler) {
-          auto* w = detail::make_waiter<void>(std::move(handler), state_, waiters_);
-          std::unique_lock lock(state_);
+          auto* w = detail::make_waiter<void>(std::move(handler), mutex_, &waiters_);
+          detail::unique_lock lock(mutex_);
           if (set_) {
             lock.unlock();
             w->grant({});
@@ -79,33 +80,33 @@ class event {
 
   /// Sets the event and wakes every current waiter (no-op for the flag when already set).
   void set() {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     set_ = true;
     while (auto* w = waiters_.pop_front()) w->grant({});  // posts; safe under the lock
   }
 
   /// Clears the event: later `wait`s suspend until the next `set`.
   void clear() {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     set_ = false;
   }
 
   /// Whether the event is set now (a snapshot).
   bool is_set() const {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     return set_;
   }
 
   /// Coroutines waiting now (a snapshot).
   std::size_t waiting() const {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     return waiters_.size();
   }
 
  private:
-  mutable std::mutex state_;
-  bool set_ = false;
-  detail::waiter_list<void> waiters_;
+  mutable detail::mutex mutex_;
+  bool set_ FERRY_GUARDED_BY(mutex_) = false;
+  detail::waiter_list<void> waiters_ FERRY_GUARDED_BY(mutex_);
 };
 
 }  // namespace ferry

@@ -43,6 +43,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "ferry/detail/thread_annotations.hpp"
 #include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/task.hpp"
@@ -87,7 +88,7 @@ class mutex {
   mutex() noexcept = default;
 
   ~mutex() {
-    std::unique_lock lock(state_);
+    detail::unique_lock lock(mutex_);
     waiters_.fail_all(lock, detail::operation_aborted());
   }
 
@@ -102,8 +103,8 @@ class mutex {
     return detail::noted_initiate<Token, void(std::exception_ptr)>(
         "mutex::lock",
         [this](auto handler) {
-          auto* w = detail::make_waiter<void>(std::move(handler), state_, waiters_);
-          std::unique_lock lock(state_);
+          auto* w = detail::make_waiter<void>(std::move(handler), mutex_, &waiters_);
+          detail::unique_lock lock(mutex_);
           if (!locked_) {  // free implies nobody waits: unlock hands over to a waiter
             locked_ = true;
             lock.unlock();
@@ -123,7 +124,7 @@ class mutex {
 
   /// Locks if the mutex is free (then nobody waits either); the caller must `unlock()`.
   bool try_lock() noexcept {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     if (locked_) return false;
     locked_ = true;
     return true;
@@ -132,32 +133,32 @@ class mutex {
   /// Unlocks: ownership goes to the oldest waiter, or the mutex becomes free. Any thread may
   /// call it on behalf of the owner. Throws std::logic_error when the mutex is not locked.
   void unlock() {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     if (!locked_) throw std::logic_error("ferry::mutex::unlock: the mutex is not locked");
     hand_over();
   }
 
   /// Whether the mutex is locked now (a snapshot).
   bool locked() const {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     return locked_;
   }
 
   /// Coroutines waiting now (a snapshot).
   std::size_t waiting() const {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     return waiters_.size();
   }
 
  private:
   // A guard always owns the lock it unlocks.
   void unlock_owned() noexcept {
-    std::lock_guard lock(state_);
+    detail::lock_guard lock(mutex_);
     hand_over();
   }
 
-  // Under `state_`, with the mutex locked.
-  void hand_over() noexcept {
+  // Under `mutex_`, with the mutex locked.
+  void hand_over() noexcept FERRY_REQUIRES(mutex_) {
     if (auto* w = waiters_.pop_front()) {
       w->grant({});  // stays locked: the waiter owns it now (grant posts; safe under the lock)
     } else {
@@ -165,9 +166,9 @@ class mutex {
     }
   }
 
-  mutable std::mutex state_;
-  bool locked_ = false;
-  detail::waiter_list<void> waiters_;
+  mutable detail::mutex mutex_;
+  bool locked_ FERRY_GUARDED_BY(mutex_) = false;
+  detail::waiter_list<void> waiters_ FERRY_GUARDED_BY(mutex_);
 };
 
 }  // namespace ferry

@@ -62,6 +62,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "ferry/detail/thread_annotations.hpp"
 #include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/task.hpp"
@@ -91,11 +92,15 @@ class queue {
   }
 
   ~queue() {
-    std::unique_lock lock(mutex_);
-    getters_.fail_all(lock, detail::operation_aborted());
-    lock.lock();
-    putters_.fail_all(lock, detail::operation_aborted());
-    lock.lock();
+    {
+      detail::unique_lock lock(mutex_);
+      getters_.fail_all(lock, detail::operation_aborted());
+    }
+    {
+      detail::unique_lock lock(mutex_);
+      putters_.fail_all(lock, detail::operation_aborted());
+    }
+    detail::unique_lock lock(mutex_);
     joiners_.fail_all(lock, detail::operation_aborted());
   }
 
@@ -112,8 +117,8 @@ class queue {
         "queue::put",
         [this](auto handler, T item) {
           auto* w =
-              detail::make_waiter<void, T>(std::move(handler), mutex_, putters_, std::move(item));
-          std::unique_lock lock(mutex_);
+              detail::make_waiter<void, T>(std::move(handler), mutex_, &putters_, std::move(item));
+          detail::unique_lock lock(mutex_);
           if (closed_) {
             lock.unlock();
             w->fail(std::make_exception_ptr(queue_closed()));
@@ -138,8 +143,8 @@ class queue {
     return detail::noted_initiate<Token, void(std::exception_ptr, std::optional<T>)>(
         "queue::get",
         [this](auto handler) {
-          auto* w = detail::make_waiter<std::optional<T>>(std::move(handler), mutex_, getters_);
-          std::unique_lock lock(mutex_);
+          auto* w = detail::make_waiter<std::optional<T>>(std::move(handler), mutex_, &getters_);
+          detail::unique_lock lock(mutex_);
           if (!items_.empty()) {
             std::optional<T> item(take_locked());
             lock.unlock();
@@ -163,8 +168,8 @@ class queue {
     return detail::noted_initiate<Token, void(std::exception_ptr)>(
         "queue::join",
         [this](auto handler) {
-          auto* w = detail::make_waiter<void>(std::move(handler), mutex_, joiners_);
-          std::unique_lock lock(mutex_);
+          auto* w = detail::make_waiter<void>(std::move(handler), mutex_, &joiners_);
+          detail::unique_lock lock(mutex_);
           if (unfinished_ == 0) {
             lock.unlock();
             w->grant({});
@@ -196,14 +201,14 @@ class queue {
   /// when the queue is full, in which case `value` is left untouched. Throws queue_closed after
   /// close() (also leaving `value` untouched): "full" would invite retrying forever.
   bool try_put(T&& value) {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     if (closed_) throw queue_closed();
     return accept_locked(value);
   }
 
   /// Copying overload of `try_put`.
   bool try_put(const T& value) requires std::copy_constructible<T> {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     if (closed_) throw queue_closed();
     if (!getters_.empty() || items_.size() < capacity_) {
       T copy(value);
@@ -215,26 +220,28 @@ class queue {
   /// Takes the front item if there is one; std::nullopt when the queue is empty (closed or not:
   /// check `closed()` to tell "not now" from "never"). Never throws (beyond T's move).
   std::optional<T> try_get() {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     if (items_.empty()) return std::nullopt;
     return take_locked();
   }
 
   /// Closes the queue (see the file comment). Idempotent.
   void close() {
-    std::unique_lock lock(mutex_);
-    if (closed_) return;
-    closed_ = true;
-    // No getter or putter can be added once closed_ is set, so the two lists are final.
-    getters_.fail_all(lock, std::make_exception_ptr(queue_closed()));
-    lock.lock();
+    {
+      detail::unique_lock lock(mutex_);
+      if (closed_) return;
+      closed_ = true;
+      // No getter or putter can be added once closed_ is set, so the two lists are final.
+      getters_.fail_all(lock, std::make_exception_ptr(queue_closed()));
+    }
+    detail::unique_lock lock(mutex_);
     putters_.fail_all(lock, std::make_exception_ptr(queue_closed()));
   }
 
   /// Marks one item as processed (asyncio's task_done). Throws std::logic_error when called more
   /// times than items were accepted.
   void task_done() {
-    std::unique_lock lock(mutex_);
+    detail::unique_lock lock(mutex_);
     if (unfinished_ == 0) throw std::logic_error("task_done() called too many times");
     if (--unfinished_ == 0) {
       while (auto* w = joiners_.pop_front()) w->grant({});  // posts; safe under the lock
@@ -243,35 +250,35 @@ class queue {
 
   /// Items queued now (a snapshot; blocked putters' items are not counted).
   std::size_t size() const {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     return items_.size();
   }
   std::size_t capacity() const noexcept { return capacity_; }
   bool empty() const { return size() == 0; }
   bool full() const { return size() >= capacity_; }
   bool closed() const {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     return closed_;
   }
   /// Items accepted and not yet marked task_done (a snapshot).
   std::size_t unfinished() const {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     return unfinished_;
   }
   /// Coroutines waiting in get / put now (snapshots).
   std::size_t getters_waiting() const {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     return getters_.size();
   }
   std::size_t putters_waiting() const {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     return putters_.size();
   }
 
  private:
   // Accepts `item` if that needs no waiting: hands it to the oldest getter, or queues it. Moves
   // from `item` only when it returns true. Under the lock, queue open.
-  bool accept_locked(T& item) {
+  bool accept_locked(T& item) FERRY_REQUIRES(mutex_) {
     if (auto* g = getters_.pop_front()) {  // getters wait only on an empty queue
       ++unfinished_;
       g->grant(std::optional<T>(std::move(item)));  // posts; safe under the lock
@@ -284,7 +291,7 @@ class queue {
   }
 
   // Removes the front item (queue not empty) and lets the oldest blocked putter in. Under the lock.
-  T take_locked() {
+  T take_locked() FERRY_REQUIRES(mutex_) {
     T item(std::move(items_.front()));
     items_.pop_front();
     if (auto* p = putters_.pop_front()) {  // putters wait only on a full queue
@@ -295,14 +302,14 @@ class queue {
     return item;
   }
 
-  mutable std::mutex mutex_;
+  mutable detail::mutex mutex_;
   const std::size_t capacity_;
-  std::deque<T> items_;
-  std::size_t unfinished_ = 0;
-  bool closed_ = false;
-  detail::waiter_list<std::optional<T>> getters_;
-  detail::waiter_list<void, T> putters_;
-  detail::waiter_list<void> joiners_;
+  std::deque<T> items_ FERRY_GUARDED_BY(mutex_);
+  std::size_t unfinished_ FERRY_GUARDED_BY(mutex_) = 0;
+  bool closed_ FERRY_GUARDED_BY(mutex_) = false;
+  detail::waiter_list<std::optional<T>> getters_ FERRY_GUARDED_BY(mutex_);
+  detail::waiter_list<void, T> putters_ FERRY_GUARDED_BY(mutex_);
+  detail::waiter_list<void> joiners_ FERRY_GUARDED_BY(mutex_);
 };
 
 }  // namespace ferry

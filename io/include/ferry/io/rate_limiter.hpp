@@ -57,6 +57,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "ferry/detail/thread_annotations.hpp"
 #include "ferry/io/detail/rate_limiter_op.hpp"
 #include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
@@ -75,10 +76,12 @@ class basic_rate_limiter {
       : bucket_(make_bucket(rate_per_second, burst)), burst_(burst) {}
 
   ~basic_rate_limiter() {
-    std::unique_lock lock(bucket_->mutex);
-    bucket_->destroyed = true;
-    bucket_->waiters.fail_all(lock, detail::operation_aborted());
-    lock.lock();
+    {
+      detail::unique_lock lock(bucket_->mutex);
+      bucket_->destroyed = true;
+      bucket_->waiters.fail_all(lock, detail::operation_aborted());
+    }
+    detail::lock_guard lock(bucket_->mutex);
     if (bucket_->head != nullptr) bucket_->head->wake_locked();
   }
 
@@ -110,19 +113,19 @@ class basic_rate_limiter {
   /// Takes `n` tokens if they are there now and nobody waits.
   bool try_acquire(std::size_t n = 1) {
     check(n);
-    std::lock_guard lock(bucket_->mutex);
+    detail::lock_guard lock(bucket_->mutex);
     return bucket_->head == nullptr && bucket_->waiters.empty() && bucket_->try_take_locked(n);
   }
 
   /// Tokens in the bucket now (a snapshot; fractional while refilling).
   double available() const {
-    std::lock_guard lock(bucket_->mutex);
+    detail::lock_guard lock(bucket_->mutex);
     return bucket_->available_locked();
   }
 
   /// Acquires waiting now, the head included (a snapshot).
   std::size_t waiting() const {
-    std::lock_guard lock(bucket_->mutex);
+    detail::lock_guard lock(bucket_->mutex);
     return bucket_->waiters.size() + (bucket_->head != nullptr ? 1 : 0);
   }
 

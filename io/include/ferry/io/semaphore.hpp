@@ -27,6 +27,7 @@
 #include <mutex>
 #include <utility>
 
+#include "ferry/detail/thread_annotations.hpp"
 #include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
 #include "ferry/io/task.hpp"
@@ -67,7 +68,7 @@ class semaphore {
   explicit semaphore(std::size_t permits) noexcept : permits_(permits) {}
 
   ~semaphore() {
-    std::unique_lock lock(mutex_);
+    detail::unique_lock lock(mutex_);
     waiters_.fail_all(lock, detail::operation_aborted());
   }
 
@@ -81,8 +82,8 @@ class semaphore {
     return detail::noted_initiate<Token, void(std::exception_ptr)>(
         "semaphore::acquire",
         [this](auto handler) {
-          auto* w = detail::make_waiter<void>(std::move(handler), mutex_, waiters_);
-          std::unique_lock lock(mutex_);
+          auto* w = detail::make_waiter<void>(std::move(handler), mutex_, &waiters_);
+          detail::unique_lock lock(mutex_);
           if (permits_ > 0 && waiters_.empty()) {
             --permits_;
             lock.unlock();
@@ -102,7 +103,7 @@ class semaphore {
 
   /// Takes a permit if one is free and nobody waits.
   bool try_acquire() noexcept {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     if (permits_ == 0 || !waiters_.empty()) return false;
     --permits_;
     return true;
@@ -110,7 +111,7 @@ class semaphore {
 
   /// Returns `n` permits: each goes to the oldest waiter, or back to the pool of permits.
   void release(std::size_t n = 1) {
-    std::unique_lock lock(mutex_);
+    detail::unique_lock lock(mutex_);
     while (n > 0 && !waiters_.empty()) {
       auto* w = waiters_.pop_front();
       --n;
@@ -121,20 +122,20 @@ class semaphore {
 
   /// Free permits now (a snapshot).
   std::size_t available() const {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     return permits_;
   }
 
   /// Coroutines waiting now (a snapshot).
   std::size_t waiting() const {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     return waiters_.size();
   }
 
  private:
-  mutable std::mutex mutex_;
-  std::size_t permits_;
-  detail::waiter_list<void> waiters_;
+  mutable detail::mutex mutex_;
+  std::size_t permits_ FERRY_GUARDED_BY(mutex_);
+  detail::waiter_list<void> waiters_ FERRY_GUARDED_BY(mutex_);
 };
 
 }  // namespace ferry

@@ -83,6 +83,7 @@
 #include <utility>
 #include <vector>
 
+#include "ferry/detail/thread_annotations.hpp"
 #include "ferry/io/detail/basic_op.hpp"
 #include "ferry/io/detail/child.hpp"
 #include "ferry/io/detail/task_registry.hpp"
@@ -170,7 +171,7 @@ class group_state final : public child_owner,
     auto c = std::make_shared<group_child<T>>(shared_from_this(), where);
     c->task.owner = c;  // awaited operations keep the node alive (task_node::owner)
     {
-      std::lock_guard lock(mutex_);
+      detail::lock_guard lock(mutex_);
       if (closed_.load(std::memory_order_relaxed) || !ex_) {
         throw std::logic_error("ferry::task_group::spawn: the group has already been joined");
       }
@@ -189,7 +190,7 @@ class group_state final : public child_owner,
 
   /// Cancels every unfinished child (task_group::cancel).
   void cancel() noexcept {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     if (closed_.load(std::memory_order_relaxed)) return;
     cancelling_ = true;
     stop_all_locked();
@@ -199,13 +200,13 @@ class group_state final : public child_owner,
   /// (no spawn can come any more), so that the state, kept by handles, pins no strand.
   void release() noexcept {
     cancel();
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     ex_ = nullptr;
   }
 
   /// The awaiting coroutine of `joiner` was cancelled.
   void cancel_join(const group_joiner* joiner) noexcept {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     if (joiner_ != joiner || joiner == nullptr) return;  // not (or no longer) the pending join
     join_cancelled_ = true;
     cancelling_ = true;
@@ -214,19 +215,19 @@ class group_state final : public child_owner,
 
   /// Cancels one child (task_handle::cancel).
   void cancel_child(const std::shared_ptr<child_base>& c) noexcept {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     if (c->done || c->stop_requested) return;
     c->stop_requested = true;
     child_base::request_stop(c);
   }
 
   bool is_done(const child_base& c) const {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     return c.done;
   }
 
   void snapshot(std::vector<task_info>& out) const override {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     for (const std::shared_ptr<child_base>& c : active_) {
       if (c->node != nullptr) out.push_back(task_info::of(*c->node));
     }
@@ -240,7 +241,7 @@ class group_state final : public child_owner,
   bool may_start(const child_base& c) noexcept override { return !stop_requested_for(c); }
 
   bool stop_requested_for(const child_base& c) noexcept override {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     return c.stop_requested;
   }
 
@@ -250,7 +251,7 @@ class group_state final : public child_owner,
     std::exception_ptr result;
     std::shared_ptr<child_base> self;  // the child's own reference keeps it alive meanwhile
     {
-      std::lock_guard lock(mutex_);
+      detail::lock_guard lock(mutex_);
       c.done = true;
       c.release_executor();
       if (c.error && !c.abandoned && !(cancellation && c.stop_requested)) {
@@ -279,7 +280,7 @@ class group_state final : public child_owner,
     if (joiner != nullptr) joiner->finish(std::move(result));
   }
 
-  void stop_all_locked() noexcept {
+  void stop_all_locked() noexcept FERRY_REQUIRES(mutex_) {
     for (const std::shared_ptr<child_base>& c : active_) {
       if (c->done || c->stop_requested) continue;
       c->stop_requested = true;
@@ -288,7 +289,7 @@ class group_state final : public child_owner,
   }
 
   // Closes the group and returns the outcome of its join.
-  std::exception_ptr close_locked() noexcept {
+  std::exception_ptr close_locked() noexcept FERRY_REQUIRES(mutex_) {
     try {
       if (!failures_.empty()) {
         join_result_ = std::make_exception_ptr(exception_group(failures_));
@@ -303,14 +304,16 @@ class group_state final : public child_owner,
     return join_result_;
   }
 
-  mutable std::mutex mutex_;
-  boost::asio::any_io_executor ex_;                  // null once closed or released
-  std::vector<std::shared_ptr<child_base>> active_;  // unfinished children; child.index = slot
-  std::vector<std::exception_ptr> failures_;
-  group_joiner* joiner_ = nullptr;
-  bool cancelling_ = false;
-  bool join_cancelled_ = false;
-  std::exception_ptr join_result_;
+  mutable detail::mutex mutex_;
+  // null once closed or released
+  boost::asio::any_io_executor ex_ FERRY_GUARDED_BY(mutex_);
+  // unfinished children; child.index = slot
+  std::vector<std::shared_ptr<child_base>> active_ FERRY_GUARDED_BY(mutex_);
+  std::vector<std::exception_ptr> failures_ FERRY_GUARDED_BY(mutex_);
+  group_joiner* joiner_ FERRY_GUARDED_BY(mutex_) = nullptr;
+  bool cancelling_ FERRY_GUARDED_BY(mutex_) = false;
+  bool join_cancelled_ FERRY_GUARDED_BY(mutex_) = false;
+  std::exception_ptr join_result_ FERRY_GUARDED_BY(mutex_);
   std::atomic<bool> closed_{false};
 };
 
@@ -357,7 +360,7 @@ void group_state::join(Handler&& handler) {
       join_op<std::decay_t<Handler>>::create(std::forward<Handler>(handler), weak_from_this());
   std::exception_ptr result;
   {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     if (joiner_ != nullptr) {
       result = std::make_exception_ptr(std::logic_error(
           "ferry::task_group::join: another coroutine is already awaiting this group"));

@@ -1,7 +1,7 @@
 // ferry/io/detail/child.hpp — child coroutines of gather, race, timeout and task_group.
 //
 // A child is a `task<T>` co_spawned by a scope (its *owner*: a gather operation, a task_group)
-// with a cancellation signal of its own. The owner keeps a `std::mutex` and its bookkeeping; the
+// with a cancellation signal of its own. The owner keeps a `detail::mutex` and its bookkeeping; the
 // child machinery here gives it three guarantees:
 //
 //  - Exactly once: `child_owner::child_done(child)` is called once per child, after the child

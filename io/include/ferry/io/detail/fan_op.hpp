@@ -44,6 +44,7 @@
 #include <utility>
 #include <vector>
 
+#include "ferry/detail/thread_annotations.hpp"
 #include "ferry/io/detail/basic_op.hpp"
 #include "ferry/io/detail/child.hpp"
 #include "ferry/io/detail/deadline.hpp"
@@ -73,7 +74,7 @@ class fan_base : public child_owner, public std::enable_shared_from_this<fan_bas
 
   /// Asks every unfinished child to stop (outer cancellation, deadline). Any thread.
   void stop_children(fan_cause cause) noexcept {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     if (outstanding_ == 0) return;
     stop_all_locked(cause);
   }
@@ -91,14 +92,14 @@ class fan_base : public child_owner, public std::enable_shared_from_this<fan_bas
   bool may_start(const child_base&) noexcept override { return true; }
 
   bool stop_requested_for(const child_base& c) noexcept override {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     return c.stop_requested;
   }
 
   void child_done(child_base& c) noexcept override {
     bool last = false;
     {
-      std::lock_guard lock(mutex_);
+      detail::lock_guard lock(mutex_);
       c.done = true;
       if (!has_winner_) {
         has_winner_ = true;
@@ -118,7 +119,7 @@ class fan_base : public child_owner, public std::enable_shared_from_this<fan_bas
   /// with `error` and the operation completes.
   void fail_start(std::exception_ptr error) noexcept {
     {
-      std::lock_guard lock(mutex_);
+      detail::lock_guard lock(mutex_);
       for (std::size_t i = 0; i < count_; ++i) {
         child_base& c = child_at(i);
         c.error = error;
@@ -130,13 +131,16 @@ class fan_base : public child_owner, public std::enable_shared_from_this<fan_bas
     finish();
   }
 
-  /// Valid once every child has finished (read in the completion, after finish()).
-  const fan_summary& summary() const noexcept { return summary_; }
-  void set_timeout(std::chrono::nanoseconds d) noexcept { summary_.timeout = d; }
+  /// Valid once every child has finished (read in the completion, after finish()). Not
+  /// analysed, nor is set_timeout (before any child starts): no other thread can touch it then.
+  const fan_summary& summary() const noexcept FERRY_NO_THREAD_SAFETY_ANALYSIS { return summary_; }
+  void set_timeout(std::chrono::nanoseconds d) noexcept FERRY_NO_THREAD_SAFETY_ANALYSIS {
+    summary_.timeout = d;
+  }
   std::size_t count() const noexcept { return count_; }
 
  private:
-  void stop_all_locked(fan_cause cause) noexcept {
+  void stop_all_locked(fan_cause cause) noexcept FERRY_REQUIRES(mutex_) {
     if (summary_.cause == fan_cause::none) summary_.cause = cause;
     for (std::size_t i = 0; i < count_; ++i) {
       child_base& c = child_at(i);
@@ -146,12 +150,12 @@ class fan_base : public child_owner, public std::enable_shared_from_this<fan_bas
     }
   }
 
-  std::mutex mutex_;
+  detail::mutex mutex_;
   const fan_policy policy_;
   const std::size_t count_;
-  std::size_t outstanding_;
-  bool has_winner_ = false;
-  fan_summary summary_;
+  std::size_t outstanding_ FERRY_GUARDED_BY(mutex_);
+  bool has_winner_ FERRY_GUARDED_BY(mutex_) = false;
+  fan_summary summary_ FERRY_GUARDED_BY(mutex_);
 };
 
 /// Children of types T... stored in place, started with a tuple of tasks.

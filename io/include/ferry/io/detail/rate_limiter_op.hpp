@@ -47,6 +47,7 @@
 #include <optional>
 #include <utility>
 
+#include "ferry/detail/thread_annotations.hpp"
 #include "ferry/io/detail/basic_op.hpp"
 #include "ferry/io/detail/waiter.hpp"
 
@@ -75,7 +76,7 @@ class rate_bucket {
         last_(Clock::now()) {}
 
   /// Takes `n` tokens if they are there now. Under the mutex.
-  bool try_take_locked(std::size_t n) {
+  bool try_take_locked(std::size_t n) FERRY_REQUIRES(mutex) {
     refill_locked();
     const double need = static_cast<double>(n);
     if (tokens_ + need * 1e-12 < need) return false;  // tolerance: floating-point refills
@@ -85,7 +86,7 @@ class rate_bucket {
 
   /// How long until `n` tokens are there (at least one clock tick). Under the mutex, right after
   /// a failed `try_take_locked`.
-  duration time_until_locked(std::size_t n) const {
+  duration time_until_locked(std::size_t n) const FERRY_REQUIRES(mutex) {
     // Capped so that the conversion cannot overflow; the head re-checks when it wakes anyway.
     const double seconds = std::min((static_cast<double>(n) - tokens_) / rate_, 3600.0);
     auto d = std::chrono::ceil<duration>(std::chrono::duration<double>(seconds));
@@ -93,7 +94,7 @@ class rate_bucket {
   }
 
   /// Tokens now. Under the mutex.
-  double available_locked() {
+  double available_locked() FERRY_REQUIRES(mutex) {
     refill_locked();
     return tokens_;
   }
@@ -101,13 +102,16 @@ class rate_bucket {
   double rate() const noexcept { return rate_; }
   double burst() const noexcept { return burst_; }
 
-  std::mutex mutex;
-  waiter_list<bool, rate_waiter*> waiters;  // queued (phase 1); payload: the operation
-  rate_waiter* head = nullptr;              // the operation on duty, granted or sleeping
-  bool destroyed = false;                   // the limiter is gone: fail, do not pass the duty on
+  detail::mutex mutex;
+  // queued (phase 1); payload: the operation
+  waiter_list<bool, rate_waiter*> waiters FERRY_GUARDED_BY(mutex);
+  // the operation on duty, granted or sleeping
+  rate_waiter* head FERRY_GUARDED_BY(mutex) = nullptr;
+  // the limiter is gone: fail, do not pass the duty on
+  bool destroyed FERRY_GUARDED_BY(mutex) = false;
 
  private:
-  void refill_locked() {
+  void refill_locked() FERRY_REQUIRES(mutex) {
     const auto now = Clock::now();
     if (now > last_) {
       tokens_ =
@@ -118,8 +122,8 @@ class rate_bucket {
 
   const double rate_;
   const double burst_;
-  double tokens_;
-  typename Clock::time_point last_;
+  double tokens_ FERRY_GUARDED_BY(mutex);
+  typename Clock::time_point last_ FERRY_GUARDED_BY(mutex);
 };
 
 template <class Clock, class WaitTraits, class Handler>
@@ -141,7 +145,7 @@ class rate_acquire_op final
   void wake_locked() override {
     if (!armed_) return;  // granted but not sleeping yet: it sees `destroyed` when it runs
     post_holding_work(executor_, [bucket = bucket_, self = this] {
-      std::lock_guard lock(bucket->mutex);
+      detail::lock_guard lock(bucket->mutex);
       if (bucket->head == self && self->armed_) self->timer_->cancel();
     });
   }
@@ -199,8 +203,8 @@ class rate_acquire_op final
   // Phase 1 (in the initiating function).
   void enqueue() {
     // If this throws, the turn_handler (whichever copy owns the operation) destroys it.
-    waiter<bool, rate_waiter*>* w =
-        make_waiter<bool, rate_waiter*>(turn_handler(this), bucket_->mutex, bucket_->waiters, this);
+    waiter<bool, rate_waiter*>* w = make_waiter<bool, rate_waiter*>(
+        turn_handler(this), bucket_->mutex, &bucket_->waiters, this);
     // The user's cancellation reaches whichever phase is waiting, through the inner signal.
     this->connect_cancellation([this] {
       cancelled_ = true;
@@ -208,7 +212,7 @@ class rate_acquire_op final
     });
 
     bucket_type& b = *bucket_;
-    std::unique_lock lock(b.mutex);
+    detail::unique_lock lock(b.mutex);
     if (b.head == nullptr && b.waiters.empty()) {
       if (b.try_take_locked(n_)) {
         lock.unlock();
@@ -230,20 +234,22 @@ class rate_acquire_op final
     } else if (tokens_taken) {
       complete(nullptr);
     } else {
-      std::unique_lock lock(bucket_->mutex);
+      detail::unique_lock lock(bucket_->mutex);
       run_head(lock);
     }
   }
 
   void on_timer() {
     inner_.slot().clear();  // the timer's cancellation handler is stale now
-    std::unique_lock lock(bucket_->mutex);
+    detail::unique_lock lock(bucket_->mutex);
     armed_ = false;
     run_head(lock);
   }
 
-  // Phase 2: the head takes its tokens or sleeps until they are there. Under the mutex.
-  void run_head(std::unique_lock<std::mutex>& lock) {
+  // Phase 2: the head takes its tokens or sleeps until they are there. Under the mutex; not
+  // analysed, as resign() releases the caller's lock through a reference.
+  void run_head(detail::unique_lock& lock)
+      FERRY_REQUIRES(bucket_->mutex) FERRY_NO_THREAD_SAFETY_ANALYSIS {
     bucket_type& b = *bucket_;
     if (b.destroyed || cancelled_) {
       resign(lock);
@@ -271,8 +277,10 @@ class rate_acquire_op final
     }
   }
 
-  // Gives up the duty: to the oldest queued waiter, or nobody. Unlocks.
-  void resign(std::unique_lock<std::mutex>& lock) {
+  // Gives up the duty: to the oldest queued waiter, or nobody. Unlocks the caller's lock (through
+  // a reference the analysis does not follow).
+  void resign(detail::unique_lock& lock)
+      FERRY_REQUIRES(bucket_->mutex) FERRY_NO_THREAD_SAFETY_ANALYSIS {
     bucket_type& b = *bucket_;
     waiter<bool, rate_waiter*>* next = nullptr;
     b.head = nullptr;
@@ -291,7 +299,7 @@ class rate_acquire_op final
   void abandon() {
     if (arming_) return;  // run_head's own failure path completes the operation
     {
-      std::unique_lock lock(bucket_->mutex);
+      detail::unique_lock lock(bucket_->mutex);
       if (bucket_->head == this) {
         armed_ = false;
         resign(lock);

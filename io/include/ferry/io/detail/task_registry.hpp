@@ -33,6 +33,8 @@
 #include <utility>
 #include <vector>
 
+#include "ferry/detail/thread_annotations.hpp"
+
 namespace boost::asio::detail {
 template <typename, typename...>
 class awaitable_handler;
@@ -243,7 +245,7 @@ class group_registry {
   std::vector<group_info> snapshot(
       std::initializer_list<const boost::asio::execution_context*> contexts) const {
     std::vector<group_info> out;
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     for (const registered_group* g = head_; g != nullptr; g = g->next_) {
       bool mine = false;
       for (const auto* c : contexts) mine = mine || c == g->context_;
@@ -260,13 +262,13 @@ class group_registry {
  private:
   friend class registered_group;
   void add(registered_group* g) noexcept {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     g->next_ = head_;
     if (head_ != nullptr) head_->prev_ = g;
     head_ = g;
   }
   void remove(registered_group* g) noexcept {
-    std::lock_guard lock(mutex_);
+    detail::lock_guard lock(mutex_);
     if (g->prev_ != nullptr) {
       g->prev_->next_ = g->next_;
     } else {
@@ -275,8 +277,8 @@ class group_registry {
     if (g->next_ != nullptr) g->next_->prev_ = g->prev_;
   }
 
-  mutable std::mutex mutex_;
-  registered_group* head_ = nullptr;
+  mutable detail::mutex mutex_;
+  registered_group* head_ FERRY_GUARDED_BY(mutex_) = nullptr;
 };
 
 void registered_group::enroll() noexcept { group_registry::instance().add(this); }

@@ -1,6 +1,6 @@
 // ferry/io/detail/waiter.hpp — cancellable FIFO waits: the base of every toolkit primitive.
 //
-// A primitive (semaphore, queue, event, ...) keeps a `std::mutex` and one or more
+// A primitive (semaphore, queue, event, ...) keeps a `detail::mutex` and one or more
 // `waiter_list`s. A coroutine that must wait becomes a `wait_op`: an Asio asynchronous operation
 // linked into a list until someone completes it.
 //
@@ -37,6 +37,7 @@
 #include <utility>
 #include <variant>
 
+#include "ferry/detail/thread_annotations.hpp"
 #include "ferry/io/detail/basic_op.hpp"
 
 namespace ferry::detail {
@@ -131,7 +132,10 @@ class waiter_list {
   }
 
   /// Unlinks every waiter (under the owner's lock) and fails them all with `error` (after it).
-  void fail_all(std::unique_lock<std::mutex>& lock, std::exception_ptr error) {
+  /// The caller's lock is released here, through a reference the analysis does not follow: to
+  /// relock, take a new lock in a new scope.
+  void fail_all(detail::unique_lock& lock,
+                std::exception_ptr error) FERRY_NO_THREAD_SAFETY_ANALYSIS {
     waiter_type* first = nullptr;
     waiter_type* last = nullptr;
     while (waiter_type* w = pop_front()) {
@@ -164,10 +168,11 @@ class wait_op final : public waiter<T, P>, public basic_op<wait_op<Handler, T, P
 
  public:
   /// Allocates the operation with the handler's allocator and hooks up its cancellation slot.
-  /// `mutex` and `list` belong to the primitive, which must outlive the wait.
+  /// `mutex` and `list` belong to the primitive, which must outlive the wait. `list` is a
+  /// pointer: the wait is made before the lock is taken, and keeps it to use under the lock.
   static wait_op* create(Handler handler,
-                         std::mutex& mutex,
-                         waiter_list<T, P>& list,
+                         detail::mutex& mutex,
+                         waiter_list<T, P>* list,
                          P payload = P(),
                          cancel_hook hook = nullptr,
                          void* owner = nullptr) {
@@ -192,22 +197,22 @@ class wait_op final : public waiter<T, P>, public basic_op<wait_op<Handler, T, P
   using completion = owning_completion<wait_op>;
 
   wait_op(Handler&& handler,
-          std::mutex& mutex,
-          waiter_list<T, P>& list,
+          detail::mutex& mutex,
+          waiter_list<T, P>* list,
           P&& payload,
           cancel_hook hook,
           void* owner)
       : waiter<T, P>(std::move(payload)),
         base(std::move(handler)),
         mutex_(&mutex),
-        list_(&list),
+        list_(list),
         hook_(hook),
         owner_(owner) {}
 
   // In the waiter's execution context.
   void cancel() {
     {
-      std::lock_guard lock(*mutex_);
+      detail::lock_guard lock(*mutex_);
       if (!list_->erase(this)) return;  // completed by a notifier first: the grant stands
       if (hook_ != nullptr) hook_(owner_);
     }
@@ -233,8 +238,8 @@ class wait_op final : public waiter<T, P>, public basic_op<wait_op<Handler, T, P
     }
   }
 
-  std::mutex* mutex_;
-  waiter_list<T, P>* list_;
+  detail::mutex* mutex_;
+  waiter_list<T, P>* list_ FERRY_PT_GUARDED_BY(mutex_);
   cancel_hook hook_;
   void* owner_;
   std::optional<stored_t<T>> value_;
@@ -244,8 +249,8 @@ class wait_op final : public waiter<T, P>, public basic_op<wait_op<Handler, T, P
 /// Makes the waiter for the handler of an `async_initiate` call.
 template <class T, class P = std::monostate, class Handler>
 waiter<T, P>* make_waiter(Handler&& handler,
-                          std::mutex& mutex,
-                          waiter_list<T, P>& list,
+                          detail::mutex& mutex,
+                          waiter_list<T, P>* list,
                           P payload = P(),
                           cancel_hook hook = nullptr,
                           void* owner = nullptr) {
