@@ -115,10 +115,10 @@ class exception_group : public std::exception {
     if (exceptions.empty()) {
       message += "no failures";
     } else if (exceptions.size() == 1) {
-      message += "1 failure: " + detail::describe(exceptions.front());
+      message += "1 failure: " + ferry::what(exceptions.front());
     } else {
       message += std::to_string(exceptions.size()) +
-                 " failures; first: " + detail::describe(exceptions.front());
+                 " failures; first: " + ferry::what(exceptions.front());
     }
     return data{std::move(exceptions), std::move(message)};
   }

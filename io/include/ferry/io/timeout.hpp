@@ -63,6 +63,7 @@
 
 #include "ferry/io/detail/deadline.hpp"
 #include "ferry/io/detail/fan_op.hpp"
+#include "ferry/io/errors.hpp"
 #include "ferry/io/task.hpp"
 
 namespace ferry {

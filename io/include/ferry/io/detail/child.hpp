@@ -47,34 +47,10 @@
 #include "ferry/io/detail/child_strand.hpp"
 #include "ferry/io/detail/task_registry.hpp"
 #include "ferry/io/detail/waiter.hpp"
+#include "ferry/io/errors.hpp"
 #include "ferry/io/task.hpp"
 
 namespace ferry::detail {
-
-/// True when `e` is Asio's cancellation: `system_error` with `operation_aborted`.
-inline bool is_cancellation(const std::exception_ptr& e) noexcept {
-  if (!e) return false;
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& error) {
-    return error.code() == boost::asio::error::operation_aborted;
-  } catch (...) {
-  }
-  return false;
-}
-
-/// A one-line description of an exception for messages ("unknown exception" when it is not a
-/// std::exception).
-inline std::string describe(const std::exception_ptr& e) {
-  if (!e) return "no exception";
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& error) {
-    return error.what();
-  } catch (...) {
-  }
-  return "unknown exception";
-}
 
 /// The executor a child of a scope on `ex` runs on: `ex` itself when it is a strand (everything
 /// on it is serialised already), otherwise a new strand of `ex` — of the io_context executor
