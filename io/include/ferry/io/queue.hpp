@@ -227,15 +227,21 @@ class queue {
 
   /// Closes the queue (see the file comment). Idempotent.
   void close() {
+    typename decltype(getters_)::waiter_type* getters = nullptr;
+    typename decltype(putters_)::waiter_type* putters = nullptr;
     {
-      detail::unique_lock lock(mutex_);
+      detail::lock_guard lock(mutex_);
       if (closed_) return;
       closed_ = true;
-      // No getter or putter can be added once closed_ is set, so the two lists are final.
-      getters_.fail_all(lock, std::make_exception_ptr(queue_closed()));
+      // No getter or putter can be added once closed_ is set, so the two lists are final. Both
+      // are taken under one lock: a getter failed below may resume a coroutine that destroys
+      // the queue, so nothing of it is touched once the first waiter is failed.
+      getters = getters_.take_all();
+      putters = putters_.take_all();
     }
-    detail::unique_lock lock(mutex_);
-    putters_.fail_all(lock, std::make_exception_ptr(queue_closed()));
+    const std::exception_ptr closed = std::make_exception_ptr(queue_closed());
+    decltype(getters_)::fail_chain(getters, closed);
+    decltype(putters_)::fail_chain(putters, closed);
   }
 
   /// Marks one item as processed (asyncio's task_done). Throws std::logic_error when called more

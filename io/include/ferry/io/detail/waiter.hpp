@@ -132,23 +132,36 @@ class waiter_list {
   }
 
   /// Unlinks every waiter (under the owner's lock) and fails them all with `error` (after it).
-  /// The caller's lock is released here, through a reference the analysis does not follow: to
-  /// relock, take a new lock in a new scope.
-  void fail_all(detail::unique_lock& lock,
-                std::exception_ptr error) FERRY_NO_THREAD_SAFETY_ANALYSIS {
+  /// Unlinks every waiter into a private chain (under the primitive's lock), for fail_chain to
+  /// fail once the lock is released.
+  waiter_type* take_all() {
     waiter_type* first = nullptr;
     waiter_type* last = nullptr;
     while (waiter_type* w = pop_front()) {
       (last != nullptr ? last->next_ : first) = w;  // reuse the links for a private chain
       last = w;
     }
-    lock.unlock();
+    return first;
+  }
+
+  /// Fails every waiter of a chain from take_all. Touches nothing of the primitive: a waiter it
+  /// fails may resume a coroutine that destroys the primitive.
+  static void fail_chain(waiter_type* first, const std::exception_ptr& error) {
     for (waiter_type* w = first; w != nullptr;) {
       waiter_type* next = w->next_;
       w->next_ = nullptr;
       w->fail(error);
       w = next;
     }
+  }
+
+  /// take_all, then the caller's lock is released, then fail_chain. The lock is released through
+  /// a reference the analysis does not follow: to relock, take a new lock in a new scope.
+  void fail_all(detail::unique_lock& lock,
+                std::exception_ptr error) FERRY_NO_THREAD_SAFETY_ANALYSIS {
+    waiter_type* first = take_all();
+    lock.unlock();
+    fail_chain(first, error);
   }
 
  private:
