@@ -92,16 +92,19 @@ class queue {
   }
 
   ~queue() {
+    typename decltype(getters_)::waiter_type* getters = nullptr;
+    typename decltype(putters_)::waiter_type* putters = nullptr;
+    typename decltype(joiners_)::waiter_type* joiners = nullptr;
     {
-      detail::unique_lock lock(mutex_);
-      getters_.fail_all(lock, detail::operation_aborted());
+      detail::lock_guard lock(mutex_);
+      getters = getters_.take_all();
+      putters = putters_.take_all();
+      joiners = joiners_.take_all();
     }
-    {
-      detail::unique_lock lock(mutex_);
-      putters_.fail_all(lock, detail::operation_aborted());
-    }
-    detail::unique_lock lock(mutex_);
-    joiners_.fail_all(lock, detail::operation_aborted());
+    const std::exception_ptr aborted = detail::operation_aborted();
+    decltype(getters_)::fail_chain(getters, aborted);
+    decltype(putters_)::fail_chain(putters, aborted);
+    decltype(joiners_)::fail_chain(joiners, aborted);
   }
 
   queue(const queue&) = delete;
