@@ -644,14 +644,16 @@ struct server::impl {
       async_transport t{*this, *c};
       co_await converse(t);
     } catch (...) {
-      // A cancelled connection (shutdown deadline) ends here; nothing else is expected, and no
-      // connection may fail the group (that would cancel its siblings).
-      if (!ferry::is_cancellation(std::current_exception())) {
-        std::fprintf(stderr,
-                     "ferry_server: connection failed: %s\n",
-                     ferry::what(std::current_exception()).c_str());
-      }
+      // No connection may fail the group (that would cancel its siblings).
+      report_connection_end(std::current_exception());
     }
+  }
+
+  /// How a connection that ended in an exception is reported: a cancellation (the shutdown
+  /// deadline) is the end, not a failure; anything else goes to stderr.
+  static void report_connection_end(const std::exception_ptr& e) {
+    if (ferry::is_cancellation(e)) return;
+    std::fprintf(stderr, "ferry_server: connection failed: %s\n", ferry::what(e).c_str());
   }
 
   /// converse's socket operations on a Beast tcp_stream, as coroutines on the connection's strand.
@@ -810,12 +812,7 @@ struct server::impl {
       blocking_transport t{*this, socket, hard_stop.get_token()};
       converse(t).get();
     } catch (...) {
-      // Stopped at the shutdown deadline: the end, not a failure.
-      if (!ferry::is_cancellation(std::current_exception())) {
-        std::fprintf(stderr,
-                     "ferry_server: connection failed: %s\n",
-                     ferry::what(std::current_exception()).c_str());
-      }
+      report_connection_end(std::current_exception());
     }
   }
 
