@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <ferry/ferry.hpp>
@@ -230,4 +232,38 @@ TEST(TaskDump, IsSafeWhileChildrenComeAndGo) {
   done = true;
   dumper.join();
   EXPECT_GE(dumps.load(), 20);
+}
+
+// A coroutine that a child co_spawns before its first suspension starts inline, while the child
+// is the current task: its waits are noted on the child's node, and it may outlive the child.
+ferry::task<void> wait_twice(ferry::event& first, ferry::event& second, std::atomic<int>& woken) {
+  co_await first.wait();
+  woken.fetch_add(1);
+  co_await second.wait();
+  woken.fetch_add(1);
+}
+
+TEST(TaskDump, ACoroutineStartedInsideAChildMayOutliveIt) {
+  ferry::runtime rt(ferry::runtime_options{.io_threads = 2});
+  ferry::event first, second;
+  std::atomic<int> woken{0};
+  rt.run(
+      [](ferry::event& first, ferry::event& second, std::atomic<int>& woken) -> ferry::task<void> {
+        {
+          ferry::task_group tg{co_await asio::this_coro::executor};
+          tg.spawn([](ferry::event& first,
+                      ferry::event& second,
+                      std::atomic<int>& woken) -> ferry::task<void> {
+            const auto ex = co_await asio::this_coro::executor;
+            asio::co_spawn(ex, wait_twice(first, second, woken), asio::detached);
+            co_return;
+          }(first, second, woken));
+          co_await tg.join();
+        }  // the child and its node are gone unless the waiting coroutine holds them
+        first.set();
+        while (woken.load() < 1) co_await ferry::sleep(1ms);
+        second.set();
+        while (woken.load() < 2) co_await ferry::sleep(1ms);
+      }(first, second, woken));
+  EXPECT_EQ(woken.load(), 2);
 }

@@ -238,6 +238,10 @@ class runtime {
   // foreign posters, the signal watch of the run in progress.
   struct impl;
 
+  // main, recorded as the run's own task (detail::task_node::own_thread) while it runs.
+  template <class T>
+  static task<T> run_main(task<T> main, std::shared_ptr<run_state> state);
+
   boost::asio::any_io_executor begin_run(const std::shared_ptr<run_state>& state);
   void publish_run(const boost::asio::any_io_executor& ex);
   void post_stop_locked() FERRY_REQUIRES(run_mutex_);
@@ -288,14 +292,26 @@ T runtime::run(task<T> main) {
   // Start main from inside its executor: by the time a cancellation posted there can run, main
   // has reached its first suspension point (Asio's co_spawn lets a cancellation that arrives
   // earlier escape from the loop instead of reaching the completion handler).
-  boost::asio::post(ex, [&state, ex, on_done, main = std::move(main)]() mutable {
-    detail::task_scope scope(&state.main_task, true);  // dump_tasks: main is current
+  boost::asio::post(ex, [shared, ex, on_done, main = std::move(main)]() mutable {
+    detail::task_scope scope(&shared->main_task, true);  // dump_tasks: main is current
+    boost::asio::cancellation_slot slot = shared->cancel.slot();
     boost::asio::co_spawn(
-        ex, std::move(main), boost::asio::bind_cancellation_slot(state.cancel.slot(), on_done));
+        ex, run_main(std::move(main), shared), boost::asio::bind_cancellation_slot(slot, on_done));
   });
   publish_run(ex);
   end_run(state);  // blocks until main completed; rethrows its exception
   if constexpr (!std::is_void_v<T>) return std::move(*value);
+}
+
+template <class T>
+task<T> runtime::run_main(task<T> main, std::shared_ptr<run_state> state) {
+  detail::own_thread_mark mark(&state->main_task);
+  co_await detail::record_own_thread(&state->main_task);
+  if constexpr (std::is_void_v<T>) {
+    co_await std::move(main);
+  } else {
+    co_return co_await std::move(main);
+  }
 }
 
 /// `asyncio.run`: a runtime with `options`, running `main` to completion.

@@ -206,6 +206,11 @@ class child_completion {
 /// The body of a child: awaits the user's task and stores its value in the child.
 template <class T>
 task<void> run_child(task<T> body, child<T>* c) {
+  std::optional<own_thread_mark> mark;  // dump_tasks: this coroutine is the task's own
+  if (c->node != nullptr) {
+    mark.emplace(c->node);
+    co_await record_own_thread(c->node);
+  }
   if constexpr (std::is_void_v<T>) {
     co_await std::move(body);
     c->value.emplace();

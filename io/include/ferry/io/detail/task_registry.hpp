@@ -7,9 +7,13 @@
 //    own (the group already keeps its unfinished children).
 //  - per task_group: one registration in a process-wide list when its state is made and one
 //    removal when it is destroyed, under the list's mutex.
-//  - per awaited operation (only when a coroutine awaits it): a thread-local read, a coarse
-//    clock read and two relaxed stores at initiation, one relaxed store and two thread-local writes
-//    at completion. Never a lock.
+//  - per task: one extra suspension when it starts (own_thread records which coroutine is the
+//    task's own).
+//  - per awaited operation (only when a coroutine awaits it): a thread-local read, a compare, a
+//    coarse clock read and two relaxed stores at initiation, one relaxed store and two
+//    thread-local writes at completion. Never a lock, never a read-modify-write — except for an
+//    operation awaited by a coroutine that is not the task's own (below), which holds the node's
+//    owner (a reference count) until it completes.
 //
 // Which task awaits: a thread-local `current_task`, set only for the extent of code that runs a
 // task's coroutine and that ferry controls — the start of a group child (child_starter), of
@@ -21,9 +25,11 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associator.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/execution_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cstdint>
 #include <ctime>
 #include <initializer_list>
@@ -67,10 +73,14 @@ struct task_node {
   std::atomic<bool> started{false};
   std::atomic<const char*> waiting{nullptr};  // the operation it awaits, or nullptr
   std::atomic<std::int64_t> since_ns{0};      // now_ns() when it started to wait
-  /// What owns the node (a task_group child, run's state). An awaited operation holds it, so a
-  /// note written when the operation completes never lands in freed memory — also when the
-  /// coroutine that awaits is not the task's own (one it co_spawned, started inline while the
-  /// task was current) and outlives it. Not set: nothing is noted on the node.
+  /// The task's own coroutine: the entry point of its Asio coroutine thread (set by
+  /// mark_own_thread when the task starts, cleared when its body ends), or nullptr. An
+  /// operation that coroutine awaits needs no hold on the node: the suspended task keeps it.
+  std::atomic<const void*> own_thread{nullptr};
+  /// What owns the node (a task_group child, run's state). An operation awaited by a coroutine
+  /// that is not the task's own — one it co_spawned, started inline while the task was current,
+  /// which may outlive it — holds the owner, so a note written when the operation completes
+  /// never lands in freed memory. Not set: such operations note nothing on the node.
   std::weak_ptr<const void> owner;
 
   /// CLOCK_MONOTONIC_COARSE (a few ns to read, a few ms of resolution): what a wait in the
@@ -127,7 +137,7 @@ class noted_handler {
  private:
   Handler handler_;
   task_node* node_;
-  std::shared_ptr<const void> keep_;  // keeps node_ alive (see task_node::owner)
+  std::shared_ptr<const void> keep_;  // holds node_ for a coroutine not the task's own (owner)
 };
 
 /// Wraps an operation's initiation: when a coroutine awaits it, notes "waiting in `what`" on
@@ -143,10 +153,12 @@ class noted_initiation {
     if constexpr (is_coroutine_handler<std::decay_t<Handler>>) {
       task_node* node = current_task;
       std::shared_ptr<const void> keep;
-      if (node != nullptr) keep = node->owner.lock();
-      if (keep == nullptr) {
-        node = nullptr;  // an owner that is gone (or none): note nothing
-      } else {
+      if (node != nullptr &&
+          node->own_thread.load(std::memory_order_relaxed) != handler.entry_point()) {
+        keep = node->owner.lock();            // not the task's own coroutine: hold the node
+        if (keep == nullptr) node = nullptr;  // an owner that is gone (or none): note nothing
+      }
+      if (node != nullptr) {
         node->since_ns.store(task_node::now_ns(), std::memory_order_relaxed);
         node->waiting.store(what_, std::memory_order_relaxed);
       }
@@ -162,6 +174,39 @@ class noted_initiation {
   const char* what_;
   Initiation init_;
 };
+
+/// The first step of a task's body (run_child, run's main): `own_thread_mark mark(node);
+/// co_await record_own_thread(node);` records the awaiting coroutine as `node`'s own
+/// (task_node::own_thread). The mark, a local of the body, clears the record when the body's
+/// frame ends, so the address of a finished coroutine is never taken for a later one's.
+class own_thread_mark {
+ public:
+  explicit own_thread_mark(task_node* node) noexcept : node_(node) {}
+  ~own_thread_mark() { node_->own_thread.store(nullptr, std::memory_order_relaxed); }
+  own_thread_mark(const own_thread_mark&) = delete;
+  own_thread_mark& operator=(const own_thread_mark&) = delete;
+
+ private:
+  task_node* node_;
+};
+
+/// The handler of an operation gives its coroutine thread's entry point; the operation
+/// resumes the coroutine at once, on the same thread, inside its own initiation. Suspending
+/// marks the thread as having switched context, which co_spawn reads to decide whether to post
+/// or dispatch the spawner's completion handler (task_group and run rely on it being posted for
+/// a body that never really suspends), so the mark is put back as it was: nothing switched.
+template <class Executor = boost::asio::any_io_executor>
+boost::asio::awaitable<void, Executor> record_own_thread(task_node* node) {
+  bool& switched = co_await boost::asio::detail::awaitable_thread_has_context_switched{};
+  const bool was = switched;
+  co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<Executor>&, void()>(
+      [node](auto handler) {
+        node->own_thread.store(handler.entry_point(), std::memory_order_relaxed);
+        std::move(handler)();
+      },
+      boost::asio::use_awaitable_t<Executor>());
+  switched = was;
+}
 
 /// `async_initiate<Token, Sig>(noted("queue::get", init), token, args...)`.
 template <class Initiation>
