@@ -132,6 +132,19 @@ struct alignas(64) cpu_pool::worker_slot {
   latency_histogram run_time;
 };
 
+// One cell of the batch queue: `seq` says whose turn it is (Vyukov's bounded MPMC queue): equal
+// to the position when the cell is free for the push at that position, position + 1 once the job
+// is published, position + capacity once it is popped.
+struct cpu_pool::batch_cell {
+  std::atomic<std::size_t> seq{0};
+  detail::job* job = nullptr;
+};
+
+namespace {
+constexpr std::size_t batch_capacity = 4096;  // a power of two
+constexpr std::size_t batch_mask = batch_capacity - 1;
+}  // namespace
+
 // Marks the threads inside the pool's arena — the workers running submitted jobs and the ones
 // that steal their nested subtasks alike — so `current()` answers on all of them.
 class cpu_pool::arena_observer final : public tbb::task_scheduler_observer {
@@ -170,8 +183,12 @@ cpu_pool::cpu_pool(std::size_t threads,
       spin_ns_(checked_spin(spin)),
       worker_policy_(worker_policy_for(nice_increment)),
       arena_(checked_int(threads_), /*reserved_for_masters=*/0),
-      slots_(std::make_unique<worker_slot[]>(threads_)) {
+      slots_(std::make_unique<worker_slot[]>(threads_)),
+      batch_(std::make_unique<batch_cell[]>(batch_capacity)) {
   for (std::size_t i = 0; i < threads_; ++i) slots_[i].spin = detail::spin_budget(spin_ns_);
+  for (std::size_t i = 0; i < batch_capacity; ++i) {
+    batch_[i].seq.store(i, std::memory_order_relaxed);
+  }
   waiters_.next_ = waiters_.prev_ = &waiters_;
   boost::asio::add_service(*this, new detail::pool_tag<cpu_pool>(*this, this));
   worker_budget::instance().add(threads_);
@@ -185,8 +202,9 @@ cpu_pool::~cpu_pool() {
        n = pending_.load(std::memory_order_acquire)) {
     pending_.wait(n, std::memory_order_acquire);
   }
-  // A worker raises serving_ before it finishes its first job, so every worker that can still
-  // touch the pool is counted by now; they see stopping_ and leave within one spin check.
+  // A worker raises serving_ before it finishes its first job, and a batch-queue task is counted
+  // in it before it is enqueued, so every task that can still touch the pool is counted by now;
+  // they see stopping_ (or an empty queue) and leave within one spin check.
   for (std::size_t n = serving_.load(std::memory_order_acquire); n != 0;
        n = serving_.load(std::memory_order_acquire)) {
     serving_.wait(n, std::memory_order_acquire);
@@ -325,12 +343,116 @@ void cpu_pool::admit_waiters() noexcept {
 
 void cpu_pool::enqueue(detail::job* j) {
   if (try_hand_off(j)) return;
+  if (batch_push(j)) {
+    // `j` may run and be freed from here on. A drainer that finds the queue empty leaves only
+    // after it has lowered drainers_ and looked at the queue again (drain): one of the two sees
+    // the other (seq_cst on both sides), so a published job always has a drainer.
+    if (drainers_.load(std::memory_order_seq_cst) < threads_) add_drainer();
+    return;
+  }
+  // The batch queue is full: one oneTBB task for this job.
   queued_.fetch_add(1, std::memory_order_seq_cst);
   // task_arena::enqueue calls its functor as const: the state lives behind the job pointer.
   arena_.enqueue([this, j] {
     queued_.fetch_sub(1, std::memory_order_relaxed);
     serve(j);
   });
+}
+
+bool cpu_pool::batch_push(detail::job* j) noexcept {
+  std::size_t pos = batch_tail_.load(std::memory_order_relaxed);
+  batch_cell* cell = nullptr;
+  for (;;) {
+    cell = &batch_[pos & batch_mask];
+    const std::size_t seq = cell->seq.load(std::memory_order_acquire);
+    const auto diff = static_cast<std::ptrdiff_t>(seq - pos);
+    if (diff == 0) {
+      if (batch_tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
+    } else if (diff < 0) {
+      return false;  // full (or the cell's last job is still being popped): never wait for it
+    } else {
+      pos = batch_tail_.load(std::memory_order_relaxed);
+    }
+  }
+  cell->job = j;
+  cell->seq.store(pos + 1, std::memory_order_seq_cst);  // publish; see enqueue
+  return true;
+}
+
+detail::job* cpu_pool::batch_pop() noexcept {
+  std::size_t pos = batch_head_.load(std::memory_order_relaxed);
+  batch_cell* cell = nullptr;
+  for (;;) {
+    cell = &batch_[pos & batch_mask];
+    const std::size_t seq = cell->seq.load(std::memory_order_acquire);
+    const auto diff = static_cast<std::ptrdiff_t>(seq - (pos + 1));
+    if (diff == 0) {
+      if (batch_head_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
+    } else if (diff < 0) {
+      return nullptr;  // empty, or the next job is not published yet: its pusher adds a drainer
+    } else {
+      pos = batch_head_.load(std::memory_order_relaxed);
+    }
+  }
+  detail::job* j = cell->job;
+  cell->seq.store(pos + batch_capacity, std::memory_order_release);
+  return j;
+}
+
+bool cpu_pool::batch_empty() const noexcept {
+  const std::size_t pos = batch_head_.load(std::memory_order_seq_cst);
+  return batch_[pos & batch_mask].seq.load(std::memory_order_seq_cst) != pos + 1;
+}
+
+// Noexcept: a published job must get a drainer, and there is no way to take it back.
+void cpu_pool::add_drainer() noexcept {
+  std::size_t n = drainers_.load(std::memory_order_seq_cst);
+  while (n < threads_) {
+    if (drainers_.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst)) {
+      // Counted before the task exists: the destructor waits for it to end.
+      serving_.fetch_add(1, std::memory_order_relaxed);
+      arena_.enqueue([this] { drain(); });
+      return;
+    }
+  }
+}
+
+// A oneTBB task: runs the batch queue's jobs until it is empty, then (spin on) the jobs handed
+// to this worker, and leaves once neither brings anything.
+void cpu_pool::drain() noexcept {
+  const int index = tbb::this_task_arena::current_thread_index();
+  worker_slot* slot = index >= 0 && static_cast<std::size_t>(index) < threads_
+                          ? &slots_[static_cast<std::size_t>(index)]
+                          : nullptr;
+  for (;;) {
+    while (detail::job* j = batch_pop()) {
+      run_job(j, slot);
+      finish_one();
+    }
+    if (slot != nullptr && spin_ns_ != 0) {
+      if (detail::job* next = spin_for_job(*slot)) {
+        bump(slot->handed_off);
+        run_job(next, slot);
+        finish_one();
+        continue;
+      }
+    }
+    if (!batch_empty()) continue;  // the spin ended because a job was pushed
+    drainers_.fetch_sub(1, std::memory_order_seq_cst);
+    // A job published before the decrement was seen by its pusher as served: look again.
+    if (batch_empty()) break;
+    std::size_t n = drainers_.load(std::memory_order_seq_cst);
+    bool again = false;
+    while (n < threads_) {
+      if (drainers_.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst)) {
+        again = true;
+        break;
+      }
+    }
+    if (!again) break;  // enough drainers serve the queue
+  }
+  // The last access to the pool by this task: the destructor waits for serving_ to drain.
+  if (serving_.fetch_sub(1, std::memory_order_acq_rel) == 1) serving_.notify_all();
 }
 
 bool cpu_pool::try_hand_off(detail::job* j) noexcept {
@@ -400,7 +522,8 @@ void cpu_pool::run_job(detail::job* j, worker_slot* slot) noexcept {
 // Spins on the worker's slot for the next job; nullptr once the budget is spent, something is
 // queued in the arena (oneTBB will hand it to this worker), or the pool is being destroyed.
 detail::job* cpu_pool::spin_for_job(worker_slot& slot) noexcept {
-  if (queued_.load(std::memory_order_relaxed) != 0 || stopping_.load(std::memory_order_relaxed)) {
+  if (queued_.load(std::memory_order_relaxed) != 0 || stopping_.load(std::memory_order_relaxed) ||
+      !batch_empty()) {
     return nullptr;
   }
   slot.handoff.store(spin_waiting, std::memory_order_relaxed);
@@ -418,7 +541,7 @@ detail::job* cpu_pool::spin_for_job(worker_slot& slot) noexcept {
     std::int64_t now = 0;
     if (!pace.tick(now)) continue;
     if (now >= deadline || queued_.load(std::memory_order_relaxed) != 0 ||
-        stopping_.load(std::memory_order_relaxed)) {
+        stopping_.load(std::memory_order_relaxed) || !batch_empty()) {
       detail::job* expected = spin_waiting;
       if (slot.handoff.compare_exchange_strong(
               expected, nullptr, std::memory_order_acq_rel, std::memory_order_acquire)) {

@@ -24,6 +24,13 @@
 // doubles back each time one arrives, and stops as soon as something is queued in the arena or the
 // pool is destroyed. An idle pool spins for nothing: only the end of a job starts a spin.
 //
+// Batches: a submission that no spinning worker takes goes into a bounded lock-free FIFO of the
+// pool's (4,096 jobs), served by at most `threads` oneTBB tasks that each run jobs until it is
+// empty — one oneTBB task per batch of submissions, not per job. A pusher adds such a task only
+// while fewer than `threads` exist; a task that finds the queue empty leaves only after looking
+// again (no job is left without one, no thread waits for another). When the queue is full, a job
+// gets a oneTBB task of its own.
+//
 // Thread safety: distinct objects: safe. Shared objects: every member function is safe to call
 // concurrently, except the destructor.
 //
@@ -33,9 +40,10 @@
 //
 // Complexity: `submit` is lock-free on ferry's side: two relaxed counter increments, a
 // steady-clock read (for the queue-wait histogram) and a seq_cst load of the spinner count; then
-// either one CAS into a spinning worker's slot (no oneTBB task, no wake-up) or a seq_cst
-// increment plus oneTBB's enqueue, which takes a task object from oneTBB's per-thread
-// small-object pool.
+// either one CAS into a spinning worker's slot (no oneTBB task, no wake-up), or one CAS and a
+// store into the batch queue plus a load of the queue-task count (oneTBB's enqueue only when
+// fewer than `threads` queue tasks exist), or, with the queue full, a seq_cst increment plus
+// oneTBB's enqueue, which takes a task object from oneTBB's per-thread small-object pool.
 // `submit_bounded` adds one CAS while a slot is free; only a submission that finds every slot
 // taken takes the admission lock.
 #pragma once
@@ -148,8 +156,15 @@ class cpu_pool : public boost::asio::execution_context {
 
   struct worker_slot;
 
+  struct batch_cell;
+
   void enqueue(detail::job* j);
   bool try_hand_off(detail::job* j) noexcept;
+  bool batch_push(detail::job* j) noexcept;
+  detail::job* batch_pop() noexcept;
+  bool batch_empty() const noexcept;
+  void add_drainer() noexcept;
+  void drain() noexcept;
   void serve(detail::job* j) noexcept;
   void run_job(detail::job* j, worker_slot* slot) noexcept;
   detail::job* spin_for_job(worker_slot& slot) noexcept;
@@ -180,6 +195,14 @@ class cpu_pool : public boost::asio::execution_context {
   std::atomic<std::size_t> spinning_{0};
   std::atomic<std::size_t> serving_{0};
   std::atomic<bool> stopping_{false};
+
+  // The batch queue: a bounded lock-free FIFO (Vyukov's) of submitted jobs, served by at most
+  // `threads_` oneTBB tasks (drainers_) that each run jobs until the queue is empty, instead of
+  // one oneTBB task per job.
+  std::unique_ptr<batch_cell[]> batch_;
+  alignas(64) std::atomic<std::size_t> batch_tail_{0};  // next position to push
+  alignas(64) std::atomic<std::size_t> batch_head_{0};  // next position to pop
+  alignas(64) std::atomic<std::size_t> drainers_{0};
 
   // Admission (used only when max_in_flight_ > 0).
   alignas(64) std::atomic<std::size_t> in_flight_{0};
