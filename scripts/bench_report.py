@@ -269,6 +269,21 @@ def grouped_bars(ax, labels, series, width=0.38):
     return containers
 
 
+def save_chart(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def finish_log_chart(fig, ax, path, ylabel, title):
+    """Log-scale y axis, labels and legend, then saves the chart to `path`."""
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    save_chart(fig, path)
+
+
 def chart_w1(suite, path):
     names = [c for c, _ in OFFLOAD_CONTENDERS if f"BM_Offload_RoundTrip_{c}" in suite.runs]
     p50 = [suite.median(f"BM_Offload_RoundTrip_{c}", "p50_us") for c in names]
@@ -280,13 +295,8 @@ def chart_w1(suite, path):
     for key, colour, what in (("w1_p50", "#4c72b0", "p50"), ("w1_p99", "#dd8452", "p99")):
         t = TARGETS[key]
         ax.axhline(t.value, color=colour, ls="--", lw=1, label=f"target {what} {t.bound}")
-    ax.set_yscale("log")
-    ax.set_ylabel("round trip, µs (log scale; lower is better)")
-    ax.set_title("W1 offload round trip (median of runs)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish_log_chart(fig, ax, path, "round trip, µs (log scale; lower is better)",
+                     "W1 offload round trip (median of runs)")
 
 
 def chart_w2(suite, path):
@@ -302,13 +312,8 @@ def chart_w2(suite, path):
         bar_labels(ax, bars, [fmt_rate(y) for y in ys])
     t = TARGETS["w2_ops"]
     ax.axhline(t.value, color="#4c72b0", ls="--", lw=1, label=f"target {t.bound} (1 µs)")
-    ax.set_yscale("log")
-    ax.set_ylabel("offloads per second (log scale; higher is better)")
-    ax.set_title("W2 offload throughput, ≤ 1,024 in flight (median of runs)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish_log_chart(fig, ax, path, "offloads per second (log scale; higher is better)",
+                     "W2 offload throughput, ≤ 1,024 in flight (median of runs)")
 
 
 def chart_w4(suite, path):
@@ -338,9 +343,7 @@ def chart_w4(suite, path):
     left.legend(fontsize=8)
     right.legend(fontsize=8)
     fig.suptitle("W4: 10,000 tasks each waiting 100 ms (median of runs)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_chart(fig, path)
 
 
 def chart_loop_lag(suite, path):
@@ -367,9 +370,7 @@ def chart_loop_lag(suite, path):
     right.grid(axis="y", alpha=0.3)
     right.set_axisbelow(True)
     fig.suptitle("32 jobs × 10 ms of CPU work on a 1-I/O-thread runtime (median of runs)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_chart(fig, path)
 
 
 # --- the report --------------------------------------------------------------------------------
