@@ -424,17 +424,22 @@ def target_rows(s):
     return rows
 
 
+def ran(rows, suite, prefix, contenders, width):
+    """(c, name, label) of each contender whose benchmark `prefix + c` ran; one that failed gets a
+    row of `width` cells in `rows` saying so instead."""
+    for c, label in contenders:
+        name = f"{prefix}{c}"
+        if failed(suite, name):
+            rows.append([label, failed(suite, name)] + [""] * (width - 2))
+        elif name in suite.runs:
+            yield c, name, label
+
+
 def offload_section_w1(w1):
     base = "BM_Offload_RoundTrip_NaiveBridge"
     b50, b99 = w1.median(base, "p50_us"), w1.median(base, "p99_us")
     rows = []
-    for c, label in OFFLOAD_CONTENDERS:
-        name = f"BM_Offload_RoundTrip_{c}"
-        if failed(w1, name):
-            rows.append([label, failed(w1, name), "", "", "", "", ""])
-            continue
-        if name not in w1.runs:
-            continue
+    for c, name, label in ran(rows, w1, "BM_Offload_RoundTrip_", OFFLOAD_CONTENDERS, 7):
         p50, p99 = w1.median(name, "p50_us"), w1.median(name, "p99_us")
         lo, hi = w1.spread(name, "p50_us")
         rows.append([label, fmt(p50), fmt(p99), fmt(w1.median(name, "mean_us")),
@@ -485,13 +490,7 @@ def offload_section_w2(w2):
 def offload_section_w3(w3):
     base = w3.median("BM_Offload_Parallel_NaiveBridge", "efficiency")
     rows = []
-    for c, label in OFFLOAD_CONTENDERS:
-        name = f"BM_Offload_Parallel_{c}"
-        if failed(w3, name):
-            rows.append([label, failed(w3, name), "", "", ""])
-            continue
-        if name not in w3.runs:
-            continue
+    for c, name, label in ran(rows, w3, "BM_Offload_Parallel_", OFFLOAD_CONTENDERS, 5):
         eff = w3.median(name, "efficiency")
         lo, hi = w3.spread(name, "efficiency")
         rows.append([label, fmt(eff, 4), f"{fmt(lo, 4)}–{fmt(hi, 4)}",
@@ -511,13 +510,7 @@ def fan_out_section(w4):
     base_wall = w4.median("BM_FanOut_Threads", "wall_ms")
     base_rss = w4.median("BM_FanOut_Threads", "peak_rss_mb")
     rows = []
-    for c, label in FAN_OUT:
-        name = f"BM_FanOut_{c}"
-        if failed(w4, name):
-            rows.append([label, failed(w4, name), "", "", "", "", ""])
-            continue
-        if name not in w4.runs:
-            continue
+    for c, name, label in ran(rows, w4, "BM_FanOut_", FAN_OUT, 7):
         wall = w4.median(name, "wall_ms")
         rss = w4.median(name, "peak_rss_mb")
         empty = c == "EmptyChild"
@@ -541,13 +534,7 @@ def fan_out_section(w4):
 
 def loop_lag_section(lag):
     rows = []
-    for c, label in LOOP_LAG:
-        name = f"BM_LoopLag_{c}"
-        if failed(lag, name):
-            rows.append([label, failed(lag, name), "", "", "", ""])
-            continue
-        if name not in lag.runs:
-            continue
+    for c, name, label in ran(rows, lag, "BM_LoopLag_", LOOP_LAG, 6):
         rows.append([label, fmt(lag.median(name, "wall_ms")),
                      fmt(lag.median(name, "lag_p50_ms")), fmt(lag.median(name, "lag_p99_ms")),
                      fmt(lag.median(name, "lag_max_ms")), fmt_count(lag.median(name, "ticks"))])
@@ -564,13 +551,7 @@ def loop_lag_section(lag):
 
 def idle_section(idle):
     rows = []
-    for c, label in IDLE:
-        name = f"BM_Idle_{c}"
-        if failed(idle, name):
-            rows.append([label, failed(idle, name), "", "", ""])
-            continue
-        if name not in idle.runs:
-            continue
+    for c, name, label in ran(rows, idle, "BM_Idle_", IDLE, 5):
         rows.append([label, fmt(idle.median(name, "cpu_pct_of_core")),
                      fmt(idle.median(name, "cpu_ms")), fmt(idle.median(name, "wall_ms")),
                      fmt(idle.median(name, "peak_rss_mb"))])
