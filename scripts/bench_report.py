@@ -424,6 +424,11 @@ def target_rows(s):
     return rows
 
 
+def medians(suite, name, *counters):
+    """The formatted median of each of `counters` over the runs of `name`."""
+    return [fmt(suite.median(name, counter)) for counter in counters]
+
+
 def ran(rows, suite, prefix, contenders, width):
     """(c, name, label) of each contender whose benchmark `prefix + c` ran; one that failed gets a
     row of `width` cells in `rows` saying so instead."""
@@ -535,9 +540,9 @@ def fan_out_section(w4):
 def loop_lag_section(lag):
     rows = []
     for c, name, label in ran(rows, lag, "BM_LoopLag_", LOOP_LAG, 6):
-        rows.append([label, fmt(lag.median(name, "wall_ms")),
-                     fmt(lag.median(name, "lag_p50_ms")), fmt(lag.median(name, "lag_p99_ms")),
-                     fmt(lag.median(name, "lag_max_ms")), fmt_count(lag.median(name, "ticks"))])
+        rows.append([label,
+                     *medians(lag, name, "wall_ms", "lag_p50_ms", "lag_p99_ms", "lag_max_ms"),
+                     fmt_count(lag.median(name, "ticks"))])
     return ("A runtime with one I/O thread and 2 pool threads; a ticker coroutine on the loop "
             "waits 1 ms on a timer, records how late it resumed, and repeats. Meanwhile 32 jobs "
             "of 10 ms of CPU work, started at once, run inline on the loop, through "
@@ -552,9 +557,8 @@ def loop_lag_section(lag):
 def idle_section(idle):
     rows = []
     for c, name, label in ran(rows, idle, "BM_Idle_", IDLE, 5):
-        rows.append([label, fmt(idle.median(name, "cpu_pct_of_core")),
-                     fmt(idle.median(name, "cpu_ms")), fmt(idle.median(name, "wall_ms")),
-                     fmt(idle.median(name, "peak_rss_mb"))])
+        rows.append([label, *medians(idle, name, "cpu_pct_of_core", "cpu_ms", "wall_ms",
+                                     "peak_rss_mb")])
     return ("A runtime with default options and nothing to do, in a fresh child process: the "
             "CPU time of the whole process (`CLOCK_PROCESS_CPUTIME_ID`) over the idle window, "
             "as a share of one core.\n\n"
