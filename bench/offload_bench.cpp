@@ -236,8 +236,17 @@ T run_on(asio::io_context& io, ferry::task<T> main) {
 // --- the contenders: where the loop runs and how offload is spelled ----------------------------
 
 /// A contender whose loop is one thread: resumptions must land on it, offloads anywhere else.
+/// Its loop is an io_context of its own, run on the benchmark's thread.
 struct single_loop_contender {
   static constexpr bool grouped = false;
+  asio::io_context io{1};
+  asio::steady_timer reactor{io};  // see "The loop" in the file comment
+
+  const char* setup_error() const { return nullptr; }
+  template <class T>
+  T run(ferry::task<T> main) {
+    return run_on(io, std::move(main));
+  }
   bool on_loop(std::thread::id io_thread) const { return std::this_thread::get_id() == io_thread; }
   off_loop_check loop_check(std::thread::id io_thread, std::atomic<std::size_t>* count) const {
     return {io_thread, count, false};
@@ -290,8 +299,6 @@ using ferry_strand_io2_contender = basic_ferry_contender<2, true>;
 struct naive_bridge_contender : single_loop_contender {
   tbb::global_control parallelism{tbb::global_control::max_allowed_parallelism, 3};
   tbb::task_arena arena{2, 0};
-  asio::io_context io{1};
-  asio::steady_timer reactor{io};  // see "The loop" in the file comment
 
   /// oneTBB applies the smallest live max_allowed_parallelism, and ferry's cpu_pool leaves one
   /// (= cores) behind after the last pool is gone: then this arena gets one worker, not two.
@@ -305,10 +312,6 @@ struct naive_bridge_contender : single_loop_contender {
                : nullptr;
   }
 
-  template <class T>
-  T run(ferry::task<T> main) {
-    return run_on(io, std::move(main));
-  }
   template <class F>
   auto offload(F f) {
     return hop_offload(arena_submit{&arena}, std::move(f), asio::use_awaitable);
@@ -317,17 +320,9 @@ struct naive_bridge_contender : single_loop_contender {
 
 struct asio_thread_pool_contender : single_loop_contender {
   asio::thread_pool pool{2};
-  asio::io_context io{1};
-  asio::steady_timer reactor{io};  // see "The loop" in the file comment
 
   ~asio_thread_pool_contender() { pool.join(); }
 
-  const char* setup_error() const { return nullptr; }
-
-  template <class T>
-  T run(ferry::task<T> main) {
-    return run_on(io, std::move(main));
-  }
   template <class F>
   auto offload(F f) {
     return hop_offload(thread_pool_submit{&pool}, std::move(f), asio::use_awaitable);
@@ -335,15 +330,6 @@ struct asio_thread_pool_contender : single_loop_contender {
 };
 
 struct std_async_contender : single_loop_contender {
-  asio::io_context io{1};
-  asio::steady_timer reactor{io};  // see "The loop" in the file comment
-
-  const char* setup_error() const { return nullptr; }
-
-  template <class T>
-  T run(ferry::task<T> main) {
-    return run_on(io, std::move(main));
-  }
   template <class F>
   auto offload(F f) {
     return hop_offload(async_submit{}, std::move(f), asio::use_awaitable);

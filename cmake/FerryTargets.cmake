@@ -53,6 +53,29 @@ function(ferry_configure_target tgt)
   target_link_libraries(${tgt} PRIVATE $<BUILD_INTERFACE:ferry_build_flags>)
 endfunction()
 
+# ferry_add_library(<module> [INTERFACE] [<source>...])
+# Defines the library ferry_<module> (alias ferry::<module>, exported as <module>): C++20, its
+# public headers in <module>/include, built with ferry_build_flags. INTERFACE: header-only.
+function(ferry_add_library module)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "INTERFACE" "" "")
+  set(tgt ferry_${module})
+  if(arg_INTERFACE)
+    add_library(${tgt} INTERFACE)
+    set(scope INTERFACE)
+  else()
+    add_library(${tgt} ${arg_UNPARSED_ARGUMENTS})
+    set_target_properties(${tgt} PROPERTIES OUTPUT_NAME ${tgt})
+    set(scope PUBLIC)
+  endif()
+  add_library(ferry::${module} ALIAS ${tgt})
+  set_target_properties(${tgt} PROPERTIES EXPORT_NAME ${module})
+  target_compile_features(${tgt} ${scope} cxx_std_20)
+  target_include_directories(${tgt} ${scope}
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  ferry_configure_target(${tgt})
+endfunction()
+
 # Under FERRY_SANITIZE=thread, Debian's (uninstrumented) libtbb makes TSan report false races
 # inside TBB: scripts/build-tsan-tbb builds an instrumented one. Warn when it is not in use.
 function(ferry_check_tsan_tbb)

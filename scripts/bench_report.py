@@ -269,6 +269,21 @@ def grouped_bars(ax, labels, series, width=0.38):
     return containers
 
 
+def save_chart(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def finish_log_chart(fig, ax, path, ylabel, title):
+    """Log-scale y axis, labels and legend, then saves the chart to `path`."""
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    save_chart(fig, path)
+
+
 def chart_w1(suite, path):
     names = [c for c, _ in OFFLOAD_CONTENDERS if f"BM_Offload_RoundTrip_{c}" in suite.runs]
     p50 = [suite.median(f"BM_Offload_RoundTrip_{c}", "p50_us") for c in names]
@@ -280,13 +295,8 @@ def chart_w1(suite, path):
     for key, colour, what in (("w1_p50", "#4c72b0", "p50"), ("w1_p99", "#dd8452", "p99")):
         t = TARGETS[key]
         ax.axhline(t.value, color=colour, ls="--", lw=1, label=f"target {what} {t.bound}")
-    ax.set_yscale("log")
-    ax.set_ylabel("round trip, µs (log scale; lower is better)")
-    ax.set_title("W1 offload round trip (median of runs)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish_log_chart(fig, ax, path, "round trip, µs (log scale; lower is better)",
+                     "W1 offload round trip (median of runs)")
 
 
 def chart_w2(suite, path):
@@ -302,13 +312,8 @@ def chart_w2(suite, path):
         bar_labels(ax, bars, [fmt_rate(y) for y in ys])
     t = TARGETS["w2_ops"]
     ax.axhline(t.value, color="#4c72b0", ls="--", lw=1, label=f"target {t.bound} (1 µs)")
-    ax.set_yscale("log")
-    ax.set_ylabel("offloads per second (log scale; higher is better)")
-    ax.set_title("W2 offload throughput, ≤ 1,024 in flight (median of runs)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish_log_chart(fig, ax, path, "offloads per second (log scale; higher is better)",
+                     "W2 offload throughput, ≤ 1,024 in flight (median of runs)")
 
 
 def chart_w4(suite, path):
@@ -338,9 +343,7 @@ def chart_w4(suite, path):
     left.legend(fontsize=8)
     right.legend(fontsize=8)
     fig.suptitle("W4: 10,000 tasks each waiting 100 ms (median of runs)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_chart(fig, path)
 
 
 def chart_loop_lag(suite, path):
@@ -367,9 +370,7 @@ def chart_loop_lag(suite, path):
     right.grid(axis="y", alpha=0.3)
     right.set_axisbelow(True)
     fig.suptitle("32 jobs × 10 ms of CPU work on a 1-I/O-thread runtime (median of runs)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_chart(fig, path)
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -423,17 +424,27 @@ def target_rows(s):
     return rows
 
 
+def medians(suite, name, *counters):
+    """The formatted median of each of `counters` over the runs of `name`."""
+    return [fmt(suite.median(name, counter)) for counter in counters]
+
+
+def ran(rows, suite, prefix, contenders, width):
+    """(c, name, label) of each contender whose benchmark `prefix + c` ran; one that failed gets a
+    row of `width` cells in `rows` saying so instead."""
+    for c, label in contenders:
+        name = f"{prefix}{c}"
+        if failed(suite, name):
+            rows.append([label, failed(suite, name)] + [""] * (width - 2))
+        elif name in suite.runs:
+            yield c, name, label
+
+
 def offload_section_w1(w1):
     base = "BM_Offload_RoundTrip_NaiveBridge"
     b50, b99 = w1.median(base, "p50_us"), w1.median(base, "p99_us")
     rows = []
-    for c, label in OFFLOAD_CONTENDERS:
-        name = f"BM_Offload_RoundTrip_{c}"
-        if failed(w1, name):
-            rows.append([label, failed(w1, name), "", "", "", "", ""])
-            continue
-        if name not in w1.runs:
-            continue
+    for c, name, label in ran(rows, w1, "BM_Offload_RoundTrip_", OFFLOAD_CONTENDERS, 7):
         p50, p99 = w1.median(name, "p50_us"), w1.median(name, "p99_us")
         lo, hi = w1.spread(name, "p50_us")
         rows.append([label, fmt(p50), fmt(p99), fmt(w1.median(name, "mean_us")),
@@ -484,13 +495,7 @@ def offload_section_w2(w2):
 def offload_section_w3(w3):
     base = w3.median("BM_Offload_Parallel_NaiveBridge", "efficiency")
     rows = []
-    for c, label in OFFLOAD_CONTENDERS:
-        name = f"BM_Offload_Parallel_{c}"
-        if failed(w3, name):
-            rows.append([label, failed(w3, name), "", "", ""])
-            continue
-        if name not in w3.runs:
-            continue
+    for c, name, label in ran(rows, w3, "BM_Offload_Parallel_", OFFLOAD_CONTENDERS, 5):
         eff = w3.median(name, "efficiency")
         lo, hi = w3.spread(name, "efficiency")
         rows.append([label, fmt(eff, 4), f"{fmt(lo, 4)}–{fmt(hi, 4)}",
@@ -510,13 +515,7 @@ def fan_out_section(w4):
     base_wall = w4.median("BM_FanOut_Threads", "wall_ms")
     base_rss = w4.median("BM_FanOut_Threads", "peak_rss_mb")
     rows = []
-    for c, label in FAN_OUT:
-        name = f"BM_FanOut_{c}"
-        if failed(w4, name):
-            rows.append([label, failed(w4, name), "", "", "", "", ""])
-            continue
-        if name not in w4.runs:
-            continue
+    for c, name, label in ran(rows, w4, "BM_FanOut_", FAN_OUT, 7):
         wall = w4.median(name, "wall_ms")
         rss = w4.median(name, "peak_rss_mb")
         empty = c == "EmptyChild"
@@ -540,16 +539,10 @@ def fan_out_section(w4):
 
 def loop_lag_section(lag):
     rows = []
-    for c, label in LOOP_LAG:
-        name = f"BM_LoopLag_{c}"
-        if failed(lag, name):
-            rows.append([label, failed(lag, name), "", "", "", ""])
-            continue
-        if name not in lag.runs:
-            continue
-        rows.append([label, fmt(lag.median(name, "wall_ms")),
-                     fmt(lag.median(name, "lag_p50_ms")), fmt(lag.median(name, "lag_p99_ms")),
-                     fmt(lag.median(name, "lag_max_ms")), fmt_count(lag.median(name, "ticks"))])
+    for c, name, label in ran(rows, lag, "BM_LoopLag_", LOOP_LAG, 6):
+        rows.append([label,
+                     *medians(lag, name, "wall_ms", "lag_p50_ms", "lag_p99_ms", "lag_max_ms"),
+                     fmt_count(lag.median(name, "ticks"))])
     return ("A runtime with one I/O thread and 2 pool threads; a ticker coroutine on the loop "
             "waits 1 ms on a timer, records how late it resumed, and repeats. Meanwhile 32 jobs "
             "of 10 ms of CPU work, started at once, run inline on the loop, through "
@@ -563,16 +556,9 @@ def loop_lag_section(lag):
 
 def idle_section(idle):
     rows = []
-    for c, label in IDLE:
-        name = f"BM_Idle_{c}"
-        if failed(idle, name):
-            rows.append([label, failed(idle, name), "", "", ""])
-            continue
-        if name not in idle.runs:
-            continue
-        rows.append([label, fmt(idle.median(name, "cpu_pct_of_core")),
-                     fmt(idle.median(name, "cpu_ms")), fmt(idle.median(name, "wall_ms")),
-                     fmt(idle.median(name, "peak_rss_mb"))])
+    for c, name, label in ran(rows, idle, "BM_Idle_", IDLE, 5):
+        rows.append([label, *medians(idle, name, "cpu_pct_of_core", "cpu_ms", "wall_ms",
+                                     "peak_rss_mb")])
     return ("A runtime with default options and nothing to do, in a fresh child process: the "
             "CPU time of the whole process (`CLOCK_PROCESS_CPUTIME_ID`) over the idle window, "
             "as a share of one core.\n\n"

@@ -24,6 +24,11 @@ CLAIMS = {
 COLORS = {"ferry": "#2ca02c", "thread": "#1f77b4", "asyncio": "#ff7f0e", "uvloop": "#d62728"}
 
 
+def section_head(title, claim):
+    """The first lines of a claim's section: its heading and the claim it tests."""
+    return [f"## {title}", "", f"**Claim.** {CLAIMS[claim]}", ""]
+
+
 def color_of(name):
     if "thread" in name and "ferry" in name:
         return COLORS["thread"]
@@ -88,11 +93,7 @@ def connections_section(data, mem_gib):
     c = data["connections"]
     limits = c["limits"]
     tname, tmax = thread_ceiling(limits)
-    lines = [
-        "## 1. Concurrent connections",
-        "",
-        f"**Claim.** {CLAIMS['connections']}",
-        "",
+    lines = section_head("1. Concurrent connections", "connections") + [
         "**Measured.** `bench/python/hold_connections.py` opens idle keep-alive connections (each "
         "sends one `GET /ping`, reads the 200, then stays idle) to a freshly started server, "
         f"{', '.join(f'{n:,}' for n in c['levels'])} of them; the top level is as many as the "
@@ -235,11 +236,7 @@ FANOUT_LABELS = {
 def fanout_section(data):
     fo = data["fanout"]
     n = fo["requests"]
-    lines = [
-        "## 2. Fan-out",
-        "",
-        f"**Claim.** {CLAIMS['fanout']}",
-        "",
+    lines = section_head("2. Fan-out", "fanout") + [
         f"**Measured.** {n} `GET /delay?ms=D` to a local backend (`fanout_bench backend`: ferry, "
         "`co_await ferry::sleep(D)` per request) with D = "
         + " and ".join(f"{d:,} ms" for d in fo["delays_ms"])
@@ -304,11 +301,7 @@ def fanout_section(data):
 def aggregation_section(data):
     a = data["aggregation"]
     fixed = a["fixed_rate"]
-    lines = [
-        "## 3. Aggregation",
-        "",
-        f"**Claim.** {CLAIMS['aggregation']}",
-        "",
+    lines = section_head("3. Aggregation", "aggregation") + [
         f"**Measured.** `GET /agg?calls={a['calls']}&ms={a['ms']}&how=sequential|gather`: the "
         f"server makes {a['calls']} calls to a backend that answers after {a['ms']} ms (the "
         "fan-out backend), one after the other or all at once, then answers. Servers: "
@@ -390,11 +383,7 @@ def cpu_per_request(row, cores):
 
 def cpu_section(data):
     c = data["cpu"]
-    lines = [
-        "## 4. CPU-bound work",
-        "",
-        f"**Claim.** {CLAIMS['cpu']}",
-        "",
+    lines = section_head("4. CPU-bound work", "cpu") + [
         f"**Measured.** W5's load, from the same load generator (`ferry_loadgen`) for every row: "
         f"`/work?us={c['work_us']}` (~{c['work_us'] / 1000:g} ms of CPU, the xorshift kernel "
         f"calibrated at start-up by each server) in a closed loop on {c['heavy_connections']} "

@@ -205,6 +205,17 @@ class Server:
         self.err.close()
 
 
+def start_server(row, rows, name, argv, logdir):
+    """Starts a Server; if it fails to start, records why in `row`, appends it to `rows` and
+    returns None."""
+    try:
+        return Server(name, argv, logdir)
+    except Exception as e:
+        row["error"] = str(e)
+        rows.append(row)
+        return None
+
+
 class ThreadPeak:
     """Samples Threads of /proc/PID/status every 5 ms while a child runs."""
 
@@ -470,11 +481,8 @@ def claim_aggregation(tools, args):
                 key = f"{name} {how}"
                 row = {"config": key, "server": name, "how": how, "ideal_ms": ideal_ms,
                        "steps": []}
-                try:
-                    server = Server(f"agg-{name}-{how}", argv, tools.logdir)
-                except Exception as e:
-                    row["error"] = str(e)
-                    rows.append(row)
+                server = start_server(row, rows, f"agg-{name}-{how}", argv, tools.logdir)
+                if server is None:
                     continue
                 try:
                     for rate in args.agg_rates:
@@ -531,11 +539,8 @@ def claim_cpu(tools, args, others):
         log(f"4/4 CPU-bound: {name}")
         row = {"config": name}
         others.mark()
-        try:
-            server = Server(f"cpu-{name.replace(' ', '-')}", argv, tools.logdir)
-        except Exception as e:
-            row["error"] = str(e)
-            rows.append(row)
+        server = start_server(row, rows, f"cpu-{name.replace(' ', '-')}", argv, tools.logdir)
+        if server is None:
             continue
         try:
             result = {}

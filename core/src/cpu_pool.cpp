@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "ferry/detail/assert.hpp"
 #include "ferry/detail/thread_annotations.hpp"
 
 #if defined(__linux__)
@@ -266,6 +267,7 @@ void cpu_pool::submit_bounded(detail::job* j) {
   }
   {
     detail::lock_guard lock(admission_mutex_);
+    FERRY_ASSERT(j->next_ == nullptr && j->prev_ == nullptr);  // not queued twice
     j->prev_ = waiters_.prev_;
     j->next_ = &waiters_;
     waiters_.prev_->next_ = j;
@@ -300,8 +302,11 @@ bool cpu_pool::withdraw(detail::job* j) noexcept {
   {
     detail::lock_guard lock(admission_mutex_);
     if (j->next_ == nullptr) return false;  // admitted already
+    FERRY_ASSERT(j->bounded_);              // only a bounded job waits for a slot
     unlink(j);
-    waiting_.fetch_sub(1, std::memory_order_seq_cst);
+    [[maybe_unused]] const std::size_t was_waiting =
+        waiting_.fetch_sub(1, std::memory_order_seq_cst);
+    FERRY_ASSERT(was_waiting > 0);
   }
   withdrawn_.fetch_add(1, std::memory_order_relaxed);
   finish_one();
@@ -311,13 +316,18 @@ bool cpu_pool::withdraw(detail::job* j) noexcept {
 bool cpu_pool::try_take_slot() noexcept {
   std::size_t n = in_flight_.load(std::memory_order_seq_cst);
   while (n < max_in_flight_) {
-    if (in_flight_.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst)) return true;
+    if (in_flight_.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst)) {
+      FERRY_ASSERT(n + 1 <= max_in_flight_);
+      return true;
+    }
   }
   return false;
 }
 
 void cpu_pool::release_slot() noexcept {
-  in_flight_.fetch_sub(1, std::memory_order_seq_cst);
+  // A slot is released once, by the job that took it: the count never drops below zero.
+  [[maybe_unused]] const std::size_t was = in_flight_.fetch_sub(1, std::memory_order_seq_cst);
+  FERRY_ASSERT(was > 0 && was <= max_in_flight_);
   if (waiting_.load(std::memory_order_seq_cst) != 0) admit_waiters();
 }
 
@@ -329,12 +339,15 @@ void cpu_pool::admit_waiters() noexcept {
       if (waiters_.next_ != &waiters_) {
         j = waiters_.next_;
         unlink(j);
-        waiting_.fetch_sub(1, std::memory_order_seq_cst);
+        [[maybe_unused]] const std::size_t was_waiting =
+            waiting_.fetch_sub(1, std::memory_order_seq_cst);
+        FERRY_ASSERT(was_waiting > 0);
       }
     }
     if (j == nullptr) {
       // Another thread admitted the last waiter first: give the slot back.
-      in_flight_.fetch_sub(1, std::memory_order_seq_cst);
+      [[maybe_unused]] const std::size_t was = in_flight_.fetch_sub(1, std::memory_order_seq_cst);
+      FERRY_ASSERT(was > 0);
       continue;
     }
     enqueue(j);
@@ -565,7 +578,9 @@ detail::job* cpu_pool::spin_for_job(worker_slot& slot) noexcept {
 void cpu_pool::finish_one() noexcept {
   // The last access to the pool by a job: once pending_ reaches zero the destructor may proceed.
   // notify_all only hands the address to the futex syscall; it does not read the object.
-  if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_all();
+  const std::size_t was = pending_.fetch_sub(1, std::memory_order_acq_rel);
+  FERRY_ASSERT(was > 0);  // a job finishes once
+  if (was == 1) pending_.notify_all();
 }
 
 }  // namespace ferry

@@ -23,8 +23,6 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-
 namespace {
 
 constexpr int kRounds = 400;

@@ -25,9 +25,6 @@
 
 #include "ferry_test.hpp"
 
-using namespace std::chrono_literals;
-namespace asio = boost::asio;
-
 namespace {
 
 using ferry::test::report_log;

@@ -28,8 +28,6 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-
 namespace {
 
 using ferry::test::message_of;

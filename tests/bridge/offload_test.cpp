@@ -27,8 +27,6 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
@@ -294,24 +292,12 @@ TEST(OffloadCancel, BeforeStartNeverRunsAndCompletesAtOnce) {
       });
       ASSERT_TRUE(ferry::test::wait_until([&] { return blocker_started.load(); }));
 
-      asio::cancellation_signal signal;
-      int calls = 0;
-      std::exception_ptr error;
-      ferry::offload(
-          pool,
-          [&] {
-            ran = true;
-            return 1;
-          },
-          asio::bind_cancellation_slot(signal.slot(),
-                                       asio::bind_executor(io, [&](std::exception_ptr e, int) {
-                                         ++calls;
-                                         error = e;
-                                       })));
-      signal.emit(type);
+      ferry::test::cancellable_completion done;
+      ferry::offload(pool, ferry::test::mark_and_return(ran, 1), done.handler(io));
+      done.cancel(type);
       io.run();  // the aborted completion is posted at once: the pool is still blocked
-      EXPECT_EQ(calls, 1);
-      EXPECT_TRUE(is_operation_aborted(error));
+      EXPECT_EQ(done.calls, 1);
+      EXPECT_TRUE(is_operation_aborted(done.error));
       blocker.open();
     }  // the pool drains: the cancelled job is dropped without running f
     EXPECT_FALSE(ran.load());
@@ -365,9 +351,7 @@ TEST(OffloadCancel, NoneTypeIsIgnored) {
   ferry::offload(
       pool,
       [] { return 3; },
-      asio::bind_cancellation_slot(
-          signal.slot(),
-          asio::bind_executor(io, [&](std::exception_ptr e, int v) { value = e ? -1 : v; })));
+      asio::bind_cancellation_slot(signal.slot(), ferry::test::value_into(io, value)));
   signal.emit(asio::cancellation_type::none);
   io.run();
   EXPECT_EQ(value, 3);
@@ -450,26 +434,17 @@ TEST(OffloadBackpressure, CancelWhileWaitingForASlotLosesNothing) {
         blocker.wait();
         return 1;
       },
-      asio::bind_executor(io, [&](std::exception_ptr e, int v) { blocker_value = e ? -1 : v; }));
+      ferry::test::value_into(io, blocker_value));
   ASSERT_TRUE(ferry::test::wait_until([&] { return blocker_started.load(); }));
 
   std::atomic<bool> waiter_ran{false};
-  asio::cancellation_signal signal;
-  std::exception_ptr waiter_error;
-  ferry::offload(
-      pool,
-      [&] {
-        waiter_ran = true;
-        return 2;
-      },
-      asio::bind_cancellation_slot(
-          signal.slot(),
-          asio::bind_executor(io, [&](std::exception_ptr e, int) { waiter_error = e; })));
+  ferry::test::cancellable_completion waiter;
+  ferry::offload(pool, ferry::test::mark_and_return(waiter_ran, 2), waiter.handler(io));
   EXPECT_EQ(pool.stats().waiting, 1u);
-  signal.emit(asio::cancellation_type::terminal);
+  waiter.cancel();
   EXPECT_EQ(pool.stats().waiting, 0u);
   io.run_one();  // the waiter's aborted completion
-  EXPECT_TRUE(is_operation_aborted(waiter_error));
+  EXPECT_TRUE(is_operation_aborted(waiter.error));
 
   blocker.open();
   io.restart();
@@ -478,9 +453,7 @@ TEST(OffloadBackpressure, CancelWhileWaitingForASlotLosesNothing) {
   // The slot the blocker held is free again: a new offload runs.
   int third = 0;
   ferry::offload(
-      pool, [] { return 3; }, asio::bind_executor(io, [&](std::exception_ptr e, int v) {
-        third = e ? -1 : v;
-      }));
+      pool, [] { return 3; }, ferry::test::value_into(io, third));
   io.restart();
   io.run();
   EXPECT_EQ(third, 3);
@@ -530,8 +503,7 @@ TEST(OffloadCancel, ThrowIfStopRequestedCompletesAsCancelled) {
         ferry::throw_if_stop_requested(st);
         return 1;
       },
-      asio::bind_cancellation_slot(
-          signal.slot(), asio::bind_executor(io, [&](std::exception_ptr e, int) { error = e; })));
+      asio::bind_cancellation_slot(signal.slot(), ferry::test::error_into(io, error)));
   ASSERT_TRUE(ferry::test::wait_until([&] { return started.load(); }));
   signal.emit(asio::cancellation_type::terminal);
   io.run();

@@ -15,8 +15,6 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-
 namespace {
 
 using ferry::test::is_operation_aborted;
@@ -72,24 +70,13 @@ TEST(RunInExecutorCancel, BeforeStartNeverRuns) {
   asio::io_context target;  // not run yet: the function waits in its queue
   asio::io_context io;
   std::atomic<bool> ran{false};
-  asio::cancellation_signal signal;
-  std::exception_ptr error;
-  int calls = 0;
+  ferry::test::cancellable_completion done;
   ferry::run_in_executor(
-      target.get_executor(),
-      [&] {
-        ran = true;
-        return 1;
-      },
-      asio::bind_cancellation_slot(signal.slot(),
-                                   asio::bind_executor(io, [&](std::exception_ptr e, int) {
-                                     ++calls;
-                                     error = e;
-                                   })));
-  signal.emit(asio::cancellation_type::terminal);
+      target.get_executor(), ferry::test::mark_and_return(ran, 1), done.handler(io));
+  done.cancel();
   io.run();
-  EXPECT_EQ(calls, 1);
-  EXPECT_TRUE(is_operation_aborted(error));
+  EXPECT_EQ(done.calls, 1);
+  EXPECT_TRUE(is_operation_aborted(done.error));
   target.run();  // the dropped function finds the operation cancelled
   EXPECT_FALSE(ran.load());
 }

@@ -43,8 +43,6 @@
 
 namespace {
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
 using namespace boost::asio::experimental::awaitable_operators;
 
 using ferry::test::hang_guard;

@@ -13,9 +13,6 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
-
 namespace {
 
 using ferry::test::is_operation_aborted;

@@ -12,7 +12,6 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
 using ferry::test::gate;
 
 namespace {
@@ -96,9 +95,7 @@ TEST(TryOffload, RefusesAtOnceWhenEverySlotIsTakenAndNeverRunsTheFunction) {
   io.restart();
   int value = 0;
   ferry::try_offload(
-      pool, [] { return 5; }, asio::bind_executor(io, [&](std::exception_ptr e, int v) {
-        value = e ? -1 : v;
-      }));
+      pool, [] { return 5; }, ferry::test::value_into(io, value));
   io.run_one();
   EXPECT_EQ(value, 5);  // a free slot admits it
   drain(io);
@@ -112,15 +109,11 @@ TEST(TryOffload, RefusesWhileOthersWaitForASlotSoTheQueueKeepsItsOrder) {
   hold_the_slot(pool, io, g, held);
   int waiter = 0;
   ferry::offload(
-      pool, [] { return 2; }, asio::bind_executor(io, [&](std::exception_ptr e, int v) {
-        waiter = e ? -1 : v;
-      }));
+      pool, [] { return 2; }, ferry::test::value_into(io, waiter));
   ASSERT_EQ(pool.stats().waiting, 1u);
   std::exception_ptr error;
   ferry::try_offload(
-      pool, [] { return 3; }, asio::bind_executor(io, [&](std::exception_ptr e, int) {
-        error = e;
-      }));
+      pool, [] { return 3; }, ferry::test::error_into(io, error));
   io.run_one();
   EXPECT_TRUE(is_rejected(error));
   g.open();

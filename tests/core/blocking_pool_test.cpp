@@ -30,9 +30,6 @@
 
 namespace {
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
-
 using ferry::test::hang_guard;
 
 // A countdown that can be waited on with a bound, so that a failing test fails instead of hanging
@@ -81,15 +78,7 @@ TEST(BlockingPool, ReportsMaxThreadsAndStartsWithNoThread) {
 
 TEST(BlockingPool, ExecutorIsAnAsioExecutorOfThisPool) {
   ferry::blocking_pool pool;
-  auto ex = pool.get_executor();
-  EXPECT_EQ(&asio::query(ex, asio::execution::context), &pool);
-  EXPECT_EQ(&ex.context(), &pool);
-  EXPECT_EQ(asio::query(ex, asio::execution::blocking), asio::execution::blocking.possibly);
-  EXPECT_EQ(
-      asio::query(asio::require(ex, asio::execution::blocking.never), asio::execution::blocking),
-      asio::execution::blocking.never);
-  EXPECT_TRUE(ex == pool.get_executor());
-  EXPECT_FALSE(ex.running_in_this_thread());
+  ferry::test::expect_asio_executor_of(pool);
 }
 
 TEST(BlockingPool, PostRunsOnAPoolThread) {

@@ -38,8 +38,6 @@
 
 namespace {
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
 using ferry::detail::pool_access;  // the pools' job entry points
 
 using ferry::test::hang_guard;
@@ -163,16 +161,8 @@ TEST(CpuPool, RunningInThisThreadIsFalseOnAnotherPoolsThread) {
 
 TEST(CpuPool, ExecutorIsAnAsioExecutorOfThisPool) {
   ferry::cpu_pool pool(1);
-  auto ex = pool.get_executor();
-  EXPECT_EQ(&asio::query(ex, asio::execution::context), &pool);
-  EXPECT_EQ(&ex.context(), &pool);
   // Like asio::thread_pool's executor (Asio 1.26's dispatch executes on the executor as given).
-  EXPECT_EQ(asio::query(ex, asio::execution::blocking), asio::execution::blocking.possibly);
-  EXPECT_EQ(
-      asio::query(asio::require(ex, asio::execution::blocking.never), asio::execution::blocking),
-      asio::execution::blocking.never);
-  EXPECT_TRUE(ex == pool.get_executor());
-  EXPECT_FALSE(ex.running_in_this_thread());
+  ferry::test::expect_asio_executor_of(pool);
 }
 
 TEST(CpuPool, DispatchFromAPoolFunctionRunsInline) {

@@ -33,7 +33,6 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {

@@ -18,8 +18,6 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
@@ -47,7 +45,30 @@ struct callback_waiter {
                       })));
   }
   bool proceeded() const { return completions == 1 && !error; }
+  // Completed once, with operation_aborted, holding the mutex again.
+  void expect_cancelled() const {
+    EXPECT_EQ(completions, 1);
+    EXPECT_TRUE(is_operation_aborted(error));
+    EXPECT_TRUE(owned_on_completion);
+  }
 };
+
+}  // namespace
+
+namespace {
+
+// Starts `n` coroutines that wait on `cv`, each under its lock, and append their index to `order`
+// once woken; runs `io` until all of them wait.
+void start_waiters(asio::io_context& io, ferry::condition& cv, int n, std::vector<int>& order) {
+  for (int i = 0; i < n; ++i) {
+    ferry::test::spawn_detached(io, [&cv, &order, i]() -> ferry::task<void> {
+      auto lock = co_await cv.lock();
+      co_await cv.wait(lock);
+      order.push_back(i);
+    });
+  }
+  io.poll();
+}
 
 }  // namespace
 
@@ -57,31 +78,25 @@ TEST(Condition, WaitReleasesTheMutexAndReacquiresItBeforeReturning) {
   bool ready = false;
   bool notifier_done = false;
   bool checked = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto lock = co_await cv.lock();
-        co_await cv.wait(lock);
-        EXPECT_TRUE(lock.owns_lock());
-        EXPECT_TRUE(cv.mutex().locked());
-        EXPECT_TRUE(ready);
-        EXPECT_TRUE(notifier_done);  // could not resume while the notifier held the mutex
-        checked = true;
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto lock = co_await cv.lock();
+    co_await cv.wait(lock);
+    EXPECT_TRUE(lock.owns_lock());
+    EXPECT_TRUE(cv.mutex().locked());
+    EXPECT_TRUE(ready);
+    EXPECT_TRUE(notifier_done);  // could not resume while the notifier held the mutex
+    checked = true;
+  });
   io.poll();
   EXPECT_EQ(cv.waiting(), 1u);
   EXPECT_FALSE(cv.mutex().locked());  // released by the wait
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto lock = co_await cv.lock();
-        ready = true;
-        cv.notify_one();
-        co_await asio::post(io, asio::use_awaitable);  // keep the mutex across a suspension
-        notifier_done = true;
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto lock = co_await cv.lock();
+    ready = true;
+    cv.notify_one();
+    co_await asio::post(io, asio::use_awaitable);  // keep the mutex across a suspension
+    notifier_done = true;
+  });
   io.run();
   EXPECT_TRUE(checked);
   EXPECT_FALSE(cv.mutex().locked());
@@ -91,17 +106,7 @@ TEST(Condition, NotifyOneWakesTheOldestWaiter) {
   asio::io_context io;
   ferry::condition cv;
   std::vector<int> order;
-  for (int i = 0; i < 3; ++i) {
-    asio::co_spawn(
-        io,
-        [&, i]() -> ferry::task<void> {
-          auto lock = co_await cv.lock();
-          co_await cv.wait(lock);
-          order.push_back(i);
-        },
-        asio::detached);
-  }
-  io.poll();
+  start_waiters(io, cv, 3, order);
   ASSERT_EQ(cv.waiting(), 3u);
   for (int n = 1; n <= 3; ++n) {
     cv.notify_one();
@@ -116,17 +121,7 @@ TEST(Condition, NotifyAllAndNotifyNWakeWaitersInFifoOrder) {
   asio::io_context io;
   ferry::condition cv;
   std::vector<int> order;
-  for (int i = 0; i < 5; ++i) {
-    asio::co_spawn(
-        io,
-        [&, i]() -> ferry::task<void> {
-          auto lock = co_await cv.lock();
-          co_await cv.wait(lock);
-          order.push_back(i);
-        },
-        asio::detached);
-  }
-  io.poll();
+  start_waiters(io, cv, 5, order);
   cv.notify(2);
   io.poll();
   EXPECT_EQ(order, (std::vector<int>{0, 1}));
@@ -143,14 +138,11 @@ TEST(Condition, NotifyWithNoWaiterIsNotRemembered) {
   cv.notify_one();
   cv.notify_all();
   bool woke = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto lock = co_await cv.lock();
-        co_await cv.wait(lock);
-        woke = true;
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto lock = co_await cv.lock();
+    co_await cv.wait(lock);
+    woke = true;
+  });
   io.poll();
   EXPECT_FALSE(woke);
   EXPECT_EQ(cv.waiting(), 1u);
@@ -163,23 +155,17 @@ TEST(Condition, NotifiedWaiterQueuesForTheMutexBehindEarlierLockers) {
   asio::io_context io;
   ferry::condition cv;
   std::vector<char> order;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto lock = co_await cv.lock();
-        co_await cv.wait(lock);
-        order.push_back('w');
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto lock = co_await cv.lock();
+    co_await cv.wait(lock);
+    order.push_back('w');
+  });
   io.poll();
   ASSERT_TRUE(cv.mutex().try_lock());  // the test holds the mutex
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto lock = co_await cv.lock();
-        order.push_back('l');
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto lock = co_await cv.lock();
+    order.push_back('l');
+  });
   io.poll();
   cv.notify_one();
   io.poll();  // the notified waiter now waits for the mutex, behind the locker
@@ -197,19 +183,16 @@ TEST(Condition, WaitWithPredicateLoopsUntilItHolds) {
   int value = 0;
   int evaluations = 0;
   bool done = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto lock = co_await cv.lock();
-        co_await cv.wait(lock, [&] {
-          ++evaluations;
-          return value >= 3;
-        });
-        EXPECT_TRUE(lock.owns_lock());
-        EXPECT_EQ(value, 3);
-        done = true;
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto lock = co_await cv.lock();
+    co_await cv.wait(lock, [&] {
+      ++evaluations;
+      return value >= 3;
+    });
+    EXPECT_TRUE(lock.owns_lock());
+    EXPECT_EQ(value, 3);
+    done = true;
+  });
   io.poll();
   for (int i = 0; i < 3; ++i) {
     EXPECT_FALSE(done);
@@ -225,14 +208,11 @@ TEST(Condition, WaitWithATruePredicateDoesNotWait) {
   asio::io_context io;
   ferry::condition cv;
   bool done = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto lock = co_await cv.lock();
-        co_await cv.wait(lock, [] { return true; });
-        done = lock.owns_lock();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto lock = co_await cv.lock();
+    co_await cv.wait(lock, [] { return true; });
+    done = lock.owns_lock();
+  });
   io.run();
   EXPECT_TRUE(done);
   EXPECT_EQ(cv.waiting(), 0u);
@@ -242,17 +222,14 @@ TEST(Condition, PredicateExceptionPropagatesAndTheGuardUnlocks) {
   asio::io_context io;
   ferry::condition cv;
   bool caught = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        try {
-          auto lock = co_await cv.lock();
-          co_await cv.wait(lock, []() -> bool { throw std::runtime_error("pred"); });
-        } catch (const std::runtime_error&) {
-          caught = true;
-        }
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    try {
+      auto lock = co_await cv.lock();
+      co_await cv.wait(lock, []() -> bool { throw std::runtime_error("pred"); });
+    } catch (const std::runtime_error&) {
+      caught = true;
+    }
+  });
   io.run();
   EXPECT_TRUE(caught);
   EXPECT_FALSE(cv.mutex().locked());
@@ -264,24 +241,21 @@ TEST(Condition, WaitRequiresAGuardOfTheConditionsMutex) {
   ferry::mutex other;
   int invalid = 0;
   bool other_still_owned = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        ferry::mutex::guard empty;
-        try {
-          co_await cv.wait(empty);
-        } catch (const std::invalid_argument&) {
-          ++invalid;
-        }
-        auto lock = co_await other.lock();
-        try {
-          co_await cv.wait(lock, [] { return false; });
-        } catch (const std::invalid_argument&) {
-          ++invalid;
-        }
-        other_still_owned = lock.owns_lock() && other.locked();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    ferry::mutex::guard empty;
+    try {
+      co_await cv.wait(empty);
+    } catch (const std::invalid_argument&) {
+      ++invalid;
+    }
+    auto lock = co_await other.lock();
+    try {
+      co_await cv.wait(lock, [] { return false; });
+    } catch (const std::invalid_argument&) {
+      ++invalid;
+    }
+    other_still_owned = lock.owns_lock() && other.locked();
+  });
   io.run();
   EXPECT_EQ(invalid, 2);
   EXPECT_TRUE(other_still_owned);
@@ -333,9 +307,7 @@ TEST(Condition, PartialAndTotalCancellationAreHonoured) {
     w.start(io, cv);
     w.signal.emit(type);
     io.run();
-    EXPECT_EQ(w.completions, 1);
-    EXPECT_TRUE(is_operation_aborted(w.error));
-    EXPECT_TRUE(w.owned_on_completion);
+    w.expect_cancelled();
     EXPECT_EQ(cv.waiting(), 0u);
     EXPECT_FALSE(cv.mutex().locked());
   }
@@ -352,9 +324,7 @@ TEST(Condition, NotifyOneAfterACancellationGoesToTheNextWaiter) {
   first.signal.emit(asio::cancellation_type::terminal);
   cv.notify_one();
   io.run();
-  EXPECT_EQ(first.completions, 1);
-  EXPECT_TRUE(is_operation_aborted(first.error));
-  EXPECT_TRUE(first.owned_on_completion);
+  first.expect_cancelled();
   EXPECT_TRUE(second.proceeded());
   EXPECT_TRUE(second.owned_on_completion);
   EXPECT_EQ(first.proceeded() + second.proceeded(), 1);
@@ -387,15 +357,12 @@ TEST(Condition, ComposesWithAwaitableOperators) {
   ferry::condition cv;
   std::size_t index = 99;
   bool owned_after = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto lock = co_await cv.lock();
-        auto r = co_await (cv.wait(lock) || ferry::sleep(5ms));
-        index = r.index();
-        owned_after = lock.owns_lock() && cv.mutex().locked();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto lock = co_await cv.lock();
+    auto r = co_await (cv.wait(lock) || ferry::sleep(5ms));
+    index = r.index();
+    owned_after = lock.owns_lock() && cv.mutex().locked();
+  });
   io.run();
   EXPECT_EQ(index, 1u);
   EXPECT_TRUE(owned_after);
@@ -413,30 +380,24 @@ TEST(Condition, SharesABorrowedMutexWithOtherConditions) {
   std::vector<int> items;
   std::vector<int> taken;
   constexpr std::size_t capacity = 2;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        for (int i = 0; i < 10; ++i) {
-          auto lock = co_await m.lock();
-          co_await not_full.wait(lock, [&] { return items.size() < capacity; });
-          items.push_back(i);
-          not_empty.notify_one();
-        }
-      },
-      asio::detached);
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        while (taken.size() < 10) {
-          auto lock = co_await m.lock();
-          co_await not_empty.wait(lock, [&] { return !items.empty(); });
-          EXPECT_LE(items.size(), capacity);
-          taken.push_back(items.front());
-          items.erase(items.begin());
-          not_full.notify_one();
-        }
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    for (int i = 0; i < 10; ++i) {
+      auto lock = co_await m.lock();
+      co_await not_full.wait(lock, [&] { return items.size() < capacity; });
+      items.push_back(i);
+      not_empty.notify_one();
+    }
+  });
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    while (taken.size() < 10) {
+      auto lock = co_await m.lock();
+      co_await not_empty.wait(lock, [&] { return !items.empty(); });
+      EXPECT_LE(items.size(), capacity);
+      taken.push_back(items.front());
+      items.erase(items.begin());
+      not_full.notify_one();
+    }
+  });
   io.run();
   EXPECT_EQ(taken, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
   EXPECT_FALSE(m.locked());

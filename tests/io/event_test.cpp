@@ -16,15 +16,9 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
-namespace {
-
 using ferry::test::is_operation_aborted;
-
-}  // namespace
 
 TEST(Event, StartsClearedAndSetClearToggleTheFlag) {
   ferry::event ev;
@@ -43,15 +37,12 @@ TEST(Event, WaitOnASetEventReturnsWithoutSuspending) {
   ev.set();
   bool other_ran = false;
   bool checked = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        asio::post(io, [&] { other_ran = true; });
-        co_await ev.wait();  // a suspension would let the posted handler run first
-        EXPECT_FALSE(other_ran);
-        checked = true;
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    asio::post(io, [&] { other_ran = true; });
+    co_await ev.wait();  // a suspension would let the posted handler run first
+    EXPECT_FALSE(other_ran);
+    checked = true;
+  });
   io.run();
   EXPECT_TRUE(checked);
 }
@@ -60,13 +51,10 @@ TEST(Event, WaitSuspendsUntilSet) {
   asio::io_context io;
   ferry::event ev;
   bool woke = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        co_await ev.wait();
-        woke = true;
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    co_await ev.wait();
+    woke = true;
+  });
   io.poll();
   EXPECT_FALSE(woke);
   EXPECT_EQ(ev.waiting(), 1u);
@@ -81,13 +69,10 @@ TEST(Event, SetWakesEveryWaiterInFifoOrder) {
   ferry::event ev;
   std::vector<int> order;
   for (int i = 0; i < 5; ++i) {
-    asio::co_spawn(
-        io,
-        [&, i]() -> ferry::task<void> {
-          co_await ev.wait();
-          order.push_back(i);
-        },
-        asio::detached);
+    ferry::test::spawn_detached(io, [&, i]() -> ferry::task<void> {
+      co_await ev.wait();
+      order.push_back(i);
+    });
   }
   io.poll();
   EXPECT_EQ(ev.waiting(), 5u);
@@ -179,13 +164,10 @@ TEST(Event, ComposesWithAwaitableOperators) {
   asio::io_context io;
   ferry::event ev;
   std::size_t index = 99;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto r = co_await (ev.wait() || ferry::sleep(5ms));
-        index = r.index();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto r = co_await (ev.wait() || ferry::sleep(5ms));
+    index = r.index();
+  });
   io.run();
   EXPECT_EQ(index, 1u);
   EXPECT_EQ(ev.waiting(), 0u);
@@ -217,13 +199,10 @@ TEST(Event, SetFromAnotherThreadWakesWaitersOnTheirExecutors) {
   std::thread::id resumed_a;
   std::thread::id resumed_b;
   auto spawn = [&](asio::io_context& io, std::thread::id& resumed) {
-    asio::co_spawn(
-        io,
-        [&]() -> ferry::task<void> {
-          co_await ev.wait();
-          resumed = std::this_thread::get_id();
-        },
-        asio::detached);
+    ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+      co_await ev.wait();
+      resumed = std::this_thread::get_id();
+    });
   };
   spawn(a, resumed_a);
   spawn(b, resumed_b);

@@ -30,20 +30,11 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
-using ferry::test::fail_soon;
-using ferry::test::is_operation_aborted;
-using ferry::test::message_of;
-using ferry::test::probe;
-using ferry::test::run;
-using ferry::test::set_on_exit;
-using ferry::test::value_after;
-using ferry::test::wait_forever;
+using namespace ferry::test;
 
 ferry::task<void> nothing() { co_return; }
 
@@ -84,13 +75,10 @@ TEST(Gather, ReturnsValuesInArgumentOrderWhateverTheCompletionOrder) {
   asio::io_context io;
   ferry::semaphore g0(0), g1(0), g2(0);
   std::optional<std::tuple<int, int, std::monostate, int>> result;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        result = co_await ferry::gather(
-            value_after(g0, 10), value_after(g1, 11), nothing(), value_after(g2, 12));
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    result = co_await ferry::gather(
+        value_after(g0, 10), value_after(g1, 11), nothing(), value_after(g2, 12));
+  });
   io.poll();  // every child waits on its gate
   EXPECT_EQ(g0.waiting() + g1.waiting() + g2.waiting(), 3u);
   g2.release();  // complete in reverse order
@@ -174,22 +162,12 @@ TEST(Gather, TheFirstFailureByCompletionOrderWins) {
 
 TEST(Gather, CancellingTheAwaiterCancelsEveryChildAndWaitsForThem) {
   asio::io_context io;
-  asio::cancellation_signal signal;
   probe a, b;
-  std::exception_ptr error;
-  bool done = false;
-  asio::co_spawn(io,
-                 ferry::gather(wait_forever(a), wait_forever(b)),
-                 asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, auto) {
-                   error = e;
-                   done = true;
-                 }));
-  io.poll();
-  ASSERT_TRUE(a.started && b.started);
-  signal.emit(asio::cancellation_type::terminal);
-  io.run();
-  EXPECT_TRUE(done);
-  EXPECT_TRUE(is_operation_aborted(error));
+  const awaiter_cancellation r = cancel_the_awaiter(
+      io, ferry::gather(wait_forever(a), wait_forever(b)), [&] { return a.started && b.started; });
+  ASSERT_TRUE(r.started_before_cancel);
+  EXPECT_TRUE(r.completed);
+  EXPECT_TRUE(is_operation_aborted(r.error));
   EXPECT_TRUE(a.finished && a.aborted);
   EXPECT_TRUE(b.finished && b.aborted);
 }
@@ -238,10 +216,8 @@ TEST(Gather, VectorOfTasksReturnsValuesInOrder) {
   std::vector<ferry::task<int>> tasks;
   for (int i = 0; i < 5; ++i) tasks.push_back(value_after(gate, i * i));
   std::optional<std::vector<int>> result;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> { result = co_await ferry::gather(std::move(tasks)); },
-      asio::detached);
+  ferry::test::spawn_detached(
+      io, [&]() -> ferry::task<void> { result = co_await ferry::gather(std::move(tasks)); });
   io.poll();
   EXPECT_EQ(gate.waiting(), 5u);
   gate.release(5);
@@ -295,13 +271,10 @@ TEST(Gather, ChildrenRunOnTheCallersExecutorAndTheCallerResumesThere) {
     children_on_strand += strand.running_in_this_thread() ? 1 : 0;
     co_return 0;
   };
-  asio::co_spawn(
-      strand,
-      [&]() -> ferry::task<void> {
-        co_await ferry::gather(child(), child(), child());
-        resumed_on_strand = strand.running_in_this_thread();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(strand, [&]() -> ferry::task<void> {
+    co_await ferry::gather(child(), child(), child());
+    resumed_on_strand = strand.running_in_this_thread();
+  });
   io.run();
   EXPECT_EQ(children_on_strand, 3);
   EXPECT_TRUE(resumed_on_strand);

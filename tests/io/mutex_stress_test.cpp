@@ -31,22 +31,18 @@
 #include <string>
 
 #include "ferry_test.hpp"
+#include "stress.hpp"
 
-namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
-struct shared_state {
+struct shared_state : ferry::test::stress_counts {
   ferry::mutex m;
   long counter = 0;     // guarded by m (deliberately not atomic)
   bool inside = false;  // guarded by m
-  std::atomic<long> acquired{0};
-  std::atomic<long> cancelled{0};
   std::atomic<long> thrown{0};
   std::atomic<int> violations{0};
-  std::atomic<int> unexpected{0};
-  std::atomic<int> finished{0};
 };
 
 // g++ 12 at -O1 inlines Asio's coroutine frame allocation (aligned_alloc) into this coroutine
@@ -68,20 +64,17 @@ ferry::task<void> worker(shared_state& s, unsigned seed, int iterations, bool ca
         lock = co_await s.m.lock();
         break;
       case 2: {
-        const auto delay = std::chrono::microseconds(rng() % 50);
-        auto r = co_await (s.m.lock() || ferry::sleep(delay));
-        if (r.index() == 0) {
-          lock = std::move(std::get<0>(r));
+        auto got = co_await ferry::test::before_a_short_sleep(s.m.lock(), rng);
+        if (got) {
+          lock = std::move(*got);
         } else {
           ++s.cancelled;
         }
         break;
       }
       default: {
-        auto signal = std::make_shared<asio::cancellation_signal>();
-        ferry::test::emit_after(ex, signal, rng() % 4, ferry::test::random_cancellation_type(rng));
-        auto [e] = co_await s.m.async_lock(
-            asio::bind_cancellation_slot(signal->slot(), asio::as_tuple(asio::use_awaitable)));
+        const std::exception_ptr e = co_await ferry::test::cancelled_at_random(
+            ex, rng, [&](auto token) { return s.m.async_lock(std::move(token)); });
         if (!e) {
           lock = ferry::mutex::guard(s.m, std::adopt_lock);
         } else {
@@ -127,10 +120,7 @@ TEST(MutexStress, MutualExclusionAndNoLostHandOffUnderRandomCancellation) {
     const int total = cfg.io_strands + cfg.cpu_strands + cfg.cpu_plain;
     {
       ferry::runtime rt({.io_threads = cfg.io_threads, .cpu_threads = 2});
-      auto done = [&s](std::exception_ptr e) {
-        if (e) ++s.unexpected;
-        ++s.finished;
-      };
+      auto done = s.on_finished();
       unsigned seed = 1;
       for (int i = 0; i < cfg.io_strands; ++i) {
         asio::co_spawn(

@@ -20,34 +20,25 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
-namespace {
-
 using ferry::test::is_operation_aborted;
-
-}  // namespace
 
 TEST(Mutex, LockAndUnlockThroughTheGuard) {
   asio::io_context io;
   ferry::mutex m;
   bool ran = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        {
-          auto lock = co_await m.lock();
-          EXPECT_TRUE(lock.owns_lock());
-          EXPECT_EQ(lock.mutex(), &m);
-          EXPECT_TRUE(m.locked());
-          EXPECT_FALSE(m.try_lock());
-          ran = true;
-        }
-        EXPECT_FALSE(m.locked());
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    {
+      auto lock = co_await m.lock();
+      EXPECT_TRUE(lock.owns_lock());
+      EXPECT_EQ(lock.mutex(), &m);
+      EXPECT_TRUE(m.locked());
+      EXPECT_FALSE(m.try_lock());
+      ran = true;
+    }
+    EXPECT_FALSE(m.locked());
+  });
   io.run();
   EXPECT_TRUE(ran);
   EXPECT_FALSE(m.locked());
@@ -77,18 +68,15 @@ TEST(Mutex, GuardUnlocksWhenAnExceptionUnwinds) {
   asio::io_context io;
   ferry::mutex m;
   bool caught = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        try {
-          auto lock = co_await m.lock();
-          throw std::runtime_error("inside");
-        } catch (const std::runtime_error&) {
-          caught = true;
-          EXPECT_FALSE(m.locked());
-        }
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    try {
+      auto lock = co_await m.lock();
+      throw std::runtime_error("inside");
+    } catch (const std::runtime_error&) {
+      caught = true;
+      EXPECT_FALSE(m.locked());
+    }
+  });
   io.run();
   EXPECT_TRUE(caught);
   EXPECT_FALSE(m.locked());
@@ -123,15 +111,12 @@ TEST(Mutex, UncontendedLockDoesNotSuspend) {
   ferry::mutex m;
   bool other_ran = false;
   bool checked = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        asio::post(io, [&] { other_ran = true; });
-        auto lock = co_await m.lock();  // a suspension would let the posted handler run first
-        EXPECT_FALSE(other_ran);
-        checked = true;
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    asio::post(io, [&] { other_ran = true; });
+    auto lock = co_await m.lock();  // a suspension would let the posted handler run first
+    EXPECT_FALSE(other_ran);
+    checked = true;
+  });
   io.run();
   EXPECT_TRUE(checked);
   EXPECT_TRUE(other_ran);
@@ -143,14 +128,11 @@ TEST(Mutex, UnlockHandsOwnershipToWaitersInFifoOrder) {
   ASSERT_TRUE(m.try_lock());
   std::vector<int> order;
   for (int i = 0; i < 5; ++i) {
-    asio::co_spawn(
-        io,
-        [&, i]() -> ferry::task<void> {
-          auto lock = co_await m.lock();
-          order.push_back(i);
-          co_await asio::post(io, asio::use_awaitable);  // hold the lock across a suspension
-        },
-        asio::detached);
+    ferry::test::spawn_detached(io, [&, i]() -> ferry::task<void> {
+      auto lock = co_await m.lock();
+      order.push_back(i);
+      co_await asio::post(io, asio::use_awaitable);  // hold the lock across a suspension
+    });
   }
   io.poll();
   EXPECT_EQ(m.waiting(), 5u);
@@ -182,18 +164,16 @@ TEST(Mutex, CancelledWaiterIsRemovedAndTheNextOneGetsTheLock) {
   asio::io_context io;
   ferry::mutex m;
   ASSERT_TRUE(m.try_lock());
-  asio::cancellation_signal signal;
-  std::exception_ptr first_error;
+  ferry::test::cancellable_completion first;
   bool second_got = false;
-  m.async_lock(asio::bind_cancellation_slot(
-      signal.slot(), asio::bind_executor(io, [&](std::exception_ptr e) { first_error = e; })));
+  m.async_lock(first.handler(io));
   m.async_lock(asio::bind_executor(io, [&](std::exception_ptr e) { second_got = !e; }));
   EXPECT_EQ(m.waiting(), 2u);
-  signal.emit(asio::cancellation_type::terminal);
+  first.cancel();
   EXPECT_EQ(m.waiting(), 1u);
   m.unlock();
   io.run();
-  EXPECT_TRUE(is_operation_aborted(first_error));
+  EXPECT_TRUE(is_operation_aborted(first.error));
   EXPECT_TRUE(second_got);
   EXPECT_TRUE(m.locked());  // owned by the second waiter, which did not unlock
   m.unlock();
@@ -265,13 +245,10 @@ TEST(Mutex, HandOffToTheLosingBranchOfOrIsUnlockedByItsGuard) {
   ferry::event ev;
   ASSERT_TRUE(m.try_lock());
   std::size_t index = 99;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto r = co_await (m.lock() || ev.wait());
-        index = r.index();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto r = co_await (m.lock() || ev.wait());
+    index = r.index();
+  });
   io.poll();
   ASSERT_EQ(m.waiting(), 1u);
   ASSERT_EQ(ev.waiting(), 1u);
@@ -289,13 +266,10 @@ TEST(Mutex, ComposesWithAwaitableOperators) {
   ferry::mutex m;
   ASSERT_TRUE(m.try_lock());
   std::size_t index = 99;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto r = co_await (m.lock() || ferry::sleep(5ms));
-        index = r.index();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto r = co_await (m.lock() || ferry::sleep(5ms));
+    index = r.index();
+  });
   io.run();
   EXPECT_EQ(index, 1u);  // the mutex was never unlocked: the sleep won
   EXPECT_EQ(m.waiting(), 0u);
@@ -308,19 +282,16 @@ TEST(Mutex, AsyncLockWorksWithAsTupleAndDeferred) {
   asio::io_context io;
   ferry::mutex m;
   bool got = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto [e] = co_await m.async_lock(asio::as_tuple(asio::use_awaitable));
-        EXPECT_FALSE(e);
-        ferry::mutex::guard lock(m, std::adopt_lock);
-        auto op = m.async_lock(asio::deferred);  // not started yet
-        lock.unlock();
-        co_await std::move(op)(asio::use_awaitable);
-        got = m.locked();
-        m.unlock();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto [e] = co_await m.async_lock(asio::as_tuple(asio::use_awaitable));
+    EXPECT_FALSE(e);
+    ferry::mutex::guard lock(m, std::adopt_lock);
+    auto op = m.async_lock(asio::deferred);  // not started yet
+    lock.unlock();
+    co_await std::move(op)(asio::use_awaitable);
+    got = m.locked();
+    m.unlock();
+  });
   io.run();
   EXPECT_TRUE(got);
   EXPECT_FALSE(m.locked());
@@ -335,20 +306,14 @@ TEST(Mutex, WaitersOnOtherThreadsResumeOnTheirOwnExecutors) {
   std::thread::id b_thread;
   std::thread::id resumed_a;
   std::thread::id resumed_b;
-  asio::co_spawn(
-      a,
-      [&]() -> ferry::task<void> {
-        auto lock = co_await m.lock();
-        resumed_a = std::this_thread::get_id();
-      },
-      asio::detached);
-  asio::co_spawn(
-      b,
-      [&]() -> ferry::task<void> {
-        auto lock = co_await m.lock();
-        resumed_b = std::this_thread::get_id();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(a, [&]() -> ferry::task<void> {
+    auto lock = co_await m.lock();
+    resumed_a = std::this_thread::get_id();
+  });
+  ferry::test::spawn_detached(b, [&]() -> ferry::task<void> {
+    auto lock = co_await m.lock();
+    resumed_b = std::this_thread::get_id();
+  });
   std::thread ta([&] {
     a_thread = std::this_thread::get_id();
     a.run();

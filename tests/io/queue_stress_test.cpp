@@ -31,8 +31,6 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-
 namespace {
 
 // Move-only, so that a double move or a lost item shows up (a null id is a defect).

@@ -20,8 +20,6 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
@@ -62,19 +60,16 @@ TEST(Queue, ItemsComeOutInFifoOrder) {
   asio::io_context io;
   ferry::queue<int> q(3);
   std::vector<int> got;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        co_await q.put(1);
-        co_await q.put(2);
-        EXPECT_TRUE(q.try_put(3));
-        EXPECT_TRUE(q.full());
-        EXPECT_FALSE(q.try_put(4));
-        for (int i = 0; i < 3; ++i) got.push_back(co_await q.get());
-        EXPECT_TRUE(q.empty());
-        EXPECT_FALSE(q.try_get().has_value());
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    co_await q.put(1);
+    co_await q.put(2);
+    EXPECT_TRUE(q.try_put(3));
+    EXPECT_TRUE(q.full());
+    EXPECT_FALSE(q.try_put(4));
+    for (int i = 0; i < 3; ++i) got.push_back(co_await q.get());
+    EXPECT_TRUE(q.empty());
+    EXPECT_FALSE(q.try_get().has_value());
+  });
   io.run();
   EXPECT_EQ(got, (std::vector<int>{1, 2, 3}));
   EXPECT_EQ(q.capacity(), 3u);
@@ -84,18 +79,12 @@ TEST(Queue, MoveOnlyItemsWithoutDefaultConstructor) {
   asio::io_context io;
   ferry::queue<token> q(1);
   std::vector<int> got;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        for (int i = 0; i < 3; ++i) got.push_back((co_await q.get()).value());
-      },
-      asio::detached);
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        for (int i = 0; i < 3; ++i) co_await q.put(token(i));
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    for (int i = 0; i < 3; ++i) got.push_back((co_await q.get()).value());
+  });
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    for (int i = 0; i < 3; ++i) co_await q.put(token(i));
+  });
   io.run();
   EXPECT_EQ(got, (std::vector<int>{0, 1, 2}));
 }
@@ -119,13 +108,10 @@ TEST(Queue, PutWaitsWhileFullAndEntersWhenAGetFreesASlot) {
   ferry::queue<int> q(1);
   bool put_done = false;
   EXPECT_TRUE(q.try_put(1));
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        co_await q.put(2);
-        put_done = true;
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    co_await q.put(2);
+    put_done = true;
+  });
   io.poll();
   EXPECT_FALSE(put_done);
   EXPECT_EQ(q.putters_waiting(), 1u);
@@ -143,8 +129,7 @@ TEST(Queue, GetWaitsWhileEmptyAndReceivesTheItemDirectly) {
   asio::io_context io;
   ferry::queue<std::string> q(1);
   std::string got;
-  asio::co_spawn(
-      io, [&]() -> ferry::task<void> { got = co_await q.get(); }, asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> { got = co_await q.get(); });
   io.poll();
   EXPECT_EQ(q.getters_waiting(), 1u);
   EXPECT_TRUE(q.try_put("hello"));
@@ -158,10 +143,8 @@ TEST(Queue, WaitingGettersAreServedInFifoOrder) {
   ferry::queue<int> q(10);
   std::vector<std::pair<int, int>> got;  // (getter, item)
   for (int i = 0; i < 5; ++i) {
-    asio::co_spawn(
-        io,
-        [&, i]() -> ferry::task<void> { got.emplace_back(i, co_await q.get()); },
-        asio::detached);
+    ferry::test::spawn_detached(
+        io, [&, i]() -> ferry::task<void> { got.emplace_back(i, co_await q.get()); });
   }
   io.poll();
   EXPECT_EQ(q.getters_waiting(), 5u);
@@ -176,8 +159,7 @@ TEST(Queue, BlockedPuttersEnterInFifoOrder) {
   ferry::queue<int> q(1);
   EXPECT_TRUE(q.try_put(0));
   for (int i = 1; i <= 4; ++i) {
-    asio::co_spawn(
-        io, [&, i]() -> ferry::task<void> { co_await q.put(i); }, asio::detached);
+    ferry::test::spawn_detached(io, [&, i]() -> ferry::task<void> { co_await q.put(i); });
   }
   io.poll();
   EXPECT_EQ(q.putters_waiting(), 4u);
@@ -298,16 +280,13 @@ TEST(Queue, ComposesWithAwaitableOperators) {
   asio::io_context io;
   ferry::queue<int> q(1);
   std::size_t index = 99;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto r = co_await (q.get() || ferry::sleep(5ms));
-        index = r.index();
-        co_await q.put(1);
-        auto r2 = co_await (q.put(2) || ferry::sleep(5ms));  // full: the put loses
-        EXPECT_EQ(r2.index(), 1u);
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto r = co_await (q.get() || ferry::sleep(5ms));
+    index = r.index();
+    co_await q.put(1);
+    auto r2 = co_await (q.put(2) || ferry::sleep(5ms));  // full: the put loses
+    EXPECT_EQ(r2.index(), 1u);
+  });
   io.run();
   EXPECT_EQ(index, 1u);
   EXPECT_EQ(q.getters_waiting(), 0u);
@@ -321,16 +300,13 @@ TEST(Queue, CloseWakesWaitingGettersWithQueueClosed) {
   ferry::queue<int> q(2);
   int closed_seen = 0;
   for (int i = 0; i < 3; ++i) {
-    asio::co_spawn(
-        io,
-        [&]() -> ferry::task<void> {
-          try {
-            co_await q.get();
-          } catch (const ferry::queue_closed&) {
-            ++closed_seen;
-          }
-        },
-        asio::detached);
+    ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+      try {
+        co_await q.get();
+      } catch (const ferry::queue_closed&) {
+        ++closed_seen;
+      }
+    });
   }
   io.poll();
   EXPECT_EQ(q.getters_waiting(), 3u);
@@ -349,16 +325,13 @@ TEST(Queue, CloseDeliversRemainingItemsThenThrows) {
   q.close();
   std::vector<int> got;
   bool closed_seen = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        try {
-          for (;;) got.push_back(co_await q.get());
-        } catch (const ferry::queue_closed& e) {
-          closed_seen = std::string(e.what()).find("closed") != std::string::npos;
-        }
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    try {
+      for (;;) got.push_back(co_await q.get());
+    } catch (const ferry::queue_closed& e) {
+      closed_seen = std::string(e.what()).find("closed") != std::string::npos;
+    }
+  });
   io.run();
   EXPECT_EQ(got, (std::vector<int>{1, 2}));
   EXPECT_TRUE(closed_seen);
@@ -401,16 +374,13 @@ TEST(Queue, JoinWaitsUntilEveryItemIsDone) {
   asio::io_context io;
   ferry::queue<int> q(4);
   bool joined = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        co_await q.join();  // nothing unfinished: completes at once
-        co_await q.put(1);
-        co_await q.put(2);
-        co_await q.join();
-        joined = true;
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    co_await q.join();  // nothing unfinished: completes at once
+    co_await q.put(1);
+    co_await q.put(2);
+    co_await q.join();
+    joined = true;
+  });
   io.poll();
   EXPECT_FALSE(joined);
   EXPECT_EQ(q.unfinished(), 2u);
@@ -473,13 +443,10 @@ TEST(Queue, ProducerOnThePoolConsumerOnTheLoop) {
   ferry::runtime rt({.io_threads = 1, .cpu_threads = 2});
   ferry::queue<int> q(2);
   const int n = 200;
-  asio::co_spawn(
-      rt.cpu().get_executor(),
-      [&]() -> ferry::task<void> {
-        for (int i = 0; i < n; ++i) co_await q.put(i);
-        q.close();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(rt.cpu().get_executor(), [&]() -> ferry::task<void> {
+    for (int i = 0; i < n; ++i) co_await q.put(i);
+    q.close();
+  });
   std::vector<int> got = rt.run([&]() -> ferry::task<std::vector<int>> {
     std::vector<int> items;
     try {

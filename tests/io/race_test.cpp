@@ -23,19 +23,9 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
-
 namespace {
 
-using ferry::test::fail_soon;
-using ferry::test::is_operation_aborted;
-using ferry::test::message_of;
-using ferry::test::probe;
-using ferry::test::run;
-using ferry::test::set_on_exit;
-using ferry::test::value_after;
-using ferry::test::wait_forever;
+using namespace ferry::test;
 
 using race_result = std::variant<int, int, int>;
 
@@ -47,14 +37,10 @@ TEST(Race, FirstToFinishWinsAndTheLosersHaveFinishedWhenItReturns) {
   probe a, b;
   bool losers_finished = false;
   std::optional<race_result> result;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        result =
-            co_await ferry::race(wait_forever<int>(a), value_after(gate, 5), wait_forever<int>(b));
-        losers_finished = a.finished && b.finished;
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    result = co_await ferry::race(wait_forever<int>(a), value_after(gate, 5), wait_forever<int>(b));
+    losers_finished = a.finished && b.finished;
+  });
   io.poll();
   ASSERT_TRUE(a.started && b.started);
   EXPECT_FALSE(result);
@@ -111,17 +97,7 @@ TEST(Race, WaitsForALoserThatTakesTimeToStop) {
   bool cleanup_done = false;
   bool cleanup_done_when_race_returned = false;
   auto slow_loser = [&]() -> ferry::task<int> {
-    bool cancelled = false;
-    try {
-      co_await ferry::sleep(1h);
-    } catch (const boost::system::system_error&) {
-      cancelled = true;
-    }
-    if (cancelled) {
-      co_await asio::this_coro::reset_cancellation_state();
-      co_await ferry::sleep(2ms);  // asynchronous cleanup
-      cleanup_done = true;
-    }
+    co_await stop_slowly(cleanup_done);
     co_return 0;
   };
   auto winner = []() -> ferry::task<int> { co_return 1; };
@@ -146,22 +122,14 @@ TEST(Race, VoidChildrenGiveMonostate) {
 
 TEST(Race, CancellingTheAwaiterCancelsEveryChild) {
   asio::io_context io;
-  asio::cancellation_signal signal;
   probe a, b;
-  std::exception_ptr error;
-  bool completed = false;
-  asio::co_spawn(io,
-                 ferry::race(wait_forever<int>(a), wait_forever<int>(b)),
-                 asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, auto) {
-                   error = e;
-                   completed = true;
-                 }));
-  io.poll();
-  ASSERT_TRUE(a.started && b.started);
-  signal.emit(asio::cancellation_type::terminal);
-  io.run();
-  EXPECT_TRUE(completed);
-  EXPECT_TRUE(is_operation_aborted(error));
+  const awaiter_cancellation r =
+      cancel_the_awaiter(io, ferry::race(wait_forever<int>(a), wait_forever<int>(b)), [&] {
+        return a.started && b.started;
+      });
+  ASSERT_TRUE(r.started_before_cancel);
+  EXPECT_TRUE(r.completed);
+  EXPECT_TRUE(is_operation_aborted(r.error));
   EXPECT_TRUE(a.finished && a.aborted);
   EXPECT_TRUE(b.finished && b.aborted);
 }
@@ -176,13 +144,10 @@ TEST(Race, ChildrenRunOnTheCallersStrandAndTheCallerResumesThere) {
     co_await ferry::sleep(std::chrono::milliseconds(v));
     co_return v;
   };
-  asio::co_spawn(
-      strand,
-      [&]() -> ferry::task<void> {
-        co_await ferry::race(child(0), child(50));
-        resumed_on_strand = strand.running_in_this_thread();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(strand, [&]() -> ferry::task<void> {
+    co_await ferry::race(child(0), child(50));
+    resumed_on_strand = strand.running_in_this_thread();
+  });
   io.run();
   EXPECT_EQ(on_strand, 2);
   EXPECT_TRUE(resumed_on_strand);

@@ -28,8 +28,6 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
@@ -109,16 +107,13 @@ TEST(RateLimiter, RejectsBadArguments) {
   EXPECT_THROW(limiter.async_acquire(4, asio::bind_executor(io, [](std::exception_ptr) {})),
                std::invalid_argument);
   bool caught = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        try {
-          co_await limiter.acquire(0);
-        } catch (const std::invalid_argument&) {
-          caught = true;
-        }
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    try {
+      co_await limiter.acquire(0);
+    } catch (const std::invalid_argument&) {
+      caught = true;
+    }
+  });
   io.run();
   EXPECT_TRUE(caught);
   EXPECT_EQ(limiter.burst(), 3u);
@@ -157,13 +152,10 @@ TEST(RateLimiter, AcquireWaitsUntilTheTokensAreThere) {
   test_limiter limiter(10.0, 1);
   drain(limiter);
   bool done = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        co_await limiter.acquire();
-        done = true;
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    co_await limiter.acquire();
+    done = true;
+  });
   io.poll();
   EXPECT_EQ(limiter.waiting(), 1u);
   manual_clock::advance(99ms);
@@ -196,13 +188,10 @@ TEST(RateLimiter, WaitersAreServedInFifoOrder) {
   drain(limiter);
   std::vector<int> order;
   for (int i = 0; i < 4; ++i) {
-    asio::co_spawn(
-        io,
-        [&, i]() -> ferry::task<void> {
-          co_await limiter.acquire();
-          order.push_back(i);
-        },
-        asio::detached);
+    ferry::test::spawn_detached(io, [&, i]() -> ferry::task<void> {
+      co_await limiter.acquire();
+      order.push_back(i);
+    });
   }
   io.poll();
   EXPECT_EQ(limiter.waiting(), 4u);
@@ -333,13 +322,10 @@ TEST(RateLimiter, ComposesWithAwaitableOperators) {
   ferry::rate_limiter limiter(0.001, 1);  // one token per 1000 s
   EXPECT_TRUE(limiter.try_acquire());
   std::size_t index = 99;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto r = co_await (limiter.acquire() || ferry::sleep(5ms));
-        index = r.index();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto r = co_await (limiter.acquire() || ferry::sleep(5ms));
+    index = r.index();
+  });
   io.run();
   EXPECT_EQ(index, 1u);
   EXPECT_EQ(limiter.waiting(), 0u);
@@ -350,15 +336,12 @@ TEST(RateLimiter, RealClockGrantsEveryAcquire) {
   asio::io_context io;
   ferry::rate_limiter limiter(2000.0, 1);
   int granted = 0;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        for (int i = 0; i < 10; ++i) {
-          co_await limiter.acquire();
-          ++granted;
-        }
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    for (int i = 0; i < 10; ++i) {
+      co_await limiter.acquire();
+      ++granted;
+    }
+  });
   io.run();
   EXPECT_EQ(granted, 10);
 }
@@ -385,14 +368,11 @@ TEST(RateLimiter, HeadWhoseLoopIsDestroyedHandsTheDutyOn) {
   bool head_resumed = false;
   {
     asio::io_context doomed;
-    asio::co_spawn(
-        doomed,
-        [&]() -> ferry::task<void> {
-          auto payload = std::make_unique<int>(1);  // freed with the frame (checked by ASan)
-          co_await limiter.acquire();
-          head_resumed = true;
-        },
-        asio::detached);
+    ferry::test::spawn_detached(doomed, [&]() -> ferry::task<void> {
+      auto payload = std::make_unique<int>(1);  // freed with the frame (checked by ASan)
+      co_await limiter.acquire();
+      head_resumed = true;
+    });
     doomed.poll();  // the coroutine is the head, sleeping on a timer of `doomed`
     limiter.async_acquire(1, next.handler(other));
     EXPECT_EQ(limiter.waiting(), 2u);

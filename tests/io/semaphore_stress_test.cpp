@@ -26,22 +26,18 @@
 #include <string>
 
 #include "ferry_test.hpp"
+#include "stress.hpp"
 
-namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
 constexpr int kPermits = 3;
 
-struct shared_state {
+struct shared_state : ferry::test::stress_counts {
   ferry::semaphore sem{kPermits};
   std::atomic<int> holders{0};
   std::atomic<int> peak{0};
-  std::atomic<long> acquired{0};
-  std::atomic<long> cancelled{0};
-  std::atomic<int> unexpected{0};
-  std::atomic<int> finished{0};
 };
 
 #pragma GCC diagnostic push
@@ -60,20 +56,17 @@ ferry::task<void> worker(shared_state& s, unsigned seed, int iterations, bool ca
         permit = co_await s.sem.acquire();
         break;
       case 2: {
-        const auto delay = std::chrono::microseconds(rng() % 50);
-        auto r = co_await (s.sem.acquire() || ferry::sleep(delay));
-        if (r.index() == 0) {
-          permit = std::move(std::get<0>(r));
+        auto got = co_await ferry::test::before_a_short_sleep(s.sem.acquire(), rng);
+        if (got) {
+          permit = std::move(*got);
         } else {
           ++s.cancelled;
         }
         break;
       }
       default: {
-        auto signal = std::make_shared<asio::cancellation_signal>();
-        ferry::test::emit_after(ex, signal, rng() % 4, ferry::test::random_cancellation_type(rng));
-        auto [e] = co_await s.sem.async_acquire(
-            asio::bind_cancellation_slot(signal->slot(), asio::as_tuple(asio::use_awaitable)));
+        const std::exception_ptr e = co_await ferry::test::cancelled_at_random(
+            ex, rng, [&](auto token) { return s.sem.async_acquire(std::move(token)); });
         if (!e) {
           permit = ferry::semaphore::guard(s.sem);
         } else if (ferry::test::is_operation_aborted(e)) {
@@ -109,10 +102,7 @@ TEST(SemaphoreStress, PermitCountHoldsAndNoPermitIsLostUnderRandomCancellation) 
     constexpr int kIterations = 1500;
     {
       ferry::runtime rt({.io_threads = io_threads, .cpu_threads = 2});
-      auto done = [&s](std::exception_ptr e) {
-        if (e) ++s.unexpected;
-        ++s.finished;
-      };
+      auto done = s.on_finished();
       unsigned seed = 11;
       for (int i = 0; i < kIoStrands; ++i) {
         asio::co_spawn(

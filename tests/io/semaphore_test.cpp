@@ -15,31 +15,22 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
-namespace {
-
 using ferry::test::is_operation_aborted;
-
-}  // namespace
 
 TEST(Semaphore, AcquireAndReleaseThroughTheGuard) {
   asio::io_context io;
   ferry::semaphore sem(2);
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        {
-          auto a = co_await sem.acquire();
-          auto b = co_await sem.acquire();
-          EXPECT_EQ(sem.available(), 0u);
-          EXPECT_FALSE(sem.try_acquire());
-        }
-        EXPECT_EQ(sem.available(), 2u);
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    {
+      auto a = co_await sem.acquire();
+      auto b = co_await sem.acquire();
+      EXPECT_EQ(sem.available(), 0u);
+      EXPECT_FALSE(sem.try_acquire());
+    }
+    EXPECT_EQ(sem.available(), 2u);
+  });
   io.run();
   EXPECT_EQ(sem.available(), 2u);
 }
@@ -48,17 +39,14 @@ TEST(Semaphore, GuardReleasesWhenAnExceptionUnwinds) {
   asio::io_context io;
   ferry::semaphore sem(1);
   bool caught = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        try {
-          auto permit = co_await sem.acquire();
-          throw std::runtime_error("inside");
-        } catch (const std::runtime_error&) {
-          caught = true;
-        }
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    try {
+      auto permit = co_await sem.acquire();
+      throw std::runtime_error("inside");
+    } catch (const std::runtime_error&) {
+      caught = true;
+    }
+  });
   io.run();
   EXPECT_TRUE(caught);
   EXPECT_EQ(sem.available(), 1u);
@@ -69,13 +57,10 @@ TEST(Semaphore, WaitersAreServedInFifoOrder) {
   ferry::semaphore sem(0);
   std::vector<int> order;
   for (int i = 0; i < 5; ++i) {
-    asio::co_spawn(
-        io,
-        [&, i]() -> ferry::task<void> {
-          auto permit = co_await sem.acquire();
-          order.push_back(i);
-        },
-        asio::detached);
+    ferry::test::spawn_detached(io, [&, i]() -> ferry::task<void> {
+      auto permit = co_await sem.acquire();
+      order.push_back(i);
+    });
   }
   io.poll();  // all five now wait, in spawn order
   EXPECT_EQ(sem.waiting(), 5u);
@@ -89,14 +74,11 @@ TEST(Semaphore, TryAcquireDoesNotOvertakeAWaiter) {
   asio::io_context io;
   ferry::semaphore sem(0);
   bool got = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto permit = co_await sem.acquire();
-        got = true;
-        permit.detach();  // keep it
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto permit = co_await sem.acquire();
+    got = true;
+    permit.detach();  // keep it
+  });
   io.poll();
   sem.release();
   EXPECT_FALSE(sem.try_acquire());  // the permit went to the waiter
@@ -107,18 +89,16 @@ TEST(Semaphore, TryAcquireDoesNotOvertakeAWaiter) {
 TEST(Semaphore, CancelledWaiterConsumesNoPermitAndTheNextOneGetsIt) {
   asio::io_context io;
   ferry::semaphore sem(0);
-  asio::cancellation_signal signal;
-  std::exception_ptr first_error;
+  ferry::test::cancellable_completion first;
   bool second_got = false;
-  sem.async_acquire(asio::bind_cancellation_slot(
-      signal.slot(), asio::bind_executor(io, [&](std::exception_ptr e) { first_error = e; })));
+  sem.async_acquire(first.handler(io));
   sem.async_acquire(asio::bind_executor(io, [&](std::exception_ptr e) { second_got = !e; }));
   EXPECT_EQ(sem.waiting(), 2u);
-  signal.emit(asio::cancellation_type::terminal);
+  first.cancel();
   EXPECT_EQ(sem.waiting(), 1u);
   sem.release();
   io.run();
-  EXPECT_TRUE(is_operation_aborted(first_error));
+  EXPECT_TRUE(is_operation_aborted(first.error));
   EXPECT_TRUE(second_got);
   EXPECT_EQ(sem.available(), 0u);  // the one permit is held by the second waiter
 }
@@ -146,13 +126,10 @@ TEST(Semaphore, ComposesWithAwaitableOperators) {
   asio::io_context io;
   ferry::semaphore sem(0);
   std::size_t index = 99;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto r = co_await (sem.acquire() || ferry::sleep(5ms));
-        index = r.index();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto r = co_await (sem.acquire() || ferry::sleep(5ms));
+    index = r.index();
+  });
   io.run();
   EXPECT_EQ(index, 1u);
   EXPECT_EQ(sem.waiting(), 0u);

@@ -44,9 +44,6 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
-
 namespace {
 
 struct child_failure : std::runtime_error {

@@ -35,20 +35,9 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
-
 namespace {
 
-using ferry::test::fail_soon;
-using ferry::test::is_operation_aborted;
-using ferry::test::message_of;
-using ferry::test::probe;
-using ferry::test::run;
-using ferry::test::set_on_exit;
-using ferry::test::value_after;
-using ferry::test::value_soon;
-using ferry::test::wait_forever;
+using namespace ferry::test;
 
 // The messages of an exception_group, in order.
 std::vector<std::string> messages_of(const ferry::exception_group& group) {
@@ -130,17 +119,14 @@ TEST(TaskGroup, JoinWaitsForEveryChildAndResultsAreReadableAfterIt) {
   std::optional<ferry::task_handle<int>> h1, h2;
   std::optional<ferry::task_handle<void>> h3;
   bool joined = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        ferry::task_group tg{co_await asio::this_coro::executor};
-        h1 = tg.spawn(value_after(gate, 1));
-        h2 = tg.spawn(value_soon(2));
-        h3 = tg.spawn(ferry::sleep(0ms));
-        co_await tg.join();
-        joined = true;
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    ferry::task_group tg{co_await asio::this_coro::executor};
+    h1 = tg.spawn(value_after(gate, 1));
+    h2 = tg.spawn(value_soon(2));
+    h3 = tg.spawn(ferry::sleep(0ms));
+    co_await tg.join();
+    joined = true;
+  });
   io.poll();
   EXPECT_FALSE(joined);
   EXPECT_TRUE(h2->done());
@@ -415,18 +401,15 @@ TEST(TaskGroup, DestructorCancelsTheChildrenWithoutBlocking) {
   asio::io_context io;
   probe a, b;
   bool finished_right_after_destructor = true;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        {
-          ferry::task_group tg{co_await asio::this_coro::executor};
-          tg.spawn(wait_forever(a));
-          tg.spawn(wait_forever(b));
-          co_await ferry::sleep(0ms);
-        }                                              // never joined
-        finished_right_after_destructor = a.finished;  // the destructor did not wait
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    {
+      ferry::task_group tg{co_await asio::this_coro::executor};
+      tg.spawn(wait_forever(a));
+      tg.spawn(wait_forever(b));
+      co_await ferry::sleep(0ms);
+    }                                              // never joined
+    finished_right_after_destructor = a.finished;  // the destructor did not wait
+  });
   io.run_for(ferry::test::hang_guard);
   EXPECT_TRUE(io.stopped());  // no work left: the children were cancelled and finished
   EXPECT_FALSE(finished_right_after_destructor);

@@ -27,18 +27,9 @@
 
 #include "ferry_test.hpp"
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
-
 namespace {
 
-using ferry::test::is_operation_aborted;
-using ferry::test::message_of;
-using ferry::test::probe;
-using ferry::test::run;
-using ferry::test::set_on_exit;
-using ferry::test::value_soon;
-using ferry::test::wait_forever;
+using namespace ferry::test;
 
 // Ignores every cancellation for the rest of its life.
 ferry::task<void> shield() {
@@ -105,16 +96,7 @@ TEST(Timeout, WaitsForAnInnerOperationThatTakesTimeToStop) {
   bool cleanup_done = false;
   bool cleanup_done_when_timeout_threw = false;
   auto slow_stopper = [&]() -> ferry::task<void> {
-    bool cancelled = false;
-    try {
-      co_await ferry::sleep(1h);
-    } catch (const boost::system::system_error&) {
-      cancelled = true;
-    }
-    if (cancelled) {
-      co_await asio::this_coro::reset_cancellation_state();
-      co_await ferry::sleep(2ms);
-      cleanup_done = true;
+    if (co_await stop_slowly(cleanup_done)) {
       throw boost::system::system_error(asio::error::operation_aborted);
     }
   };
@@ -233,16 +215,13 @@ TEST(Timeout, APermitGrantedAsTheDeadlineFiresIsDeliveredNotLost) {
   ferry::semaphore sem(0);
   std::optional<ferry::semaphore::guard> permit;
   std::exception_ptr error;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        try {
-          permit.emplace(co_await ferry::timeout(2ms, sem.acquire()));
-        } catch (...) {
-          error = std::current_exception();
-        }
-      },
-      asio::detached);
+  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    try {
+      permit.emplace(co_await ferry::timeout(2ms, sem.acquire()));
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
   io.poll();
   ASSERT_EQ(sem.waiting(), 1u);
   sem.release();
@@ -292,13 +271,10 @@ TEST(Timeout, TheInnerRunsOnTheCallersStrandAndTheCallerResumesThere) {
     inner_on_strand = strand.running_in_this_thread();
     co_return 1;
   };
-  asio::co_spawn(
-      strand,
-      [&]() -> ferry::task<void> {
-        co_await ferry::timeout(1h, inner());
-        resumed_on_strand = strand.running_in_this_thread();
-      },
-      asio::detached);
+  ferry::test::spawn_detached(strand, [&]() -> ferry::task<void> {
+    co_await ferry::timeout(1h, inner());
+    resumed_on_strand = strand.running_in_this_thread();
+  });
   io.run();
   EXPECT_TRUE(inner_on_strand);
   EXPECT_TRUE(resumed_on_strand);

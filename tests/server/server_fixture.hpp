@@ -39,6 +39,7 @@
 #include <utility>
 #include <vector>
 
+#include "ferry_test.hpp"
 #include "server.hpp"
 
 namespace ferry_server {
@@ -52,8 +53,8 @@ using namespace std::chrono_literals;
 using ferry_server::execution_mode;
 using clock_type = std::chrono::steady_clock;
 
-/// The hang guard of every wait in these tests.
-inline constexpr auto guard = 60s;
+/// The hang guard of every wait in these tests: the one all of ferry's tests use.
+inline constexpr std::chrono::milliseconds guard = ferry::test::hang_guard;
 
 inline std::string mode_name(execution_mode m) { return std::string(ferry_server::to_string(m)); }
 
@@ -82,12 +83,7 @@ inline ferry_server::server_config config_for(execution_mode mode) {
 
 /// Polls `pred` until it holds; false after the guard.
 inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = guard) {
-  const auto deadline = clock_type::now() + limit;
-  while (!pred()) {
-    if (clock_type::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
+  return ferry::test::wait_until(pred, limit);
 }
 
 /// A server running `run()` on its own runtime (`io_threads` io threads, 2 cpu workers, the

@@ -1,5 +1,7 @@
 // tests/support/ferry_test.hpp — helpers shared by ferry's tests.
 //
+// Brings `asio` (boost::asio) and std::chrono_literals into the including file.
+//
 // FERRY_CO_TEST(Suite, Name) { ... co_await ...; } defines a GoogleTest test whose body is a
 // coroutine run to completion on a fresh ferry::runtime (io_threads = 1). Inside a coroutine use
 // EXPECT_* (ASSERT_* would `return` from a coroutine); co_return early where needed.
@@ -9,12 +11,19 @@
 
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/execution.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/query.hpp>
+#include <boost/asio/require.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/system/system_error.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -29,12 +38,17 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #define FERRY_CO_TEST(suite, name)                                \
   ::ferry::task<void> suite##_##name##_co_body();                 \
   TEST(suite, name) { ::ferry::run(suite##_##name##_co_body()); } \
   ::ferry::task<void> suite##_##name##_co_body()
+
+// The names every test spells the same way.
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
 
 namespace ferry::test {
 
@@ -95,6 +109,13 @@ class gate {
   bool open_ = false;
 };
 
+/// Starts the coroutine `f` on `where` (an execution context or executor), detached: what it
+/// checks it checks with EXPECT_*, and the test runs the context to let it finish.
+template <class Where, class F>
+void spawn_detached(Where&& where, F&& f) {
+  boost::asio::co_spawn(std::forward<Where>(where), std::forward<F>(f), boost::asio::detached);
+}
+
 /// Runs `t` on `io` until it and everything it started have finished; returns its outcome.
 template <class T>
 ferry::outcome<T> run(boost::asio::io_context& io, ferry::task<T> t) {
@@ -142,6 +163,109 @@ ferry::task<T> wait_forever(probe& p) {
     throw;
   }
   if constexpr (!std::is_void_v<T>) co_return T{};
+}
+
+/// Waits (practically) forever and, when cancelled, cleans up asynchronously (a 2 ms sleep it does
+/// not let the cancellation interrupt) before setting `cleanup_done`: a child that takes time to
+/// stop. True when it was cancelled.
+inline ferry::task<bool> stop_slowly(bool& cleanup_done) {
+  bool cancelled = false;
+  try {
+    co_await ferry::sleep(std::chrono::hours(1));
+  } catch (const boost::system::system_error&) {
+    cancelled = true;
+  }
+  if (cancelled) {
+    co_await boost::asio::this_coro::reset_cancellation_state();
+    co_await ferry::sleep(std::chrono::milliseconds(2));  // asynchronous clean-up
+    cleanup_done = true;
+  }
+  co_return cancelled;
+}
+
+/// What the awaiter of a composite saw when it was cancelled (see cancel_the_awaiter).
+struct awaiter_cancellation {
+  bool started_before_cancel = false;  ///< `started()` held when the cancellation was emitted
+  bool completed = false;              ///< the awaiter's completion ran
+  std::exception_ptr error;            ///< what it completed with
+};
+
+/// Starts `op` on `io`, runs what is ready (its children start), emits a terminal cancellation on
+/// its awaiter's slot, then runs `io` until everything has finished.
+template <class Op>
+awaiter_cancellation cancel_the_awaiter(boost::asio::io_context& io,
+                                        Op op,
+                                        const std::function<bool()>& started) {
+  awaiter_cancellation r;
+  boost::asio::cancellation_signal signal;
+  boost::asio::co_spawn(
+      io,
+      std::move(op),
+      boost::asio::bind_cancellation_slot(signal.slot(), [&r](std::exception_ptr e, auto&&...) {
+        r.error = e;
+        r.completed = true;
+      }));
+  io.poll();
+  r.started_before_cancel = started();
+  signal.emit(boost::asio::cancellation_type::terminal);
+  io.run();
+  return r;
+}
+
+/// The completion of an operation the test may cancel: bound to `signal`'s slot and, by
+/// `handler(io)`, to `io`; counts its calls and keeps the error it completed with (whatever the
+/// operation's values).
+struct cancellable_completion {
+  boost::asio::cancellation_signal signal;
+  int calls = 0;
+  std::exception_ptr error;
+
+  auto handler(boost::asio::io_context& io) {
+    return boost::asio::bind_cancellation_slot(
+        signal.slot(), boost::asio::bind_executor(io, [this](std::exception_ptr e, auto&&...) {
+          ++calls;
+          error = e;
+        }));
+  }
+  void cancel(boost::asio::cancellation_type type = boost::asio::cancellation_type::terminal) {
+    signal.emit(type);
+  }
+};
+
+/// A completion handler for an operation producing an int, run on `io`: stores the value in `out`,
+/// or -1 when the operation failed.
+inline auto value_into(boost::asio::io_context& io, int& out) {
+  return boost::asio::bind_executor(io, [&out](std::exception_ptr e, int v) { out = e ? -1 : v; });
+}
+
+/// A completion handler run on `io` that keeps the error the operation completed with.
+inline auto error_into(boost::asio::io_context& io, std::exception_ptr& out) {
+  return boost::asio::bind_executor(io, [&out](std::exception_ptr e, auto&&...) { out = e; });
+}
+
+/// A function for a pool that sets `ran` (a bool or std::atomic<bool>) and returns `v`.
+template <class Flag>
+auto mark_and_return(Flag& ran, int v) {
+  return [&ran, v] {
+    ran = true;
+    return v;
+  };
+}
+
+/// Checks that `pool.get_executor()` is an Asio executor of `pool` that may block (like
+/// asio::thread_pool's), can be required never to, and is not running on the calling thread.
+template <class Pool>
+void expect_asio_executor_of(Pool& pool) {
+  namespace execution = boost::asio::execution;
+  auto ex = pool.get_executor();
+  EXPECT_EQ(&boost::asio::query(ex, execution::context), &pool);
+  EXPECT_EQ(&ex.context(), &pool);
+  EXPECT_EQ(boost::asio::query(ex, execution::blocking), execution::blocking.possibly);
+  EXPECT_EQ(
+      boost::asio::query(boost::asio::require(ex, execution::blocking.never), execution::blocking),
+      execution::blocking.never);
+  EXPECT_TRUE(ex == pool.get_executor());
+  EXPECT_FALSE(ex.running_in_this_thread());
 }
 
 /// Produces `v` once it holds a permit of `gate`.

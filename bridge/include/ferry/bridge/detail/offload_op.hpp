@@ -301,6 +301,7 @@ class offload_op final : public op_base, public basic_op<offload_op<Handler, F>,
   /// `error`, posted — never inline in the initiating function. The state leaves `queued`, so a
   /// cancellation arriving before the completion runs finds nothing to do.
   void refuse(std::exception_ptr error) noexcept {
+    FERRY_ASSERT(state_.load(std::memory_order_relaxed) == queued);  // refused before it ran
     error_ = std::move(error);
     admission_ = nullptr;
     state_.store(cancelled, std::memory_order_relaxed);
@@ -361,6 +362,8 @@ class offload_op final : public op_base, public basic_op<offload_op<Handler, F>,
   // Completion side (the handler's executor): the handler's cancellation slot fired.
   void cancel() {
     if (admission_ != nullptr && pool_access::withdraw(*admission_, this)) {
+      // Withdrawn from the admission queue: the op never reached the pool, so it holds no slot.
+      FERRY_ASSERT(state_.load(std::memory_order_relaxed) == queued);
       state_.store(cancelled, std::memory_order_relaxed);
       complete_with(completion_kind::aborted_sole);
       return;

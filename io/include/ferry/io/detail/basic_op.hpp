@@ -51,7 +51,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "ferry/io/detail/assert.hpp"
+#include "ferry/detail/assert.hpp"
 
 namespace ferry::detail {
 

@@ -1,4 +1,4 @@
-// ferry/io/detail/assert.hpp — FERRY_ASSERT: invariants checked in debug and sanitizer builds.
+// ferry/detail/assert.hpp — FERRY_ASSERT: invariants checked in debug and sanitizer builds.
 //
 // On when NDEBUG is not defined (the dev, asan and tsan presets build Debug) or when
 // FERRY_ENABLE_ASSERTS is defined; otherwise the condition is not evaluated. A failed assertion
