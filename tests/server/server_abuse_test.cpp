@@ -232,6 +232,23 @@ TEST_P(ServerAbuse, IdleKeepAliveConnectionIsClosedAfterTheIdleTimeout) {
   EXPECT_TRUE(still_serves(s.port()));
 }
 
+TEST_P(ServerAbuse, KeepAliveConnectionOutlivesItsFirstReadDeadline) {
+  // The first request's read deadline is shorter than the idle timeout: the deadline of the wait
+  // for the second request is later, and passing the first one closes nothing.
+  ferry_server::server_config config = config_for(GetParam());
+  config.read_timeout = std::chrono::milliseconds(100);
+  config.idle_timeout = std::chrono::milliseconds(600'000);
+  test_server s(config);
+  raw_client c(s.port());
+  ASSERT_TRUE(c.exchange(get("/ping")));
+  std::this_thread::sleep_for(3 * config.read_timeout);
+  const std::optional<reply> r = c.exchange(get("/ping"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200u);
+  EXPECT_EQ(s.counters().idle_timeouts.load(), 0u);
+  EXPECT_EQ(s.counters().read_timeouts.load(), 0u);
+}
+
 TEST_P(ServerAbuse, ClientGoneDuringHeavyRequest) {
   test_server s(config_for(GetParam()));
   {

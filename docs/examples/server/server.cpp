@@ -243,11 +243,20 @@ bool write_all(tcp::socket& socket,
   return true;
 }
 
-/// One coroutine's connection: the stream, on the coroutine's own strand.
+/// One coroutine's connection: the stream, on the coroutine's own strand. Everything but the
+/// stream's socket is touched on the strand only.
 struct async_connection {
-  explicit async_connection(const asio::any_io_executor& ex) : stream(ex) {}
+  explicit async_connection(const asio::any_io_executor& ex) : stream(ex), idle_timer(ex) {}
   beast::tcp_stream stream;
-  bool idle = false;  // waiting for the first byte of a request (touched on the strand only)
+  /// The deadline of the wait for a request (read timeout for the first, idle timeout for the
+  /// next). The timer is not re-armed per request: it stays armed at a deadline that may have
+  /// moved later since, and when it fires it either closes an idle connection whose deadline
+  /// has passed or re-arms itself at the current deadline (on_idle_timer).
+  asio::steady_timer idle_timer;
+  clock_type::time_point idle_deadline{};
+  bool idle = false;         // waiting for the first byte of a request
+  bool timer_armed = false;  // an idle_timer wait is pending (not cancelled)
+  bool timed_out = false;    // the idle timer cancelled the wait for a request
 };
 
 /// One thread's connection.
@@ -640,13 +649,18 @@ struct server::impl {
       ::close(fd);
       co_return;
     }
+    // wait_for_request and write read and write what the socket takes without waiting (Asio's
+    // async operations are unaffected by the flag).
+    c->stream.socket().non_blocking(true, ec);
+    if (ec) co_return;
     try {
-      async_transport t{*this, *c};
+      async_transport t{*this, *c, c};
       co_await converse(t);
     } catch (...) {
       // No connection may fail the group (that would cancel its siblings).
       report_connection_end(std::current_exception());
     }
+    c->idle_timer.cancel();  // its handler holds a weak_ptr: let it go now, not at the deadline
   }
 
   /// How a connection that ended in an exception is reported: a cancellation (the shutdown
@@ -662,21 +676,72 @@ struct server::impl {
 
     impl& s;
     async_connection& c;
+    std::weak_ptr<async_connection> self;  // c, for the idle timer's handler
 
+    /// Waits for the socket to be readable, then reads what it holds without waiting again.
+    ///
+    /// The wait goes through the reactor (async_wait never completes at once), never a
+    /// speculative read: with one io thread serving thousands of busy connections, a read that
+    /// finds its request already there completes without epoll and queues the connection again
+    /// behind the others, while the connections that did wait are taken from epoll 128 at a time,
+    /// once per pass of the loop's queue. Those waited seconds at 10,000 connections
+    /// (docs/benchmarks_server.md). Every connection waiting in epoll is served in the order its
+    /// request came.
     ferry::task<error_code> wait_for_request(beast::flat_buffer& buffer,
                                              clock_type::duration timeout) {
       // `idle` before `stopping`: begin_drain sets `stopping`, then (on this strand) cancels the
       // connection if it is idle — one of the two sees the other.
       c.idle = true;
+      c.timed_out = false;
       if (s.stopping.load()) co_return asio::error::operation_aborted;
-      c.stream.expires_after(timeout);
-      error_code ec;
+      arm_idle_timer(clock_type::now() + timeout);
       if (buffer.capacity() > idle_read_chunk) buffer.shrink_to_fit();  // empty: frees it
-      const std::size_t n = co_await c.stream.async_read_some(
-          buffer.prepare(idle_read_chunk), asio::redirect_error(asio::use_awaitable, ec));
+      tcp::socket& socket = c.stream.socket();
+      error_code ec;
+      std::size_t n = 0;
+      for (;;) {
+        co_await socket.async_wait(tcp::socket::wait_read,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) break;
+        n = socket.read_some(buffer.prepare(idle_read_chunk), ec);  // non-blocking (serve)
+        if (ec != asio::error::would_block && ec != asio::error::try_again) break;
+      }
       c.idle = false;
+      if (ec == asio::error::operation_aborted && c.timed_out) ec = beast::error::timeout;
       if (!ec) buffer.commit(n);
       co_return ec;
+    }
+
+    /// Sets the idle deadline; arms the timer only when it is not armed at or before it.
+    void arm_idle_timer(clock_type::time_point deadline) {
+      c.idle_deadline = deadline;
+      if (c.timer_armed && c.idle_timer.expiry() <= deadline) return;
+      c.idle_timer.expires_at(deadline);  // cancels a wait armed later than the deadline
+      wait_idle_timer(c, self);
+    }
+
+    static void wait_idle_timer(async_connection& c, std::weak_ptr<async_connection> self) {
+      c.timer_armed = true;
+      c.idle_timer.async_wait([self = std::move(self)](error_code ec) mutable {
+        if (ec) return;  // re-armed (the new wait is pending), or the connection is gone
+        if (std::shared_ptr<async_connection> c = self.lock()) on_idle_timer(*c, std::move(self));
+      });
+    }
+
+    /// The idle timer fired (on the connection's strand): an idle connection past its deadline
+    /// is cancelled; before it, the timer waits again until the deadline. A busy connection
+    /// re-arms it when it next waits for a request.
+    static void on_idle_timer(async_connection& c, std::weak_ptr<async_connection> self) {
+      c.timer_armed = false;
+      if (!c.idle) return;
+      if (clock_type::now() >= c.idle_deadline) {
+        c.timed_out = true;
+        error_code ignored;
+        c.stream.socket().cancel(ignored);
+        return;
+      }
+      c.idle_timer.expires_at(c.idle_deadline);
+      wait_idle_timer(c, std::move(self));
     }
 
     void begin_request() { c.stream.expires_after(s.config.read_timeout); }
@@ -745,7 +810,16 @@ struct server::impl {
     /// Writes all of `out`, each write within the write timeout (a client that stops reading is
     /// cut off, counted in write_timeouts). False when it could not.
     ferry::task<bool> write(std::string_view out) {
+      // What the socket takes at once is written here (non-blocking, see serve): no timer to arm
+      // and cancel, no completion to queue. The rest waits for the socket.
       error_code ec;
+      const std::size_t sent =
+          c.stream.socket().write_some(asio::buffer(out.data(), out.size()), ec);
+      if (ec && ec != asio::error::would_block && ec != asio::error::try_again) co_return false;
+      ec = {};
+      s.counters.bytes_written.fetch_add(sent, std::memory_order_relaxed);
+      out.remove_prefix(sent);
+      if (out.empty()) co_return true;
       while (!out.empty()) {
         c.stream.expires_after(s.config.write_timeout);
         const std::size_t n = co_await c.stream.async_write_some(
