@@ -99,8 +99,7 @@ TEST_P(ServerAbuse, OversizedHeaderGets431) {
   raw_client c(s.port());
   const std::optional<reply> r =
       c.exchange(get("/ping", "X-Fits: " + std::string(800, 'a') + "\r\n"));
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200u);
+  ASSERT_TRUE(has_status(r, 200));
   EXPECT_EQ(s.counters().responses_with(endpoint::other, 431), 3u);
   EXPECT_TRUE(still_serves(s.port()));
 }
@@ -115,8 +114,7 @@ TEST_P(ServerAbuse, OversizedBodyGets413) {
     ASSERT_TRUE(
         c.send("POST /hash?rounds=1 HTTP/1.1\r\nHost: test\r\nContent-Length: 50000\r\n\r\n"));
     const std::optional<reply> r = c.read_reply();
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 413u);
+    ASSERT_TRUE(has_status(r, 413));
     EXPECT_TRUE(c.wait_closed());
   }
   // Sent whole anyway.
@@ -130,8 +128,7 @@ TEST_P(ServerAbuse, OversizedBodyGets413) {
   // At the limit is fine.
   raw_client c(s.port());
   const std::optional<reply> r = c.exchange(post("/hash?rounds=1", std::string(1000, 'd')));
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200u);
+  ASSERT_TRUE(has_status(r, 200));
   EXPECT_EQ(s.counters().responses_with(endpoint::other, 413), 3u);
   EXPECT_TRUE(still_serves(s.port()));
 }
@@ -255,8 +252,7 @@ TEST_P(ServerAbuse, ClientGoneDuringHeavyRequest) {
   EXPECT_TRUE(still_serves(s.port()));
   raw_client c(s.port());
   const std::optional<reply> r = c.exchange(get("/work?us=1000"));
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200u);
+  ASSERT_TRUE(has_status(r, 200));
 }
 
 TEST_P(ServerAbuse, ClientResetDuringBlockingRequest) {
@@ -287,8 +283,7 @@ TEST_P(ServerAbuse, PipelinedRequestBehindAHeavyOneIsNotMistakenForAHangUp) {
   ASSERT_TRUE(eventually([&] { return s.counters().requests_in_flight.load() == 1; }));
   ASSERT_TRUE(c.send(get("/ping")));
   std::optional<reply> r = c.read_reply();
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200u);
+  ASSERT_TRUE(has_status(r, 200));
   r = c.read_reply();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->body, "pong");
@@ -319,8 +314,7 @@ TEST_P(ServerAbuse, ConnectionsOverTheLimitAreRefusedAtOnce) {
   EXPECT_EQ(s.counters().connections_refused.load(), 3u);
   // The two admitted connections still work; once one closes, a new one is admitted.
   const std::optional<reply> r = a.exchange(get("/ping"));
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200u);
+  ASSERT_TRUE(has_status(r, 200));
   b.close();
   ASSERT_TRUE(eventually([&] { return s.counters().connections_open.load() == 1; }));
   EXPECT_TRUE(still_serves(s.port()));

@@ -171,6 +171,16 @@ struct reply {
   bool says_close() const { return header("connection") == "close"; }
 };
 
+/// Success when a reply came (`r`) and its status is `status`; otherwise says what came instead.
+/// `ASSERT_TRUE(has_status(r, 200))` before reading the rest of `r`.
+inline ::testing::AssertionResult has_status(const std::optional<reply>& r, unsigned status) {
+  if (!r) return ::testing::AssertionFailure() << "no reply (expected status " << status << ")";
+  if (r->status != status) {
+    return ::testing::AssertionFailure() << "status " << r->status << ", expected " << status;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 /// A blocking TCP client on a raw socket, with poll-guarded reads.
 class raw_client {
  public:
