@@ -233,8 +233,7 @@ TEST_P(ServerAbuse, ClientGoneDuringHeavyRequest) {
   test_server s(config_for(GetParam()));
   {
     raw_client c(s.port());
-    ASSERT_TRUE(c.send(get("/work?us=200000")));
-    ASSERT_TRUE(eventually([&] { return s.counters().requests_in_flight.load() == 1; }));
+    ASSERT_TRUE(in_flight_after_sending(s, c, get("/work?us=200000")));
     c.close();
   }
   // The request ends one way or the other, and nothing is left behind.
@@ -259,8 +258,7 @@ TEST_P(ServerAbuse, ClientResetDuringBlockingRequest) {
   test_server s(config_for(GetParam()));
   {
     raw_client c(s.port());
-    ASSERT_TRUE(c.send(get("/blocking?ms=300")));
-    ASSERT_TRUE(eventually([&] { return s.counters().requests_in_flight.load() == 1; }));
+    ASSERT_TRUE(in_flight_after_sending(s, c, get("/blocking?ms=300")));
     c.reset();
   }
   ASSERT_TRUE(eventually([&] {
@@ -279,8 +277,7 @@ TEST_P(ServerAbuse, ClientResetDuringBlockingRequest) {
 TEST_P(ServerAbuse, PipelinedRequestBehindAHeavyOneIsNotMistakenForAHangUp) {
   test_server s(config_for(GetParam()));
   raw_client c(s.port());
-  ASSERT_TRUE(c.send(get("/work?us=50000")));
-  ASSERT_TRUE(eventually([&] { return s.counters().requests_in_flight.load() == 1; }));
+  ASSERT_TRUE(in_flight_after_sending(s, c, get("/work?us=50000")));
   ASSERT_TRUE(c.send(get("/ping")));
   std::optional<reply> r = c.read_reply();
   ASSERT_TRUE(has_status(r, 200));

@@ -88,8 +88,7 @@ TEST_P(ServerDrain, RequestInFlightAtTheEndOfTheDrainFinishes) {
   s.request_stop();
   ASSERT_TRUE(eventually([&] { return s.counters().draining.load(); }));
   raw_client c(s.port());
-  ASSERT_TRUE(c.send(get("/blocking?ms=200")));
-  ASSERT_TRUE(eventually([&] { return s.counters().requests_in_flight.load() == 1; }));
+  ASSERT_TRUE(in_flight_after_sending(s, c, get("/blocking?ms=200")));
   s.request_stop_again();  // the drain ends; the request in flight is given the deadline
   const std::optional<reply> r = c.read_reply();
   ASSERT_TRUE(has_status(r, 200));

@@ -341,6 +341,18 @@ class raw_client {
   bool timed_out_ = false;
 };
 
+/// Sends `request` on `c` and waits until `s` counts it as its one request in flight; otherwise
+/// says which of the two did not happen.
+inline ::testing::AssertionResult in_flight_after_sending(test_server& s,
+                                                          raw_client& c,
+                                                          std::string_view request) {
+  if (!c.send(request)) return ::testing::AssertionFailure() << "the request was not sent";
+  if (!eventually([&] { return s.counters().requests_in_flight.load() == 1; })) {
+    return ::testing::AssertionFailure() << "the request never came to be in flight";
+  }
+  return ::testing::AssertionSuccess();
+}
+
 /// True when nothing accepts connections on `port` any more.
 inline bool refuses_connections(std::uint16_t port) {
   try {
