@@ -353,21 +353,6 @@ double semaphore_std(std::size_t workers, std::size_t permits) {
   return seconds;
 }
 
-void BM_Semaphore_Uncontended_Ferry(benchmark::State& state) {
-  measure(state, uncontended_ops, [] { return semaphore_ferry(1, 1, 1); });
-}
-void BM_Semaphore_Uncontended_Std(benchmark::State& state) {
-  measure(state, uncontended_ops, [] { return semaphore_std(1, 1); });
-}
-void BM_Semaphore_Contended_Ferry(benchmark::State& state) {
-  measure(state, contended_ops, [] {
-    return semaphore_ferry(contended_workers, contended_io_threads, contended_permits);
-  });
-}
-void BM_Semaphore_Contended_Std(benchmark::State& state) {
-  measure(state, contended_ops, [] { return semaphore_std(contended_workers, contended_permits); });
-}
-
 // --- mutex -------------------------------------------------------------------------------------
 
 ferry::task<void> ferry_mutex_worker(ferry::mutex& m, std::size_t n, std::size_t& counter) {
@@ -424,28 +409,6 @@ double mutex_std(std::size_t workers) {
   });
   check(counter == ops, "counter != operations");
   return seconds;
-}
-
-void BM_Mutex_Uncontended_Ferry(benchmark::State& state) {
-  measure(state, uncontended_ops, [] { return mutex_ferry(1, 1); });
-}
-void BM_Mutex_Uncontended_AsioChannel(benchmark::State& state) {
-  measure(state, uncontended_ops, [] { return mutex_asio_channel(1, 1); });
-}
-void BM_Mutex_Uncontended_Std(benchmark::State& state) {
-  measure(state, uncontended_ops, [] { return mutex_std(1); });
-}
-void BM_Mutex_Contended_Ferry(benchmark::State& state) {
-  measure(
-      state, contended_ops, [] { return mutex_ferry(contended_workers, contended_io_threads); });
-}
-void BM_Mutex_Contended_AsioChannel(benchmark::State& state) {
-  measure(state, contended_ops, [] {
-    return mutex_asio_channel(contended_workers, contended_io_threads);
-  });
-}
-void BM_Mutex_Contended_Std(benchmark::State& state) {
-  measure(state, contended_ops, [] { return mutex_std(contended_workers); });
 }
 
 // --- queue -------------------------------------------------------------------------------------
@@ -624,25 +587,6 @@ double queue_std_contended() {
   return seconds;
 }
 
-void BM_Queue_Uncontended_Ferry(benchmark::State& state) {
-  measure(state, uncontended_ops, queue_ferry_uncontended);
-}
-void BM_Queue_Uncontended_AsioChannel(benchmark::State& state) {
-  measure(state, uncontended_ops, queue_asio_channel_uncontended);
-}
-void BM_Queue_Uncontended_Std(benchmark::State& state) {
-  measure(state, uncontended_ops, queue_std_uncontended);
-}
-void BM_Queue_Contended_Ferry(benchmark::State& state) {
-  measure(state, contended_ops, queue_ferry_contended);
-}
-void BM_Queue_Contended_AsioChannel(benchmark::State& state) {
-  measure(state, contended_ops, queue_asio_channel_contended);
-}
-void BM_Queue_Contended_Std(benchmark::State& state) {
-  measure(state, contended_ops, queue_std_contended);
-}
-
 // --- event -------------------------------------------------------------------------------------
 // Ping-pong: the pinger sets `ping` and waits for `pong`; the ponger waits for `ping`, clears it
 // and sets `pong`. Each side clears the event it waited for before it sets the other one, so no
@@ -735,52 +679,63 @@ double event_std_ping_pong() {
   return seconds;
 }
 
-void BM_Event_Uncontended_Ferry(benchmark::State& state) {
-  measure(state, uncontended_ops, event_ferry_uncontended);
-}
-void BM_Event_Uncontended_Std(benchmark::State& state) {
-  measure(state, uncontended_ops, event_std_uncontended);
-}
-void BM_Event_PingPong_Ferry(benchmark::State& state) {
-  measure(state, ping_pong_round_trips, [] { return event_ferry_ping_pong(contended_io_threads); });
-}
-void BM_Event_PingPong_Std(benchmark::State& state) {
-  measure(state, ping_pong_round_trips, event_std_ping_pong);
-}
-void BM_Event_PingPongOneThread_Ferry(benchmark::State& state) {
-  measure(state, ping_pong_round_trips, [] { return event_ferry_ping_pong(1); });
-}
-
 // --- registrations -----------------------------------------------------------------------------
 
-// One iteration is a whole run (milliseconds); 0.2 s per benchmark keeps the binary short.
-#define FERRY_PRIMITIVES_BENCHMARK(fn) \
-  BENCHMARK(fn)->UseManualTime()->MinTime(0.2)->Unit(benchmark::kMillisecond)
+/// Registers `run` (see measure) as the benchmark `name` of `ops` operations. One iteration is a
+/// whole run (milliseconds); 0.2 s per benchmark keeps the binary short.
+template <class Run>
+void add_benchmark(const char* name, std::size_t ops, Run run) {
+  benchmark::RegisterBenchmark(name,
+                               [ops, run](benchmark::State& state) { measure(state, ops, run); })
+      ->UseManualTime()
+      ->MinTime(0.2)
+      ->Unit(benchmark::kMillisecond);
+}
 
-FERRY_PRIMITIVES_BENCHMARK(BM_Semaphore_Uncontended_Ferry);
-FERRY_PRIMITIVES_BENCHMARK(BM_Semaphore_Uncontended_Std);
-FERRY_PRIMITIVES_BENCHMARK(BM_Semaphore_Contended_Ferry);
-FERRY_PRIMITIVES_BENCHMARK(BM_Semaphore_Contended_Std);
+[[maybe_unused]] const bool registered = [] {
+  add_benchmark(
+      "BM_Semaphore_Uncontended_Ferry", uncontended_ops, [] { return semaphore_ferry(1, 1, 1); });
+  add_benchmark(
+      "BM_Semaphore_Uncontended_Std", uncontended_ops, [] { return semaphore_std(1, 1); });
+  add_benchmark("BM_Semaphore_Contended_Ferry", contended_ops, [] {
+    return semaphore_ferry(contended_workers, contended_io_threads, contended_permits);
+  });
+  add_benchmark("BM_Semaphore_Contended_Std", contended_ops, [] {
+    return semaphore_std(contended_workers, contended_permits);
+  });
 
-FERRY_PRIMITIVES_BENCHMARK(BM_Mutex_Uncontended_Ferry);
-FERRY_PRIMITIVES_BENCHMARK(BM_Mutex_Uncontended_AsioChannel);
-FERRY_PRIMITIVES_BENCHMARK(BM_Mutex_Uncontended_Std);
-FERRY_PRIMITIVES_BENCHMARK(BM_Mutex_Contended_Ferry);
-FERRY_PRIMITIVES_BENCHMARK(BM_Mutex_Contended_AsioChannel);
-FERRY_PRIMITIVES_BENCHMARK(BM_Mutex_Contended_Std);
+  add_benchmark("BM_Mutex_Uncontended_Ferry", uncontended_ops, [] { return mutex_ferry(1, 1); });
+  add_benchmark(
+      "BM_Mutex_Uncontended_AsioChannel", uncontended_ops, [] { return mutex_asio_channel(1, 1); });
+  add_benchmark("BM_Mutex_Uncontended_Std", uncontended_ops, [] { return mutex_std(1); });
+  add_benchmark("BM_Mutex_Contended_Ferry", contended_ops, [] {
+    return mutex_ferry(contended_workers, contended_io_threads);
+  });
+  add_benchmark("BM_Mutex_Contended_AsioChannel", contended_ops, [] {
+    return mutex_asio_channel(contended_workers, contended_io_threads);
+  });
+  add_benchmark(
+      "BM_Mutex_Contended_Std", contended_ops, [] { return mutex_std(contended_workers); });
 
-FERRY_PRIMITIVES_BENCHMARK(BM_Queue_Uncontended_Ferry);
-FERRY_PRIMITIVES_BENCHMARK(BM_Queue_Uncontended_AsioChannel);
-FERRY_PRIMITIVES_BENCHMARK(BM_Queue_Uncontended_Std);
-FERRY_PRIMITIVES_BENCHMARK(BM_Queue_Contended_Ferry);
-FERRY_PRIMITIVES_BENCHMARK(BM_Queue_Contended_AsioChannel);
-FERRY_PRIMITIVES_BENCHMARK(BM_Queue_Contended_Std);
+  add_benchmark("BM_Queue_Uncontended_Ferry", uncontended_ops, queue_ferry_uncontended);
+  add_benchmark(
+      "BM_Queue_Uncontended_AsioChannel", uncontended_ops, queue_asio_channel_uncontended);
+  add_benchmark("BM_Queue_Uncontended_Std", uncontended_ops, queue_std_uncontended);
+  add_benchmark("BM_Queue_Contended_Ferry", contended_ops, queue_ferry_contended);
+  add_benchmark("BM_Queue_Contended_AsioChannel", contended_ops, queue_asio_channel_contended);
+  add_benchmark("BM_Queue_Contended_Std", contended_ops, queue_std_contended);
 
-FERRY_PRIMITIVES_BENCHMARK(BM_Event_Uncontended_Ferry);
-FERRY_PRIMITIVES_BENCHMARK(BM_Event_Uncontended_Std);
-FERRY_PRIMITIVES_BENCHMARK(BM_Event_PingPong_Ferry);
-FERRY_PRIMITIVES_BENCHMARK(BM_Event_PingPong_Std);
-FERRY_PRIMITIVES_BENCHMARK(BM_Event_PingPongOneThread_Ferry);
+  add_benchmark("BM_Event_Uncontended_Ferry", uncontended_ops, event_ferry_uncontended);
+  add_benchmark("BM_Event_Uncontended_Std", uncontended_ops, event_std_uncontended);
+  add_benchmark("BM_Event_PingPong_Ferry", ping_pong_round_trips, [] {
+    return event_ferry_ping_pong(contended_io_threads);
+  });
+  add_benchmark("BM_Event_PingPong_Std", ping_pong_round_trips, event_std_ping_pong);
+  add_benchmark("BM_Event_PingPongOneThread_Ferry", ping_pong_round_trips, [] {
+    return event_ferry_ping_pong(1);
+  });
+  return true;
+}();
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string_view>
+#include <variant>
 
 namespace ferry {
 namespace {
@@ -23,11 +24,6 @@ void scalar(std::string& out, const char* name, const char* type, const char* he
   out += ' ';
   number(out, v);
   out += '\n';
-}
-
-void scalar(
-    std::string& out, const char* name, const char* type, const char* help, std::uint64_t v) {
-  write_prometheus_metric(out, name, type, help, v);
 }
 
 double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
@@ -54,6 +50,24 @@ void histogram(std::string& out, const char* name, const char* help, const histo
   out += "_count ";
   number(out, h.count);
   out += '\n';
+}
+
+// One metric family of the exposition: a counter or gauge (a count, or seconds) or a histogram.
+struct family {
+  const char* name;
+  const char* type;
+  const char* help;
+  std::variant<std::uint64_t, double, const histogram_snapshot*> value;
+};
+
+void write_family(std::string& out, const family& f) {
+  if (const auto* h = std::get_if<const histogram_snapshot*>(&f.value)) {
+    histogram(out, f.name, f.help, **h);
+  } else if (const auto* v = std::get_if<double>(&f.value)) {
+    scalar(out, f.name, f.type, f.help, *v);
+  } else {
+    write_prometheus_metric(out, f.name, f.type, f.help, std::get<std::uint64_t>(f.value));
+  }
 }
 
 }  // namespace
@@ -86,93 +100,82 @@ void write_prometheus_metric(std::string& out,
 }
 
 void write_prometheus(std::string& out, const runtime_stats& s) {
-  scalar(out,
-         "ferry_io_threads",
-         "gauge",
-         "Threads running the event loop.",
-         static_cast<std::uint64_t>(s.io_threads));
-  scalar(out,
-         "ferry_cpu_threads",
-         "gauge",
-         "Workers of the work-stealing cpu_pool.",
-         static_cast<std::uint64_t>(s.cpu.threads));
-  scalar(
-      out, "ferry_offloads_submitted_total", "counter", "Offloads started.", s.offloads.submitted);
-  scalar(out,
-         "ferry_offloads_ran_total",
-         "counter",
-         "Offloads whose function ran (returned or threw).",
-         s.offloads.ran);
-  scalar(out,
-         "ferry_offloads_failed_total",
-         "counter",
-         "Offloads whose function threw.",
-         s.offloads.failed);
-  scalar(out,
-         "ferry_offloads_skipped_total",
-         "counter",
-         "Offloads whose function never ran (cancelled before it started).",
-         s.offloads.skipped);
-  scalar(out,
-         "ferry_offloads_in_flight",
-         "gauge",
-         "Offloads started and not yet done.",
-         static_cast<std::uint64_t>(s.offloads.in_flight));
-  scalar(out,
-         "ferry_offloads_waiting_for_admission",
-         "gauge",
-         "Offloads waiting for a slot under max_offloads_in_flight.",
-         static_cast<std::uint64_t>(s.cpu.waiting));
-  scalar(out,
-         "ferry_offloads_rejected_total",
-         "counter",
-         "try_offload calls refused because every admission slot was taken.",
-         s.cpu.rejected);
-  scalar(out,
-         "ferry_offloads_handed_off_total",
-         "counter",
-         "Jobs handed straight to a spinning worker.",
-         s.cpu.handed_off);
-  histogram(out,
-            "ferry_offload_queue_wait_seconds",
-            "From the start of an offload to its function starting.",
-            s.offloads.queue_wait);
-  histogram(out,
-            "ferry_offload_run_seconds",
-            "An offloaded function running, plus handing its result back.",
-            s.offloads.run_time);
-  scalar(out,
-         "ferry_blocking_threads",
-         "gauge",
-         "Threads of the blocking pool.",
-         static_cast<std::uint64_t>(s.blocking.threads));
-  scalar(out,
-         "ferry_blocking_idle_threads",
-         "gauge",
-         "Blocking-pool threads waiting for work.",
-         static_cast<std::uint64_t>(s.blocking.idle_threads));
-  scalar(out,
-         "ferry_blocking_queued",
-         "gauge",
-         "Blocking calls waiting for a thread.",
-         static_cast<std::uint64_t>(s.blocking.queued));
-  scalar(out,
-         "ferry_blocking_completed_total",
-         "counter",
-         "Blocking calls that are done (their job has returned).",
-         s.blocking.completed);
-  histogram(
-      out, "ferry_loop_lag_seconds", "How late the loop's lag probe timer fired.", s.loop.lag);
-  scalar(out,
-         "ferry_loop_slow_callbacks_total",
-         "counter",
-         "Times the loop did not come back within slow_callback_threshold.",
-         s.loop.slow_callbacks);
-  scalar(out,
-         "ferry_loop_longest_stall_seconds",
-         "gauge",
-         "The longest reported stall of the loop, once over.",
-         seconds(s.loop.longest_stall));
+  const family families[] = {
+      {"ferry_io_threads",
+       "gauge",
+       "Threads running the event loop.",
+       static_cast<std::uint64_t>(s.io_threads)},
+      {"ferry_cpu_threads",
+       "gauge",
+       "Workers of the work-stealing cpu_pool.",
+       static_cast<std::uint64_t>(s.cpu.threads)},
+      {"ferry_offloads_submitted_total", "counter", "Offloads started.", s.offloads.submitted},
+      {"ferry_offloads_ran_total",
+       "counter",
+       "Offloads whose function ran (returned or threw).",
+       s.offloads.ran},
+      {"ferry_offloads_failed_total",
+       "counter",
+       "Offloads whose function threw.",
+       s.offloads.failed},
+      {"ferry_offloads_skipped_total",
+       "counter",
+       "Offloads whose function never ran (cancelled before it started).",
+       s.offloads.skipped},
+      {"ferry_offloads_in_flight",
+       "gauge",
+       "Offloads started and not yet done.",
+       static_cast<std::uint64_t>(s.offloads.in_flight)},
+      {"ferry_offloads_waiting_for_admission",
+       "gauge",
+       "Offloads waiting for a slot under max_offloads_in_flight.",
+       static_cast<std::uint64_t>(s.cpu.waiting)},
+      {"ferry_offloads_rejected_total",
+       "counter",
+       "try_offload calls refused because every admission slot was taken.",
+       s.cpu.rejected},
+      {"ferry_offloads_handed_off_total",
+       "counter",
+       "Jobs handed straight to a spinning worker.",
+       s.cpu.handed_off},
+      {"ferry_offload_queue_wait_seconds",
+       "histogram",
+       "From the start of an offload to its function starting.",
+       &s.offloads.queue_wait},
+      {"ferry_offload_run_seconds",
+       "histogram",
+       "An offloaded function running, plus handing its result back.",
+       &s.offloads.run_time},
+      {"ferry_blocking_threads",
+       "gauge",
+       "Threads of the blocking pool.",
+       static_cast<std::uint64_t>(s.blocking.threads)},
+      {"ferry_blocking_idle_threads",
+       "gauge",
+       "Blocking-pool threads waiting for work.",
+       static_cast<std::uint64_t>(s.blocking.idle_threads)},
+      {"ferry_blocking_queued",
+       "gauge",
+       "Blocking calls waiting for a thread.",
+       static_cast<std::uint64_t>(s.blocking.queued)},
+      {"ferry_blocking_completed_total",
+       "counter",
+       "Blocking calls that are done (their job has returned).",
+       s.blocking.completed},
+      {"ferry_loop_lag_seconds",
+       "histogram",
+       "How late the loop's lag probe timer fired.",
+       &s.loop.lag},
+      {"ferry_loop_slow_callbacks_total",
+       "counter",
+       "Times the loop did not come back within slow_callback_threshold.",
+       s.loop.slow_callbacks},
+      {"ferry_loop_longest_stall_seconds",
+       "gauge",
+       "The longest reported stall of the loop, once over.",
+       seconds(s.loop.longest_stall)},
+  };
+  for (const family& f : families) write_family(out, f);
 }
 
 }  // namespace ferry

@@ -36,6 +36,13 @@ using ferry::test::is_operation_aborted;
 // Holds pool workers until released (hang guard: 60 s).
 using ferry::test::gate;
 
+// The start of a function that honours its stop token: says it has started, then keeps busy
+// until the stop is requested.
+void start_and_run_until_stopped(std::atomic<bool>& started, const std::stop_token& st) {
+  started = true;
+  ferry::test::wait_until([&] { return st.stop_requested(); });
+}
+
 struct custom_error : std::runtime_error {
   custom_error(const std::string& what, int code) : std::runtime_error(what), code(code) {}
   int code;
@@ -320,8 +327,7 @@ TEST(OffloadCancel, AfterStartRequestsStopAndWaitsForF) {
     ferry::offload(
         pool,
         [&](std::stop_token st) {
-          started = true;
-          ferry::test::wait_until([&] { return st.stop_requested(); });
+          start_and_run_until_stopped(started, st);
           std::this_thread::sleep_for(5ms);  // still busy after the stop request
           returned = true;
           return st.stop_requested() ? 7 : -7;
@@ -362,8 +368,7 @@ TEST(OffloadCancel, AwaitableOrSleepWinsAndLoserHasFinished) {
   std::atomic<bool> finished{false};
   const auto index = ferry::run([&]() -> ferry::task<std::size_t> {
     auto r = co_await (ferry::offload([&](std::stop_token st) {
-                         started = true;
-                         ferry::test::wait_until([&] { return st.stop_requested(); });
+                         start_and_run_until_stopped(started, st);
                          finished = true;
                          return 1;
                        }) ||
@@ -498,8 +503,7 @@ TEST(OffloadCancel, ThrowIfStopRequestedCompletesAsCancelled) {
   ferry::offload(
       pool,
       [&](std::stop_token st) {
-        started = true;
-        ferry::test::wait_until([&] { return st.stop_requested(); });
+        start_and_run_until_stopped(started, st);
         ferry::throw_if_stop_requested(st);
         return 1;
       },

@@ -85,10 +85,13 @@ struct result {
   bool aborted() const { return done && is_operation_aborted(error); }
 };
 
-void drain(test_limiter& limiter) {
-  while (limiter.try_acquire()) {
+// A limiter whose bucket starts empty: every token it grants is one the clock refilled.
+struct empty_limiter : test_limiter {
+  empty_limiter(double rate_per_second, std::size_t burst) : test_limiter(rate_per_second, burst) {
+    while (try_acquire()) {
+    }
   }
-}
+};
 
 }  // namespace
 
@@ -130,8 +133,7 @@ TEST(RateLimiter, BucketStartsFullAndAllowsABurst) {
 }
 
 TEST(RateLimiter, RefillsAtTheRateUpToTheBurst) {
-  test_limiter limiter(10.0, 5);  // one token per 100 ms
-  drain(limiter);
+  empty_limiter limiter(10.0, 5);  // one token per 100 ms
   manual_clock::advance(99ms);
   EXPECT_FALSE(limiter.try_acquire());
   manual_clock::advance(1ms);
@@ -149,8 +151,7 @@ TEST(RateLimiter, RefillsAtTheRateUpToTheBurst) {
 
 TEST(RateLimiter, AcquireWaitsUntilTheTokensAreThere) {
   asio::io_context io;
-  test_limiter limiter(10.0, 1);
-  drain(limiter);
+  empty_limiter limiter(10.0, 1);
   bool done = false;
   ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
     co_await limiter.acquire();
@@ -169,8 +170,7 @@ TEST(RateLimiter, AcquireWaitsUntilTheTokensAreThere) {
 
 TEST(RateLimiter, AcquireOfSeveralTokensWaitsForAllOfThem) {
   asio::io_context io;
-  test_limiter limiter(10.0, 5);
-  drain(limiter);
+  empty_limiter limiter(10.0, 5);
   result r;
   limiter.async_acquire(3, r.handler(io));
   manual_clock::advance(200ms);
@@ -184,8 +184,7 @@ TEST(RateLimiter, AcquireOfSeveralTokensWaitsForAllOfThem) {
 
 TEST(RateLimiter, WaitersAreServedInFifoOrder) {
   asio::io_context io;
-  test_limiter limiter(10.0, 1);
-  drain(limiter);
+  empty_limiter limiter(10.0, 1);
   std::vector<int> order;
   for (int i = 0; i < 4; ++i) {
     ferry::test::spawn_detached(io, [&, i]() -> ferry::task<void> {
@@ -206,8 +205,7 @@ TEST(RateLimiter, WaitersAreServedInFifoOrder) {
 
 TEST(RateLimiter, SmallRequestDoesNotOvertakeALargeOne) {
   asio::io_context io;
-  test_limiter limiter(10.0, 5);
-  drain(limiter);
+  empty_limiter limiter(10.0, 5);
   result large, small;
   limiter.async_acquire(5, large.handler(io));
   limiter.async_acquire(1, small.handler(io));
@@ -226,8 +224,7 @@ TEST(RateLimiter, SmallRequestDoesNotOvertakeALargeOne) {
 
 TEST(RateLimiter, TryAcquireDoesNotOvertakeAWaiter) {
   asio::io_context io;
-  test_limiter limiter(10.0, 2);
-  drain(limiter);
+  empty_limiter limiter(10.0, 2);
   result head;
   limiter.async_acquire(1, head.handler(io));
   manual_clock::advance(1s);            // the bucket is full again...
@@ -240,8 +237,7 @@ TEST(RateLimiter, TryAcquireDoesNotOvertakeAWaiter) {
 
 TEST(RateLimiter, CancelledQueuedWaiterConsumesNoTokens) {
   asio::io_context io;
-  test_limiter limiter(10.0, 1);
-  drain(limiter);
+  empty_limiter limiter(10.0, 1);
   result head, queued, last;
   asio::cancellation_signal signal;
   limiter.async_acquire(1, head.handler(io));
@@ -264,8 +260,7 @@ TEST(RateLimiter, CancelledQueuedWaiterConsumesNoTokens) {
 
 TEST(RateLimiter, CancellingTheSleepingHeadHandsTheDutyOn) {
   asio::io_context io;
-  test_limiter limiter(10.0, 1);
-  drain(limiter);
+  empty_limiter limiter(10.0, 1);
   result head, next;
   asio::cancellation_signal signal;
   limiter.async_acquire(1, asio::bind_cancellation_slot(signal.slot(), head.handler(io)));
@@ -286,8 +281,7 @@ TEST(RateLimiter, CancellingTheSleepingHeadHandsTheDutyOn) {
 
 TEST(RateLimiter, WaiterCancelledJustAfterBecomingHeadTakesNothing) {
   asio::io_context io;
-  test_limiter limiter(10.0, 1);
-  drain(limiter);
+  empty_limiter limiter(10.0, 1);
   result first, second;
   asio::cancellation_signal signal;
   limiter.async_acquire(1, first.handler(io));
@@ -348,8 +342,7 @@ TEST(RateLimiter, RealClockGrantsEveryAcquire) {
 
 TEST(RateLimiter, DestroyingTheLimiterFailsQueuedWaitersAndWakesTheHead) {
   asio::io_context io;
-  auto limiter = std::make_unique<test_limiter>(10.0, 1);
-  drain(*limiter);
+  auto limiter = std::make_unique<empty_limiter>(10.0, 1);
   result head, queued;
   limiter->async_acquire(1, head.handler(io));
   limiter->async_acquire(1, queued.handler(io));
@@ -361,8 +354,7 @@ TEST(RateLimiter, DestroyingTheLimiterFailsQueuedWaitersAndWakesTheHead) {
 }
 
 TEST(RateLimiter, HeadWhoseLoopIsDestroyedHandsTheDutyOn) {
-  test_limiter limiter(10.0, 1);
-  drain(limiter);
+  empty_limiter limiter(10.0, 1);
   asio::io_context other;
   result next;
   bool head_resumed = false;

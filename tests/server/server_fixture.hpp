@@ -171,6 +171,16 @@ struct reply {
   bool says_close() const { return header("connection") == "close"; }
 };
 
+/// Success when a reply came (`r`) and its status is `status`; otherwise says what came instead.
+/// `ASSERT_TRUE(has_status(r, 200))` before reading the rest of `r`.
+inline ::testing::AssertionResult has_status(const std::optional<reply>& r, unsigned status) {
+  if (!r) return ::testing::AssertionFailure() << "no reply (expected status " << status << ")";
+  if (r->status != status) {
+    return ::testing::AssertionFailure() << "status " << r->status << ", expected " << status;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 /// A blocking TCP client on a raw socket, with poll-guarded reads.
 class raw_client {
  public:
@@ -330,6 +340,18 @@ class raw_client {
   std::string received_;
   bool timed_out_ = false;
 };
+
+/// Sends `request` on `c` and waits until `s` counts it as its one request in flight; otherwise
+/// says which of the two did not happen.
+inline ::testing::AssertionResult in_flight_after_sending(test_server& s,
+                                                          raw_client& c,
+                                                          std::string_view request) {
+  if (!c.send(request)) return ::testing::AssertionFailure() << "the request was not sent";
+  if (!eventually([&] { return s.counters().requests_in_flight.load() == 1; })) {
+    return ::testing::AssertionFailure() << "the request never came to be in flight";
+  }
+  return ::testing::AssertionSuccess();
+}
 
 /// True when nothing accepts connections on `port` any more.
 inline bool refuses_connections(std::uint16_t port) {

@@ -16,20 +16,24 @@ using ferry_server::endpoint;
 
 class ServerShutdown : public ::testing::TestWithParam<execution_mode> {};
 
+// The mode's configuration, with `deadline` for the shutdown's drain.
+ferry_server::server_config shutting_down_within(execution_mode mode,
+                                                 std::chrono::milliseconds deadline) {
+  ferry_server::server_config config = config_for(mode);
+  config.shutdown_deadline = deadline;
+  return config;
+}
+
 FERRY_SERVER_TEST_IN_EVERY_MODE(ServerShutdown);
 
 TEST_P(ServerShutdown, RequestInFlightFinishesThenTheServerStops) {
-  ferry_server::server_config config = config_for(GetParam());
-  config.shutdown_deadline = std::chrono::milliseconds(60'000);
-  test_server s(config);
+  test_server s(shutting_down_within(GetParam(), std::chrono::milliseconds(60'000)));
   const std::uint16_t port = s.port();
   raw_client c(port);
-  ASSERT_TRUE(c.send(get("/blocking?ms=300")));
-  ASSERT_TRUE(eventually([&] { return s.counters().requests_in_flight.load() == 1; }));
+  ASSERT_TRUE(in_flight_after_sending(s, c, get("/blocking?ms=300")));
   s.request_stop();
   const std::optional<reply> r = c.read_reply();
-  ASSERT_TRUE(r) << "the request in flight was not answered";
-  EXPECT_EQ(r->status, 200u);
+  ASSERT_TRUE(has_status(r, 200)) << "the request in flight was not answered";
   EXPECT_EQ(r->body, "slept 300 ms\n");
   EXPECT_TRUE(r->says_close());
   EXPECT_TRUE(c.wait_closed());
@@ -43,16 +47,12 @@ TEST_P(ServerShutdown, RequestInFlightFinishesThenTheServerStops) {
 }
 
 TEST_P(ServerShutdown, HeavyRequestInFlightFinishes) {
-  ferry_server::server_config config = config_for(GetParam());
-  config.shutdown_deadline = std::chrono::milliseconds(60'000);
-  test_server s(config);
+  test_server s(shutting_down_within(GetParam(), std::chrono::milliseconds(60'000)));
   raw_client c(s.port());
-  ASSERT_TRUE(c.send(get("/work?us=200000")));
-  ASSERT_TRUE(eventually([&] { return s.counters().requests_in_flight.load() == 1; }));
+  ASSERT_TRUE(in_flight_after_sending(s, c, get("/work?us=200000")));
   s.request_stop();
   const std::optional<reply> r = c.read_reply();
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200u);
+  ASSERT_TRUE(has_status(r, 200));
   EXPECT_TRUE(c.wait_closed());
   c.close();
   s.stop();
@@ -81,12 +81,9 @@ TEST_P(ServerShutdown, IdleConnectionsAreClosedAtOnce) {
 }
 
 TEST_P(ServerShutdown, DeadlineCutsOffWhatIsLeft) {
-  ferry_server::server_config config = config_for(GetParam());
-  config.shutdown_deadline = std::chrono::milliseconds(100);
-  test_server s(config);
+  test_server s(shutting_down_within(GetParam(), std::chrono::milliseconds(100)));
   raw_client c(s.port());
-  ASSERT_TRUE(c.send(get("/blocking?ms=10000")));
-  ASSERT_TRUE(eventually([&] { return s.counters().requests_in_flight.load() == 1; }));
+  ASSERT_TRUE(in_flight_after_sending(s, c, get("/blocking?ms=10000")));
   s.request_stop();
   // Closed without an answer: the 10 s wait was stopped at the deadline.
   EXPECT_FALSE(c.read_reply());
@@ -98,12 +95,9 @@ TEST_P(ServerShutdown, DeadlineCutsOffWhatIsLeft) {
 }
 
 TEST_P(ServerShutdown, SecondStopRequestCutsTheDrainShort) {
-  ferry_server::server_config config = config_for(GetParam());
-  config.shutdown_deadline = std::chrono::milliseconds(600'000);
-  test_server s(config);
+  test_server s(shutting_down_within(GetParam(), std::chrono::milliseconds(600'000)));
   raw_client c(s.port());
-  ASSERT_TRUE(c.send(get("/blocking?ms=10000")));
-  ASSERT_TRUE(eventually([&] { return s.counters().requests_in_flight.load() == 1; }));
+  ASSERT_TRUE(in_flight_after_sending(s, c, get("/blocking?ms=10000")));
   s.request_stop();
   // The drain has begun once the acceptor is closed.
   ASSERT_TRUE(eventually([&] { return refuses_connections(s.port()); }));

@@ -8,6 +8,7 @@
 #include <ferry/bridge/metrics.hpp>
 #include <ferry/bridge/runtime.hpp>
 #include <ferry/core/histogram.hpp>
+#include <initializer_list>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -39,6 +40,10 @@ class json_writer {
   void number(std::string_view key, std::uint64_t v) {
     comma_and_key(key);
     out_ += std::to_string(v);
+  }
+  // (key, count) rows, in order: one object's counters from a stats struct.
+  void numbers(std::initializer_list<std::pair<std::string_view, std::uint64_t>> rows) {
+    for (const auto& [key, v] : rows) number(key, v);
   }
   void real(std::string_view key, double v) {
     comma_and_key(key);
@@ -170,26 +175,26 @@ std::string http_handler::stats_json() const {
     w.open("runtime");
     w.number("io_threads", s.io_threads);
     w.open("cpu");
-    w.number("threads", s.cpu.threads);
-    w.number("submitted", s.cpu.submitted);
-    w.number("completed", s.cpu.completed);
-    w.number("in_flight", s.cpu.in_flight);
-    w.number("waiting", s.cpu.waiting);
-    w.number("handed_off", s.cpu.handed_off);
+    w.numbers({{"threads", s.cpu.threads},
+               {"submitted", s.cpu.submitted},
+               {"completed", s.cpu.completed},
+               {"in_flight", s.cpu.in_flight},
+               {"waiting", s.cpu.waiting},
+               {"handed_off", s.cpu.handed_off}});
     w.close();
     w.open("blocking");
-    w.number("threads", s.blocking.threads);
-    w.number("idle_threads", s.blocking.idle_threads);
-    w.number("queued", s.blocking.queued);
-    w.number("peak_threads", s.blocking.peak_threads);
-    w.number("completed", s.blocking.completed);
+    w.numbers({{"threads", s.blocking.threads},
+               {"idle_threads", s.blocking.idle_threads},
+               {"queued", s.blocking.queued},
+               {"peak_threads", s.blocking.peak_threads},
+               {"completed", s.blocking.completed}});
     w.close();
     w.open("offloads");
-    w.number("submitted", s.offloads.submitted);
-    w.number("ran", s.offloads.ran);
-    w.number("failed", s.offloads.failed);
-    w.number("skipped", s.offloads.skipped);
-    w.number("in_flight", s.offloads.in_flight);
+    w.numbers({{"submitted", s.offloads.submitted},
+               {"ran", s.offloads.ran},
+               {"failed", s.offloads.failed},
+               {"skipped", s.offloads.skipped},
+               {"in_flight", s.offloads.in_flight}});
     latency(w, "queue_wait_us", s.offloads.queue_wait);
     latency(w, "run_time_us", s.offloads.run_time);
     w.close();
