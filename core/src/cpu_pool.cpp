@@ -144,6 +144,16 @@ struct cpu_pool::batch_cell {
 namespace {
 constexpr std::size_t batch_capacity = 4096;  // a power of two
 constexpr std::size_t batch_mask = batch_capacity - 1;
+
+/// Adds one to `count` if it is below `limit` (seq_cst): whether it did. An admission slot, a
+/// batch-queue task.
+bool increment_below(std::atomic<std::size_t>& count, std::size_t limit) noexcept {
+  std::size_t n = count.load(std::memory_order_seq_cst);
+  while (n < limit) {
+    if (count.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst)) return true;
+  }
+  return false;
+}
 }  // namespace
 
 // Marks the threads inside the pool's arena — the workers running submitted jobs and the ones
@@ -313,16 +323,7 @@ bool cpu_pool::withdraw(detail::job* j) noexcept {
   return true;
 }
 
-bool cpu_pool::try_take_slot() noexcept {
-  std::size_t n = in_flight_.load(std::memory_order_seq_cst);
-  while (n < max_in_flight_) {
-    if (in_flight_.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst)) {
-      FERRY_ASSERT(n + 1 <= max_in_flight_);
-      return true;
-    }
-  }
-  return false;
-}
+bool cpu_pool::try_take_slot() noexcept { return increment_below(in_flight_, max_in_flight_); }
 
 void cpu_pool::release_slot() noexcept {
   // A slot is released once, by the job that took it: the count never drops below zero.
@@ -360,7 +361,7 @@ void cpu_pool::enqueue(detail::job* j) {
     // `j` may run and be freed from here on. A drainer that finds the queue empty leaves only
     // after it has lowered drainers_ and looked at the queue again (drain): one of the two sees
     // the other (seq_cst on both sides), so a published job always has a drainer.
-    if (drainers_.load(std::memory_order_seq_cst) < threads_) add_drainer();
+    add_drainer();  // its first load of drainers_ is the seq_cst load that argument needs
     return;
   }
   // The batch queue is full: one oneTBB task for this job.
@@ -419,15 +420,10 @@ bool cpu_pool::batch_empty() const noexcept {
 
 // Noexcept: a published job must get a drainer, and there is no way to take it back.
 void cpu_pool::add_drainer() noexcept {
-  std::size_t n = drainers_.load(std::memory_order_seq_cst);
-  while (n < threads_) {
-    if (drainers_.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst)) {
-      // Counted before the task exists: the destructor waits for it to end.
-      serving_.fetch_add(1, std::memory_order_relaxed);
-      arena_.enqueue([this] { drain(); });
-      return;
-    }
-  }
+  if (!increment_below(drainers_, threads_)) return;  // enough drainers serve the queue
+  // Counted before the task exists: the destructor waits for it to end.
+  serving_.fetch_add(1, std::memory_order_relaxed);
+  arena_.enqueue([this] { drain(); });
 }
 
 // A oneTBB task: runs the batch queue's jobs until it is empty, then (spin on) the jobs handed
@@ -453,16 +449,7 @@ void cpu_pool::drain() noexcept {
     if (!batch_empty()) continue;  // the spin ended because a job was pushed
     drainers_.fetch_sub(1, std::memory_order_seq_cst);
     // A job published before the decrement was seen by its pusher as served: look again.
-    if (batch_empty()) break;
-    std::size_t n = drainers_.load(std::memory_order_seq_cst);
-    bool again = false;
-    while (n < threads_) {
-      if (drainers_.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst)) {
-        again = true;
-        break;
-      }
-    }
-    if (!again) break;  // enough drainers serve the queue
+    if (batch_empty() || !increment_below(drainers_, threads_)) break;  // or others serve it
   }
   // The last access to the pool by this task: the destructor waits for serving_ to drain.
   if (serving_.fetch_sub(1, std::memory_order_acq_rel) == 1) serving_.notify_all();
