@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "ferry/core/detail/spin.hpp"
 
@@ -24,15 +25,50 @@ class loop_inbox::spinner {
   loop_inbox* inbox_;
 };
 
+// The batch window's timer. Its handler holds the inbox, which outlives every handler of the
+// loop (the runtime destroys it after the loop has stopped; a wait still pending then is
+// destroyed with the io_context, never invoked).
+class loop_inbox::window {
+ public:
+  explicit window(boost::asio::io_context& io) : timer_(io) {}
+
+  void arm(loop_inbox* inbox, std::chrono::nanoseconds after) {
+    timer_.expires_after(after);  // cancels the previous wait, if it has not fired yet
+    timer_.async_wait([inbox](const boost::system::error_code& ec) {
+      if (!ec) inbox->window_ended();
+    });
+  }
+
+ private:
+  boost::asio::steady_timer timer_;
+};
+
 loop_inbox::loop_inbox(boost::asio::io_context& io,
                        std::chrono::nanoseconds spin,
-                       std::size_t spin_limit) noexcept
-    : io_(io), spin_ns_(spin.count()), spin_limit_(spin_limit), budget_(spin.count()) {}
+                       std::size_t spin_limit,
+                       std::size_t workers,
+                       std::chrono::nanoseconds batch_window)
+    : io_(io),
+      spin_ns_(spin.count()),
+      spin_limit_(spin_limit),
+      workers_(workers),
+      window_ns_(batch_window.count()),
+      budget_(spin.count()),
+      window_(batch_window.count() != 0 ? std::make_unique<window>(io) : nullptr) {}
+
+loop_inbox::~loop_inbox() = default;
+
+std::size_t loop_inbox::in_flight() const noexcept {
+  // With several io threads the two counts may be read across another thread's delivery.
+  const std::uint64_t delivered = delivered_.load(std::memory_order_relaxed);
+  const std::uint64_t started = started_.load(std::memory_order_relaxed);
+  return started > delivered ? static_cast<std::size_t>(started - delivered) : 0;
+}
 
 void loop_inbox::started() noexcept {
-  const std::size_t n = in_flight_.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (spin_ns_ != 0 && n <= spin_limit_ && state_.load(std::memory_order_relaxed) == idle &&
-      state_.exchange(active, std::memory_order_seq_cst) == idle) {
+  started_.fetch_add(1, std::memory_order_relaxed);
+  if (spin_ns_ != 0 && state_.load(std::memory_order_relaxed) == idle &&
+      in_flight() <= spin_limit_ && state_.exchange(active, std::memory_order_seq_cst) == idle) {
     wake();
   }
 }
@@ -44,10 +80,49 @@ void loop_inbox::push(inbox_node* node) noexcept {
   } while (!head_.compare_exchange_weak(
       head, node, std::memory_order_seq_cst, std::memory_order_relaxed));
   // `node` may be delivered and freed from here on; only the inbox itself is touched.
-  if (state_.load(std::memory_order_seq_cst) == idle &&
-      state_.exchange(active, std::memory_order_seq_cst) == idle) {
-    wake();
+  const std::uint64_t pushed = pushed_.fetch_add(1, std::memory_order_relaxed) + 1;
+  const unsigned char state = state_.load(std::memory_order_seq_cst);
+  if (state == idle) {
+    if (state_.exchange(active, std::memory_order_seq_cst) == idle) wake();
+  } else if (state == deferred) {
+    // A window is open. End it early when no job is left queued behind the ones running: the
+    // workers are about to run dry, and the loop has completions whose coroutines will submit
+    // more. (The count is a snapshot; a stale one only ends a window early or late, and the
+    // window's timer ends it anyway.)
+    const std::uint64_t unfinished = started_.load(std::memory_order_relaxed) - pushed;
+    unsigned char expected = deferred;
+    if (static_cast<std::int64_t>(unfinished) <= static_cast<std::int64_t>(workers_) &&
+        state_.compare_exchange_strong(expected, active, std::memory_order_seq_cst)) {
+      wake();
+    }
   }
+}
+
+bool loop_inbox::open_window() {
+  if (window_ == nullptr) return false;
+  // Worth it only while the pool stays busy without the loop: more unfinished than workers.
+  const std::uint64_t unfinished =
+      started_.load(std::memory_order_relaxed) - pushed_.load(std::memory_order_relaxed);
+  if (static_cast<std::int64_t>(unfinished) <= static_cast<std::int64_t>(workers_)) return false;
+  // A spinner that an early push started on another io thread while the previous spinner is
+  // still arming the timer must not touch it: it lets the loop sleep instead.
+  if (arming_.exchange(true, std::memory_order_acquire)) return false;
+  state_.store(deferred, std::memory_order_seq_cst);
+  try {
+    window_->arm(this, std::chrono::nanoseconds(window_ns_));
+  } catch (...) {
+    // No timer (out of memory), no window. If a push has already ended it, that push's
+    // spinner serves the inbox; otherwise this one goes on as if no window had been tried.
+    arming_.store(false, std::memory_order_release);
+    return state_.exchange(active, std::memory_order_seq_cst) != deferred;
+  }
+  arming_.store(false, std::memory_order_release);
+  return true;
+}
+
+void loop_inbox::window_ended() {
+  unsigned char expected = deferred;
+  if (state_.compare_exchange_strong(expected, active, std::memory_order_seq_cst)) run_spinner();
 }
 
 // Noexcept: if the spinner cannot be allocated there is no way left to reach the loop.
@@ -72,7 +147,7 @@ bool loop_inbox::deliver_some() {
   while (pending_ != nullptr) {
     inbox_node* node = pending_;
     pending_ = node->inbox_next_;
-    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    delivered_.store(delivered_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     node->deliver_(node, /*invoke=*/true);
   }
   return true;
@@ -95,8 +170,10 @@ void loop_inbox::run_spinner() {
   std::int64_t deadline = now + budget_.ns();
   // With spin = 0 the clock is read on every check: the spin ends at the first.
   spin_pacer pace(now, spin_ns_ == 0 ? 1 : 16);
+  bool delivered = false;  // in this run of the spinner
   for (;;) {
     if (deliver_some()) {
+      delivered = true;
       now = now_ns();
       budget_.rewarded();  // spin longer next time (up to spin_ns_)
       deadline = now + budget_.ns();
@@ -108,9 +185,16 @@ void loop_inbox::run_spinner() {
     // Spin only while few offloads are in flight (the latency regime). With more in flight
     // than the pool has workers, completions keep coming: sleeping lets the workers have the
     // cores, and the first push wakes the loop to a whole batch.
-    const std::size_t in_flight = in_flight_.load(std::memory_order_relaxed);
+    const std::size_t in_flight = this->in_flight();
     if (in_flight == 0 || in_flight > spin_limit_ || (check_clock && now >= deadline)) {
       if (in_flight != 0 && in_flight <= spin_limit_) budget_.unrewarded();
+      // The pool is saturated and this run delivered: collect the next completions for one
+      // wake-up instead of one each (see loop_inbox.hpp). A run that found nothing lets the
+      // loop sleep until the next push.
+      if (delivered && in_flight > spin_limit_ && open_window()) {
+        guard.armed = false;
+        return;
+      }
       // Let the loop sleep, unless a push raced with this decision (see Memory ordering).
       state_.store(idle, std::memory_order_seq_cst);
       if (head_.load(std::memory_order_seq_cst) == nullptr ||
@@ -144,7 +228,8 @@ void loop_inbox::discard() noexcept {
     rest = node->inbox_next_;
     node->deliver_(node, /*invoke=*/false);
   }
-  in_flight_.store(0, std::memory_order_relaxed);
+  delivered_.store(started_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  pushed_.store(started_.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 
 }  // namespace ferry::detail

@@ -42,6 +42,11 @@ runtime_options validated(runtime_options options) {
   if (options.slow_callback_threshold > std::chrono::hours(1)) {
     throw std::invalid_argument("ferry::runtime: slow_callback_threshold is above 1 hour");
   }
+  if (options.completion_batch_window.count() < 0 ||
+      options.completion_batch_window > std::chrono::milliseconds(10)) {
+    throw std::invalid_argument(
+        "ferry::runtime: completion_batch_window must be between 0 and 10 ms");
+  }
   if (options.lag_probe_interval.count() < 0 ||
       options.lag_probe_interval > std::chrono::hours(1)) {
     throw std::invalid_argument("ferry::runtime: lag_probe_interval must be between 0 and 1 hour");
@@ -70,7 +75,11 @@ runtime::runtime(runtime_options options)
                                       options_.spin,
                                       options_.cpu_nice_increment)),
       blocking_(std::make_unique<blocking_pool>(options_.blocking_threads)),
-      impl_(std::make_unique<impl>(io_, options_.spin, inbox_spin_limit(cpu_->concurrency()))) {
+      impl_(std::make_unique<impl>(io_,
+                                   options_.spin,
+                                   inbox_spin_limit(cpu_->concurrency()),
+                                   cpu_->concurrency(),
+                                   options_.completion_batch_window)) {
   // Lets offload(f)/to_thread(f) find this runtime's pools from any executor on its contexts.
   boost::asio::add_service(io_, new detail::runtime_link(io_, this));
   boost::asio::add_service(*cpu_, new detail::runtime_link(*cpu_, this));

@@ -24,8 +24,12 @@ struct run_signals;
 }  // namespace detail
 
 struct runtime::impl {
-  impl(boost::asio::io_context& io, std::chrono::nanoseconds spin, std::size_t spin_limit) noexcept
-      : inbox(io, spin, spin_limit) {}
+  impl(boost::asio::io_context& io,
+       std::chrono::nanoseconds spin,
+       std::size_t spin_limit,
+       std::size_t workers,
+       std::chrono::nanoseconds batch_window)
+      : inbox(io, spin, spin_limit, workers, batch_window) {}
 
   /// The fast lane from the runtime's cpu_pool back to its loop (loop_inbox.hpp), reached by
   /// detail::current_inbox.

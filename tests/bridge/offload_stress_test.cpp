@@ -135,22 +135,28 @@ class stress_run {
 struct config {
   std::size_t io_threads;
   std::size_t max_in_flight;
+  std::chrono::nanoseconds batch_window = ferry::runtime_options{}.completion_batch_window;
 };
 
 }  // namespace
 
 TEST(OffloadStress, ExactlyOnceUnderRandomCancellation) {
   constexpr int kClients = 64;
-  constexpr int kOpsPerClient = 500;  // 5 configurations x 32,000 = 160,000 offloads
-  const config configs[] = {{1, 0}, {2, 0}, {3, 0}, {1, 8}, {2, 8}};
+  constexpr int kOpsPerClient = 500;  // 7 configurations x 32,000 = 224,000 offloads
+  // 64 clients keep the pool of 2 saturated: completions are batched (the default window, the
+  // longest one, and none for contrast).
+  const config configs[] = {
+      {1, 0}, {2, 0}, {3, 0}, {1, 8}, {2, 8}, {1, 0, std::chrono::nanoseconds(0)}, {2, 0, 10ms}};
   for (const auto& cfg : configs) {
     SCOPED_TRACE("io_threads=" + std::to_string(cfg.io_threads) +
-                 " max_in_flight=" + std::to_string(cfg.max_in_flight));
+                 " max_in_flight=" + std::to_string(cfg.max_in_flight) +
+                 " batch_window=" + std::to_string(cfg.batch_window.count()) + "ns");
     std::vector<op_record> records(kClients * kOpsPerClient);
     {
       ferry::runtime rt({.io_threads = cfg.io_threads,
                          .cpu_threads = 2,
-                         .max_offloads_in_flight = cfg.max_in_flight});
+                         .max_offloads_in_flight = cfg.max_in_flight,
+                         .completion_batch_window = cfg.batch_window});
       stress_run run(rt, records, kClients, kOpsPerClient);
       run.start();
       ASSERT_TRUE(run.wait());

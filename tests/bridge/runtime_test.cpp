@@ -438,6 +438,14 @@ TEST(Runtime, InvalidOptionsThrowInvalidArgument) {
                std::invalid_argument);
   EXPECT_THROW({ ferry::runtime rt(ferry::runtime_options{.slow_callback_threshold = -1ms}); },
                std::invalid_argument);
+  for (const auto window : {std::chrono::nanoseconds(-1), std::chrono::nanoseconds(11ms)}) {
+    try {
+      ferry::runtime rt(ferry::runtime_options{.completion_batch_window = window});
+      ADD_FAILURE() << "completion_batch_window = " << window.count() << " ns was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_STREQ(e.what(), "ferry::runtime: completion_batch_window must be between 0 and 10 ms");
+    }
+  }
 }
 
 // The pools check the options they own, with their own message (one check per option).

@@ -34,6 +34,9 @@ A compute-heavy HTTP/1.1 server on ferry (Boost.Asio loop, oneTBB work-stealing 
   --cpu-nice N                the pool's workers run N nice levels below the loop, so a
                               light request gets a core at once while heavy work saturates
                               them (0..19, default 10)
+  --batch-window-us N         while the pool is saturated, completions reach the loop in
+                              batches at most N µs apart instead of waking it once each
+                              (the runtime's completion_batch_window; 0..10000, default 400)
   --slow-callback-ms N        report on stderr, with the blocked thread's stack, when the loop
                               does not come back within N ms (the runtime's watchdog; the
                               last reports are in /stats); 0 = off (default 100)
@@ -76,6 +79,7 @@ struct options {
   std::size_t io_threads = 1;
   std::size_t cpu_threads = 0;
   int cpu_nice = 10;
+  std::chrono::microseconds batch_window{400};
   std::chrono::milliseconds slow_callback{100};
   bool help = false;
 };
@@ -139,6 +143,8 @@ options parse(int argc, char** argv) {
       o.cpu_threads = number(0, 1024);
     } else if (flag == "--cpu-nice") {
       o.cpu_nice = static_cast<int>(number(0, 19));
+    } else if (flag == "--batch-window-us") {
+      o.batch_window = std::chrono::microseconds(number(0, 10'000));
     } else if (flag == "--slow-callback-ms") {
       o.slow_callback = std::chrono::milliseconds(number(0, 3'600'000));
     } else if (flag == "--max-connections") {
@@ -201,6 +207,7 @@ int main(int argc, char** argv) {
     ferry::runtime rt(ferry::runtime_options{.io_threads = o.io_threads,
                                              .cpu_threads = o.cpu_threads,
                                              .max_offloads_in_flight = o.server.max_offloads,
+                                             .completion_batch_window = o.batch_window,
                                              .cpu_nice_increment = o.cpu_nice,
                                              .slow_callback_threshold = o.slow_callback});
     ferry_server::server srv(rt, o.server);

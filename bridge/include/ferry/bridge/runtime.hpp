@@ -102,6 +102,14 @@ struct runtime_options {
   /// docs/performance.md has the figures). Adaptive: a spin that goes unrewarded halves the next
   /// one. 0 = never spin; at most 10 ms (checked by the cpu_pool). An idle runtime does not spin.
   std::chrono::nanoseconds spin = cpu_pool::default_spin;
+  /// While the cpu_pool is saturated (more offloads unfinished than it has workers, so each
+  /// worker has its next job queued), completions reach the loop in batches at most this far
+  /// apart instead of waking it once each: the loop, woken less often, takes fewer slices of a
+  /// core from the workers (docs/performance.md has the figures). Sockets and timers still wake
+  /// the loop at once, and the window ends early when the pool is about to run dry; an offload
+  /// may complete up to this much later, behind a queue that takes longer still. 0 = every
+  /// completion wakes a sleeping loop. At most 10 ms.
+  std::chrono::nanoseconds completion_batch_window = std::chrono::microseconds(400);
   /// How many nice levels the cpu_pool workers run below the thread that constructs the runtime,
   /// which the io threads' scheduling also comes from (0..19: relative, added to that thread's
   /// nice value; cpu_pool's `nice_increment`). A latency setting for servers whose offloads
