@@ -116,6 +116,7 @@ bool loop_inbox::open_window() {
     arming_.store(false, std::memory_order_release);
     return state_.exchange(active, std::memory_order_seq_cst) != deferred;
   }
+  windows_.store(windows_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   arming_.store(false, std::memory_order_release);
   return true;
 }
@@ -132,6 +133,7 @@ bool loop_inbox::deliver_some() {
   if (pending_ == nullptr) {
     if (head_.load(std::memory_order_relaxed) == nullptr) return false;
     inbox_node* taken = head_.exchange(nullptr, std::memory_order_acquire);
+    batches_.store(batches_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     // The stack holds the newest first: reverse it into completion order.
     inbox_node* ordered = nullptr;
     while (taken != nullptr) {

@@ -174,6 +174,18 @@ void write_prometheus(std::string& out, const runtime_stats& s) {
        "gauge",
        "The longest reported stall of the loop, once over.",
        seconds(s.loop.longest_stall)},
+      {"ferry_loop_inbox_completions_total",
+       "counter",
+       "Offloads completed through the inbox lane, delivered on the loop.",
+       s.loop.inbox_completions},
+      {"ferry_loop_inbox_batches_total",
+       "counter",
+       "Batches the loop took the inbox lane's completions in (one wake-up or pass each).",
+       s.loop.inbox_batches},
+      {"ferry_loop_batch_windows_total",
+       "counter",
+       "Batch windows opened while the pool was saturated (completion_batch_window).",
+       s.loop.batch_windows},
   };
   for (const family& f : families) write_family(out, f);
 }

@@ -157,6 +157,9 @@ runtime_stats runtime::stats() const {
   s.offloads.queue_wait = s.cpu.queue_wait;
   s.offloads.run_time = s.cpu.run_time;
   monitor_->fill(s.loop);
+  s.loop.inbox_completions = impl_->inbox.delivered();
+  s.loop.inbox_batches = impl_->inbox.batches();
+  s.loop.batch_windows = impl_->inbox.windows();
   return s;
 }
 

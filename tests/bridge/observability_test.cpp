@@ -216,6 +216,9 @@ TEST(Observability, PrometheusTextIsWellFormedAndCarriesTheCounters) {
             std::string::npos);
   EXPECT_NE(text.find("ferry_offload_queue_wait_seconds_count 3\n"), std::string::npos);
   EXPECT_NE(text.find("# TYPE ferry_loop_lag_seconds histogram\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE ferry_loop_inbox_completions_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE ferry_loop_inbox_batches_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE ferry_loop_batch_windows_total counter\n"), std::string::npos);
 }
 
 // --- the fast completion lane ---------------------------------------------------------------
@@ -333,5 +336,48 @@ TEST(Observability, RuntimeDestroyedWhileCompletionsAreBatched) {
     }
     // Completions are flowing: the pool is saturated and windows open and close.
     ASSERT_TRUE(ferry::test::wait_until([&] { return completed.load() - before >= 200; }));
+  }
+}
+
+// The window opens exactly when it should: after a delivery, with more offloads unfinished than
+// the pool has workers. Two workers hold two of five offloads; releasing one delivers it while
+// four are unfinished (two held, two queued): a window opens, and the stats count it. With the
+// window off, the same steps open none. Every offload completes either way.
+TEST(Observability, ABatchWindowOpensAfterADeliveryWhileThePoolIsSaturated) {
+  for (const auto window : {std::chrono::nanoseconds(10ms), std::chrono::nanoseconds(0)}) {
+    SCOPED_TRACE(window.count());
+    std::atomic<int> holding{0};
+    std::atomic<int> released{0};  // offloads 0 .. released-1 may return
+    std::atomic<int> done{0};
+    ferry::runtime rt(ferry::runtime_options{.cpu_threads = 2, .completion_batch_window = window});
+    for (int k = 0; k < 5; ++k) {
+      asio::co_spawn(
+          rt.get_executor(),
+          [&, k]() -> ferry::task<void> {
+            co_await ferry::offload([&, k] {
+              holding.fetch_add(1);
+              ferry::test::wait_until([&] { return released.load() > k; });
+            });
+            done.fetch_add(1);
+          },
+          asio::detached);
+    }
+    ASSERT_TRUE(ferry::test::wait_until([&] { return holding.load() == 2; }));
+    EXPECT_EQ(rt.stats().loop.batch_windows, 0u);
+    released = 1;  // offload 0 returns; the worker takes the next queued one
+    ASSERT_TRUE(ferry::test::wait_until([&] { return done.load() == 1; }));
+    if (window.count() != 0) {
+      // The spinner that delivered it opens the window right after the delivery.
+      ASSERT_TRUE(ferry::test::wait_until([&] { return rt.stats().loop.batch_windows == 1; }));
+    }
+    released = 5;
+    ASSERT_TRUE(ferry::test::wait_until([&] { return done.load() == 5; }));
+    const ferry::loop_stats loop = rt.stats().loop;
+    EXPECT_EQ(loop.inbox_completions, 5u);
+    EXPECT_GE(loop.inbox_batches, 2u);  // offload 0 came alone
+    EXPECT_LE(loop.inbox_batches, 5u);
+    if (window.count() == 0) {
+      EXPECT_EQ(loop.batch_windows, 0u);
+    }
   }
 }

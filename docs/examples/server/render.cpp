@@ -201,6 +201,9 @@ std::string http_handler::stats_json() const {
     w.open("loop");
     latency(w, "lag_us", s.loop.lag);
     w.number("slow_callbacks", s.loop.slow_callbacks);
+    w.number("inbox_completions", s.loop.inbox_completions);
+    w.number("inbox_batches", s.loop.inbox_batches);
+    w.number("batch_windows", s.loop.batch_windows);
     w.real("longest_stall_ms",
            std::chrono::duration<double, std::milli>(s.loop.longest_stall).count());
     // The last stalls the watchdog reported (--slow-callback-ms), with the blocked stack.

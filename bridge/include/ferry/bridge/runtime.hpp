@@ -167,6 +167,13 @@ struct loop_stats {
   histogram_snapshot lag;                     ///< lateness of the lag probe's timer
   std::uint64_t slow_callbacks = 0;           ///< stalls reported by the watchdog
   std::chrono::nanoseconds longest_stall{0};  ///< the longest of them, once over
+  /// Offloads completed through the inbox lane (design.md), the batches the loop took them in
+  /// (one take of the inbox each: completions ÷ batches is what one wake-up of the loop
+  /// delivers), and the batch windows opened while the pool was saturated
+  /// (`runtime_options::completion_batch_window`).
+  std::uint64_t inbox_completions = 0;
+  std::uint64_t inbox_batches = 0;
+  std::uint64_t batch_windows = 0;
 };
 
 /// A snapshot of a runtime's counters (each read relaxed: consistent enough for monitoring).

@@ -94,6 +94,12 @@ class loop_inbox {
   /// After the loop and the pools have stopped: destroys (without invoking) what is left.
   void discard() noexcept;
 
+  /// Counters for runtime::stats (relaxed reads): operations delivered, the takes of the inbox
+  /// that delivered them, and the batch windows opened.
+  std::uint64_t delivered() const noexcept { return delivered_.load(std::memory_order_relaxed); }
+  std::uint64_t batches() const noexcept { return batches_.load(std::memory_order_relaxed); }
+  std::uint64_t windows() const noexcept { return windows_.load(std::memory_order_relaxed); }
+
  private:
   class spinner;
   class window;
@@ -123,6 +129,8 @@ class loop_inbox {
   std::atomic<bool> arming_{false};  // a spinner is arming the window's timer
   alignas(64) std::atomic<std::uint64_t> started_{0};
   std::atomic<std::uint64_t> delivered_{0};  // written by the spinner only
+  std::atomic<std::uint64_t> batches_{0};    // written by the spinner only
+  std::atomic<std::uint64_t> windows_{0};    // written by the spinner only
 };
 
 }  // namespace ferry::detail
