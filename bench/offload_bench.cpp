@@ -24,6 +24,8 @@
 // W1 BM_Offload_RoundTrip_*: one coroutine on the I/O thread offloads `return v;` n times
 //    (n = 100,000; env FERRY_BENCH_W1_N), each round trip timed with steady_clock after 1,000
 //    warm-up calls; counters p50_us, p99_us, mean_us. One benchmark iteration = the whole run.
+//    BM_CrossCore_PingPong: the machine's floor beside them — two threads handing one cache line
+//    back and forth n times (p50_us, p99_us).
 // W2 BM_Offload_Throughput{1us,0us}_*: 1,000,000 offloads (env FERRY_BENCH_W2_N) by 1,024
 //    coroutines each offloading its share in sequence (so at most 1,024 in flight), each doing
 //    ~1 µs of xorshift work (or none); counter ops_per_s. StdAsync runs a tenth of n (a thread
@@ -403,6 +405,59 @@ void round_trip(benchmark::State& state) {
   state.counters["n"] = static_cast<double>(r.ns.size());
 }
 
+// The machine's own floor for W1: two threads that hand one cache line back and forth, each
+// spinning on it (no pool, no loop, no wake-up). A round trip of an offload crosses cores the
+// same way twice, so no bridge beats this row in the same run; when the machine is in a state
+// where crossing cores is slow (a busy host), this row shows it beside the others.
+void cross_core_ping_pong(benchmark::State& state) {
+  const std::size_t n = env_size("FERRY_BENCH_W1_N", 100'000);
+  constexpr std::size_t warm_up = 1'000;
+  alignas(64) std::atomic<std::uint64_t> ball{0};
+  std::atomic<bool> lost{false};
+  std::vector<std::int64_t> ns;
+  ns.reserve(n);
+  // Each wait gives up after a second: the other thread is gone or starved, and the row fails
+  // instead of hanging.
+  auto wait_for = [&ball, &lost](std::uint64_t value) {
+    const auto give_up = clock_type::now() + std::chrono::seconds(1);
+    for (unsigned spins = 0; ball.load(std::memory_order_acquire) != value; ++spins) {
+      if (lost.load(std::memory_order_relaxed)) return false;
+      if ((spins & 1023) == 0 && clock_type::now() > give_up) {
+        lost.store(true, std::memory_order_relaxed);
+        return false;
+      }
+    }
+    return true;
+  };
+  for (auto _ : state) {
+    ball.store(0);
+    ns.clear();
+    std::thread other([&] {
+      for (std::uint64_t i = 1; i <= 2 * (warm_up + n); i += 2) {
+        if (!wait_for(i)) return;
+        ball.store(i + 1, std::memory_order_release);
+      }
+    });
+    for (std::uint64_t i = 1; i <= 2 * (warm_up + n); i += 2) {
+      const auto start = clock_type::now();
+      ball.store(i, std::memory_order_release);
+      if (!wait_for(i + 1)) break;
+      if (i > 2 * warm_up) {
+        ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start)
+                         .count());
+      }
+    }
+    other.join();
+  }
+  if (lost.load()) {
+    state.SkipWithError("the other thread did not answer within a second");
+    return;
+  }
+  state.counters["p50_us"] = percentile_us(ns, 0.50);
+  state.counters["p99_us"] = percentile_us(ns, 0.99);
+  state.counters["n"] = static_cast<double>(ns.size());
+}
+
 // --- W2: throughput ----------------------------------------------------------------------------
 
 constexpr std::size_t max_in_flight = 1'024;
@@ -645,6 +700,7 @@ void task_group_parallel_efficiency(benchmark::State& state) {
 // --- registrations -----------------------------------------------------------------------------
 
 void BM_Offload_RoundTrip_Ferry(benchmark::State& s) { round_trip<ferry_contender>(s); }
+void BM_CrossCore_PingPong(benchmark::State& s) { cross_core_ping_pong(s); }
 void BM_Offload_RoundTrip_NaiveBridge(benchmark::State& s) {
   round_trip<naive_bridge_contender>(s);
 }
@@ -730,6 +786,7 @@ FERRY_OFFLOAD_BENCHMARK(BM_Offload_Parallel_StdAsync);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput1us_TaskGroup);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput0us_TaskGroup);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Parallel_TaskGroup);
+FERRY_OFFLOAD_BENCHMARK(BM_CrossCore_PingPong);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_RoundTrip_Ferry);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput1us_Ferry);
 FERRY_OFFLOAD_BENCHMARK(BM_Offload_Throughput0us_Ferry);
