@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <utility>
 
 #include "ferry/core/detail/spin.hpp"
 
@@ -172,10 +173,9 @@ void loop_inbox::run_spinner() {
   std::int64_t deadline = now + budget_.ns();
   // With spin = 0 the clock is read on every check: the spin ends at the first.
   spin_pacer pace(now, spin_ns_ == 0 ? 1 : 16);
-  bool delivered = false;  // in this run of the spinner
   for (;;) {
     if (deliver_some()) {
-      delivered = true;
+      has_delivered_ = true;
       now = now_ns();
       budget_.rewarded();  // spin longer next time (up to spin_ns_)
       deadline = now + budget_.ns();
@@ -190,9 +190,13 @@ void loop_inbox::run_spinner() {
     const std::size_t in_flight = this->in_flight();
     if (in_flight == 0 || in_flight > spin_limit_ || (check_clock && now >= deadline)) {
       if (in_flight != 0 && in_flight <= spin_limit_) budget_.unrewarded();
-      // The pool is saturated and this run delivered: collect the next completions for one
-      // wake-up instead of one each (see loop_inbox.hpp). A run that found nothing lets the
-      // loop sleep until the next push.
+      // The pool is saturated and this spinner delivered (in this run, or in the runs before
+      // it that gave the loop back after a slice): collect the next completions for one
+      // wake-up instead of one each (see loop_inbox.hpp). A spinner that found nothing lets
+      // the loop sleep until the next push.
+      // (Reset before open_window publishes the window: from then on another io thread may
+      // run the next spinner.)
+      const bool delivered = std::exchange(has_delivered_, false);
       if (delivered && in_flight > spin_limit_ && open_window()) {
         guard.armed = false;
         return;

@@ -282,13 +282,13 @@ TEST(Observability, StrandAndLoopCompletionsInterleaveOnTheirOwnExecutors) {
 }
 
 // While the pool is saturated (here: 16 chains of offloads on 2 workers), completions reach the
-// loop in batches (runtime_options::completion_batch_window, at its longest here). Nothing is
+// loop in batches (runtime_options::completion_batch_window, 2 ms here). Nothing is
 // lost, each completion runs on its own executor, and the loop's timers keep firing meanwhile.
 TEST(Observability, BatchedCompletionsReachTheirExecutorsWhileTheLoopServesTimers) {
   for (const std::size_t io_threads : {1u, 2u}) {
     SCOPED_TRACE(io_threads);
     ferry::runtime rt(ferry::runtime_options{
-        .io_threads = io_threads, .cpu_threads = 2, .completion_batch_window = 10ms});
+        .io_threads = io_threads, .cpu_threads = 2, .completion_batch_window = 2ms});
     std::atomic<int> done{0};
     std::atomic<int> wrong{0};
     auto chain = [&](auto ex) -> ferry::task<void> {
@@ -322,7 +322,7 @@ TEST(Observability, RuntimeDestroyedWhileCompletionsAreBatched) {
   for (int round = 0; round < 20; ++round) {
     SCOPED_TRACE(round);
     const long before = completed.load();
-    ferry::runtime rt(ferry::runtime_options{.cpu_threads = 2, .completion_batch_window = 10ms});
+    ferry::runtime rt(ferry::runtime_options{.cpu_threads = 2, .completion_batch_window = 2ms});
     for (int c = 0; c < 8; ++c) {
       asio::co_spawn(
           rt.get_executor(),

@@ -12,10 +12,22 @@
 #include <ferry/ferry.hpp>
 #include <new>
 
+// g++ says which sanitizer is on with __SANITIZE_*__, clang with __has_feature.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FERRY_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define FERRY_TEST_SANITIZED 1
+#endif
+#endif
+
 namespace {
 std::atomic<std::size_t> allocations{0};
 }
 
+// Under a sanitizer the test is skipped, and the counting operators are left out: clang links
+// its sanitizer runtime statically, with operator new and delete of its own.
+#ifndef FERRY_TEST_SANITIZED
 // The replacement pair below is malloc/free based; g++ cannot see that they match.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
@@ -26,9 +38,10 @@ void* operator new(std::size_t n) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#endif
 
 TEST(OffloadAllocation, AtMostOnePerOffloadInSteadyState) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#ifdef FERRY_TEST_SANITIZED
   GTEST_SKIP() << "sanitizer runtimes allocate on their own behalf";
 #endif
   constexpr int kWarmUp = 1'000;

@@ -5,7 +5,8 @@
 // (so cancellation lands before, during and after f runs), with a random cancellation type; some
 // functions throw. Every operation must complete exactly once, with an outcome that matches what
 // happened to f: aborted ⇒ f never ran; a value ⇒ f ran once and it is f's value; an exception ⇒
-// f's exception. Runs with and without an admission bound, on 1 and 3 io threads.
+// f's exception. Runs with and without an admission bound, on 1, 2 and 3 io threads, with the
+// completion batch window at its default, longer, and off.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -138,54 +139,69 @@ struct config {
   std::chrono::nanoseconds batch_window = ferry::runtime_options{}.completion_batch_window;
 };
 
+// Each configuration is a test of its own, so that each has its own hang guard (ctest's
+// timeout) and they run in parallel.
+class OffloadStress : public testing::TestWithParam<config> {};
+
+std::string config_name(const testing::TestParamInfo<config>& info) {
+  const config& c = info.param;
+  return "io" + std::to_string(c.io_threads) + "_bound" + std::to_string(c.max_in_flight) +
+         "_window" + std::to_string(c.batch_window.count() / 1000) + "us";
+}
+
 }  // namespace
 
-TEST(OffloadStress, ExactlyOnceUnderRandomCancellation) {
+// 64 clients keep the pool of 2 saturated: completions are batched (the default window, a
+// longer one with 2 io threads, and none for contrast).
+INSTANTIATE_TEST_SUITE_P(Configs,
+                         OffloadStress,
+                         testing::Values(config{1, 0},
+                                         config{2, 0},
+                                         config{3, 0},
+                                         config{1, 8},
+                                         config{2, 8},
+                                         config{1, 0, std::chrono::nanoseconds(0)},
+                                         config{2, 0, 2ms}),
+                         config_name);
+
+TEST_P(OffloadStress, ExactlyOnceUnderRandomCancellation) {
   constexpr int kClients = 64;
-  constexpr int kOpsPerClient = 500;  // 7 configurations x 32,000 = 224,000 offloads
-  // 64 clients keep the pool of 2 saturated: completions are batched (the default window, the
-  // longest one, and none for contrast).
-  const config configs[] = {
-      {1, 0}, {2, 0}, {3, 0}, {1, 8}, {2, 8}, {1, 0, std::chrono::nanoseconds(0)}, {2, 0, 10ms}};
-  for (const auto& cfg : configs) {
-    SCOPED_TRACE("io_threads=" + std::to_string(cfg.io_threads) +
-                 " max_in_flight=" + std::to_string(cfg.max_in_flight) +
-                 " batch_window=" + std::to_string(cfg.batch_window.count()) + "ns");
-    std::vector<op_record> records(kClients * kOpsPerClient);
-    {
-      ferry::runtime rt({.io_threads = cfg.io_threads,
-                         .cpu_threads = 2,
-                         .max_offloads_in_flight = cfg.max_in_flight,
-                         .completion_batch_window = cfg.batch_window});
-      stress_run run(rt, records, kClients, kOpsPerClient);
-      run.start();
-      ASSERT_TRUE(run.wait());
-      EXPECT_EQ(rt.stats().cpu.waiting, 0u);
-    }
-    int values = 0, aborted = 0, thrown = 0;
-    for (std::size_t id = 0; id < records.size(); ++id) {
-      const op_record& rec = records[id];
-      ASSERT_EQ(rec.completions.load(), 1) << "op " << id;
-      switch (rec.outcome.load()) {
-        case 1:
-          ++values;
-          ASSERT_EQ(rec.ran.load(), 1) << "op " << id;
-          break;
-        case 2:
-          ++aborted;
-          ASSERT_EQ(rec.ran.load(), 0) << "op " << id << " was aborted after f ran";
-          break;
-        case 3:
-          ++thrown;
-          ASSERT_EQ(rec.ran.load(), 1) << "op " << id;
-          break;
-        default:
-          FAIL() << "op " << id << " completed with a wrong outcome";
-      }
-    }
-    // Both paths were exercised (with 32,000 random draws neither can be empty).
-    EXPECT_GT(values, 0);
-    EXPECT_GT(aborted, 0);
-    EXPECT_GT(thrown, 0);
+  constexpr int kOpsPerClient = 500;  // 32,000 offloads
+  const config& cfg = GetParam();
+  std::vector<op_record> records(kClients * kOpsPerClient);
+  {
+    ferry::runtime rt({.io_threads = cfg.io_threads,
+                       .cpu_threads = 2,
+                       .max_offloads_in_flight = cfg.max_in_flight,
+                       .completion_batch_window = cfg.batch_window});
+    stress_run run(rt, records, kClients, kOpsPerClient);
+    run.start();
+    ASSERT_TRUE(run.wait());
+    EXPECT_EQ(rt.stats().cpu.waiting, 0u);
   }
+  int values = 0, aborted = 0, thrown = 0;
+  for (std::size_t id = 0; id < records.size(); ++id) {
+    const op_record& rec = records[id];
+    ASSERT_EQ(rec.completions.load(), 1) << "op " << id;
+    switch (rec.outcome.load()) {
+      case 1:
+        ++values;
+        ASSERT_EQ(rec.ran.load(), 1) << "op " << id;
+        break;
+      case 2:
+        ++aborted;
+        ASSERT_EQ(rec.ran.load(), 0) << "op " << id << " was aborted after f ran";
+        break;
+      case 3:
+        ++thrown;
+        ASSERT_EQ(rec.ran.load(), 1) << "op " << id;
+        break;
+      default:
+        FAIL() << "op " << id << " completed with a wrong outcome";
+    }
+  }
+  // Both paths were exercised (with 32,000 random draws neither can be empty).
+  EXPECT_GT(values, 0);
+  EXPECT_GT(aborted, 0);
+  EXPECT_GT(thrown, 0);
 }

@@ -121,6 +121,7 @@ class loop_inbox {
   const std::size_t workers_;
   const std::int64_t window_ns_;
   spin_budget budget_;              // the spinner's
+  bool has_delivered_ = false;      // the spinner's: it delivered since the loop last slept
   inbox_node* pending_ = nullptr;   // loop only: taken from the stack, in order, undelivered
   std::unique_ptr<window> window_;  // the batch window's timer (none when batch_window is 0)
   alignas(64) std::atomic<inbox_node*> head_{nullptr};
