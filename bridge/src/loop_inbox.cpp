@@ -66,6 +66,12 @@ std::size_t loop_inbox::in_flight() const noexcept {
   return started > delivered ? static_cast<std::size_t>(started - delivered) : 0;
 }
 
+bool loop_inbox::none_queued(std::uint64_t pushed) const noexcept {
+  // Signed: the two counts may be read across other threads' pushes.
+  const std::uint64_t unfinished = started_.load(std::memory_order_relaxed) - pushed;
+  return static_cast<std::int64_t>(unfinished) <= static_cast<std::int64_t>(workers_);
+}
+
 void loop_inbox::started() noexcept {
   started_.fetch_add(1, std::memory_order_relaxed);
   if (spin_ns_ != 0 && state_.load(std::memory_order_relaxed) == idle &&
@@ -90,9 +96,8 @@ void loop_inbox::push(inbox_node* node) noexcept {
     // workers are about to run dry, and the loop has completions whose coroutines will submit
     // more. (The count is a snapshot; a stale one only ends a window early or late, and the
     // window's timer ends it anyway.)
-    const std::uint64_t unfinished = started_.load(std::memory_order_relaxed) - pushed;
     unsigned char expected = deferred;
-    if (static_cast<std::int64_t>(unfinished) <= static_cast<std::int64_t>(workers_) &&
+    if (none_queued(pushed) &&
         state_.compare_exchange_strong(expected, active, std::memory_order_seq_cst)) {
       wake();
     }
@@ -102,9 +107,7 @@ void loop_inbox::push(inbox_node* node) noexcept {
 bool loop_inbox::open_window() {
   if (window_ == nullptr) return false;
   // Worth it only while the pool stays busy without the loop: more unfinished than workers.
-  const std::uint64_t unfinished =
-      started_.load(std::memory_order_relaxed) - pushed_.load(std::memory_order_relaxed);
-  if (static_cast<std::int64_t>(unfinished) <= static_cast<std::int64_t>(workers_)) return false;
+  if (none_queued(pushed_.load(std::memory_order_relaxed))) return false;
   // A spinner that an early push started on another io thread while the previous spinner is
   // still arming the timer must not touch it: it lets the loop sleep instead.
   if (arming_.exchange(true, std::memory_order_acquire)) return false;

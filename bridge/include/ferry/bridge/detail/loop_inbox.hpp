@@ -114,6 +114,9 @@ class loop_inbox {
   bool open_window();    // spinner: defer the next delivery; false if it cannot
   void window_ended();   // the window's timer fired, on the loop
   std::size_t in_flight() const noexcept;
+  // At most one unfinished operation per worker once `pushed` have been pushed: no job is
+  // queued behind the running ones, so the pool is about to run dry.
+  bool none_queued(std::uint64_t pushed) const noexcept;
 
   boost::asio::io_context& io_;
   const std::int64_t spin_ns_;
