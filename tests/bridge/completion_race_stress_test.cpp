@@ -22,10 +22,11 @@
 #include <thread>
 
 #include "ferry_test.hpp"
+#include "stress_counts.hpp"
 
 namespace {
 
-constexpr int kRounds = 400;
+constexpr int kRounds = ferry::test::counts::completion_race_rounds;
 
 // Spins for up to ~20 µs: where in the completion's run the poster's post lands.
 void random_delay(unsigned spins) {

@@ -12,14 +12,7 @@
 #include <ferry/ferry.hpp>
 #include <new>
 
-// g++ says which sanitizer is on with __SANITIZE_*__, clang with __has_feature.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define FERRY_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define FERRY_TEST_SANITIZED 1
-#endif
-#endif
+#include "stress_counts.hpp"  // FERRY_TEST_SANITIZED
 
 namespace {
 std::atomic<std::size_t> allocations{0};

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "ferry_test.hpp"
+#include "stress_counts.hpp"
 
 namespace {
 
@@ -166,7 +167,7 @@ INSTANTIATE_TEST_SUITE_P(Configs,
 
 TEST_P(OffloadStress, ExactlyOnceUnderRandomCancellation) {
   constexpr int kClients = 64;
-  constexpr int kOpsPerClient = 500;  // 32,000 offloads
+  constexpr int kOpsPerClient = ferry::test::counts::offload_ops_per_client;
   const config& cfg = GetParam();
   std::vector<op_record> records(kClients * kOpsPerClient);
   {

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "ferry_test.hpp"
+#include "stress_counts.hpp"
 
 using namespace asio::experimental::awaitable_operators;
 
@@ -138,7 +139,7 @@ ferry::task<void> retiring_consumer(shared_state& s, unsigned seed) {
 
 TEST(ConditionStress, NoLostNotificationUnderRandomCancellation) {
   constexpr int kProducers = 4;
-  constexpr int kItemsPerProducer = 1500;
+  constexpr int kItemsPerProducer = ferry::test::counts::condition_items;
   constexpr int kTotal = kProducers * kItemsPerProducer;
   for (std::size_t io_threads : {3u, 1u}) {
     SCOPED_TRACE("io_threads=" + std::to_string(io_threads));

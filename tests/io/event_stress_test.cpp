@@ -27,6 +27,7 @@
 #include <string>
 
 #include "ferry_test.hpp"
+#include "stress_counts.hpp"
 
 using namespace asio::experimental::awaitable_operators;
 
@@ -111,7 +112,7 @@ ferry::task<void> driver(shared_state& s, int rounds, unsigned seed) {
 }  // namespace
 
 TEST(EventStress, EveryWaitEndsOnceAndNoWakeUpIsLost) {
-  constexpr int kRounds = 400;
+  constexpr int kRounds = ferry::test::counts::event_rounds;
   constexpr int kIoWaiters = 4;
   constexpr int kCpuStrandWaiters = 2;
   constexpr int kCpuPlainWaiters = 2;

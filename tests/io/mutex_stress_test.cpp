@@ -32,6 +32,7 @@
 
 #include "ferry_test.hpp"
 #include "stress.hpp"
+#include "stress_counts.hpp"
 
 using namespace asio::experimental::awaitable_operators;
 
@@ -113,7 +114,8 @@ struct config {
 }  // namespace
 
 TEST(MutexStress, MutualExclusionAndNoLostHandOffUnderRandomCancellation) {
-  const config configs[] = {{3, 6, 3, 3, 1500}, {1, 4, 2, 2, 1500}};
+  constexpr int rounds = ferry::test::counts::mutex_rounds;
+  const config configs[] = {{3, 6, 3, 3, rounds}, {1, 4, 2, 2, rounds}};
   for (const auto& cfg : configs) {
     SCOPED_TRACE("io_threads=" + std::to_string(cfg.io_threads));
     shared_state s;

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "ferry_test.hpp"
+#include "stress_counts.hpp"
 
 namespace {
 
@@ -174,7 +175,7 @@ void run_scenario(const scenario& s) {
   constexpr int io_consumers = 3, cpu_strand_consumers = 2, cpu_consumers = 1;
   constexpr int producers = io_producers + cpu_strand_producers + cpu_producers;
   constexpr int consumers = io_consumers + cpu_strand_consumers + cpu_consumers;
-  constexpr std::size_t per_producer = 4000;
+  constexpr std::size_t per_producer = ferry::test::counts::queue_items;
   const std::size_t total = producers * per_producer;
 
   ferry::runtime rt({.io_threads = 3, .cpu_threads = 2});

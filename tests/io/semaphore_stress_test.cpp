@@ -27,6 +27,7 @@
 
 #include "ferry_test.hpp"
 #include "stress.hpp"
+#include "stress_counts.hpp"
 
 using namespace asio::experimental::awaitable_operators;
 
@@ -99,7 +100,7 @@ TEST(SemaphoreStress, PermitCountHoldsAndNoPermitIsLostUnderRandomCancellation) 
     shared_state s;
     constexpr int kIoStrands = 6;
     constexpr int kCpuPlain = 4;
-    constexpr int kIterations = 1500;
+    constexpr int kIterations = ferry::test::counts::semaphore_rounds;
     {
       ferry::runtime rt({.io_threads = io_threads, .cpu_threads = 2});
       auto done = s.on_finished();

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "ferry_test.hpp"
+#include "stress_counts.hpp"
 
 namespace {
 
@@ -428,7 +429,7 @@ class scenario {
 }  // namespace
 
 TEST(TaskGroupStress, RandomFailuresAndCancellationsOnIoThreadsAndTheCpuPool) {
-  constexpr int scenarios = 1200;
+  constexpr int scenarios = ferry::test::counts::task_group_scenarios;
   const unsigned base_seed = std::random_device{}();
   SCOPED_TRACE("base seed " + std::to_string(base_seed));
   problems issues;

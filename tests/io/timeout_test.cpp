@@ -211,28 +211,43 @@ TEST(Timeout, AWaiterRemovedByTheDeadlineConsumesNoPermit) {
 TEST(Timeout, APermitGrantedAsTheDeadlineFiresIsDeliveredNotLost) {
   // The permit is granted, then the deadline passes before the loop runs again: whichever the
   // loop sees first, the grant stands and timeout returns the permit instead of dropping it.
-  asio::io_context io;
-  ferry::semaphore sem(0);
-  std::optional<ferry::semaphore::guard> permit;
-  std::exception_ptr error;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
-    try {
-      permit.emplace(co_await ferry::timeout(2ms, sem.acquire()));
-    } catch (...) {
-      error = std::current_exception();
+  // The scenario needs the waiter queued before its deadline passes; a loaded machine can take
+  // longer than a short deadline to get there, so each attempt doubles the deadline until one
+  // does (the loop is stepped one handler at a time and stops as soon as the waiter is queued).
+  for (auto deadline = 2ms;; deadline *= 2) {
+    ASSERT_LE(deadline, 8s) << "the acquisition was never queued before its deadline";
+    asio::io_context io;
+    ferry::semaphore sem(0);
+    std::optional<ferry::semaphore::guard> permit;
+    std::exception_ptr error;
+    bool finished = false;
+    ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+      try {
+        permit.emplace(co_await ferry::timeout(deadline, sem.acquire()));
+      } catch (...) {
+        error = std::current_exception();
+      }
+      finished = true;
+    });
+    while (sem.waiting() == 0 && !finished && io.poll_one() > 0) {
     }
-  });
-  io.poll();
-  ASSERT_EQ(sem.waiting(), 1u);
-  sem.release();
-  std::this_thread::sleep_for(10ms);  // the deadline is now due
-  io.run();
-  EXPECT_FALSE(error);
-  ASSERT_TRUE(permit);
-  EXPECT_TRUE(permit->owns_permit());
-  EXPECT_EQ(sem.available(), 0u);
-  permit.reset();
-  EXPECT_EQ(sem.available(), 1u);
+    if (sem.waiting() == 0) {  // the deadline came first: try again with a longer one
+      io.run();
+      ASSERT_TRUE(finished);
+      continue;
+    }
+    sem.release();
+    std::this_thread::sleep_for(deadline + 1ms);  // the deadline is now due
+    io.run();
+    ASSERT_TRUE(finished);
+    EXPECT_FALSE(error);
+    ASSERT_TRUE(permit);
+    EXPECT_TRUE(permit->owns_permit());
+    EXPECT_EQ(sem.available(), 0u);
+    permit.reset();
+    EXPECT_EQ(sem.available(), 1u);
+    return;
+  }
 }
 
 TEST(Timeout, NestedTimeoutsReportTheOneThatExpired) {

@@ -90,10 +90,7 @@ class barrier {
 
   /// Arrives and waits for the phase to complete; returns this arrival's index.
   /// Throws operation_aborted when cancelled.
-  task<std::size_t> arrive_and_wait() {
-    if (std::optional<std::size_t> index = try_trip()) co_return *index;
-    co_return co_await async_arrive_and_wait(boost::asio::use_awaitable);
-  }
+  task<std::size_t> arrive_and_wait();
 
   /// The number of arrivals that trips the barrier.
   std::size_t parties() const noexcept { return parties_; }

@@ -216,9 +216,7 @@ class condition {
 
   /// Releases the guard's mutex, waits for a notification, reacquires the mutex.
   /// Throws operation_aborted when cancelled (with the lock held again).
-  task<void> wait(ferry::mutex::guard& guard) {
-    co_await async_wait(guard, boost::asio::use_awaitable);
-  }
+  task<void> wait(ferry::mutex::guard& guard);
 
   /// Waits until `pred()` (called with the mutex held) returns true.
   template <class Predicate>

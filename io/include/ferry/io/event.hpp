@@ -74,9 +74,7 @@ class event {
   }
 
   /// Waits until the event is set. Throws operation_aborted when cancelled.
-  task<void> wait() {
-    if (!is_set()) co_await async_wait(boost::asio::use_awaitable);
-  }
+  task<void> wait();
 
   /// Sets the event and wakes every current waiter (no-op for the flag when already set).
   void set() {

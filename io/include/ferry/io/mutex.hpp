@@ -117,10 +117,7 @@ class mutex {
   }
 
   /// Waits for the lock; the guard unlocks it. Throws operation_aborted when cancelled.
-  task<guard> lock() {
-    if (!try_lock()) co_await async_lock(boost::asio::use_awaitable);
-    co_return guard(*this, std::adopt_lock);
-  }
+  task<guard> lock();
 
   /// Locks if the mutex is free (then nobody waits either); the caller must `unlock()`.
   bool try_lock() noexcept {

@@ -96,10 +96,7 @@ class semaphore {
   }
 
   /// Waits for a permit; the guard releases it. Throws operation_aborted when cancelled.
-  task<guard> acquire() {
-    if (!try_acquire()) co_await async_acquire(boost::asio::use_awaitable);
-    co_return guard(*this);
-  }
+  task<guard> acquire();
 
   /// Takes a permit if one is free and nobody waits.
   bool try_acquire() noexcept {

@@ -464,7 +464,7 @@ class task_group {
   }
 
   /// Waits for every child; throws exception_group when any failed (see the file comment).
-  task<void> join() { return async_join(boost::asio::use_awaitable); }
+  task<void> join();
 
   /// Cancels every unfinished child; children spawned from now on never run. Any thread.
   void cancel() noexcept { state_->cancel(); }
