@@ -4,7 +4,7 @@
 # Required: -DFERRY_BINARY_DIR=<ferry build tree>  -DWORK_DIR=<scratch dir, wiped>
 #           -DGENERATOR=<cmake generator>          -DCXX=<C++ compiler>
 # Optional: -DCONSUMER_SOURCE_DIR (default: this file's directory)  -DBUILD_TYPE  -DMAKE_PROGRAM
-#           -DCONSUMER_CXX_FLAGS (e.g. the sanitizer of the ferry build)  -DTBB_DIR (a non-system TBB)
+#           -DCONSUMER_CXX_FLAGS (e.g. the sanitizer of the ferry build; for CXX only)  -DTBB_DIR (a non-system TBB)
 #           -DEXPECT_COROUTINE_WARNING=ON|OFF: whether configuring with CXX must print ferry's
 #             warning about g++ destroying co_await temporaries twice (exactly once), and that
 #             -DFERRY_NO_GCC_COROUTINE_WARNING=ON silences it
@@ -62,7 +62,9 @@ function(consumer_args result cxx dir)
   if(BUILD_TYPE)
     list(APPEND args "-DCMAKE_BUILD_TYPE=${BUILD_TYPE}")
   endif()
-  if(CONSUMER_CXX_FLAGS)
+  # The sanitizer flags are the build's own compiler's (clang's -fno-sanitize=function is not
+  # g++'s); the other compiler only configures the consumer.
+  if(CONSUMER_CXX_FLAGS AND cxx STREQUAL CXX)
     list(APPEND args
       "-DCMAKE_CXX_FLAGS=${CONSUMER_CXX_FLAGS}"
       "-DCMAKE_EXE_LINKER_FLAGS=${CONSUMER_CXX_FLAGS}")
