@@ -15,8 +15,9 @@
 #                       that includes <ferry/ferry.hpp>);
 #   CCACHE_SLOPPINESS   precompiled headers (pch_defines, time_macros) and a clone's fresh file
 #                       times (include_file_mtime, include_file_ctime) do not disable caching.
-# clang records the mtimes of the headers in a precompiled header and rejects it when they differ:
-# ferry_cache_friendly_pch(<target>) builds one without them (-fno-pch-timestamp).
+# g++'s precompiled header is found through `-include <path>`, which ccache rewrites like any
+# other path; clang's is passed as `-Xclang -include-pch -Xclang <path>`, which it does not, so
+# the tests build without one under clang when ccache is in use (tests/CMakeLists.txt).
 include_guard(GLOBAL)
 
 option(FERRY_CCACHE "Compile through ccache when it is installed" ON)
@@ -35,9 +36,3 @@ if(FERRY_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
     set(FERRY_CCACHE_IN_USE ON)
   endif()
 endif()
-
-function(ferry_cache_friendly_pch tgt)
-  if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
-    target_compile_options(${tgt} PRIVATE "SHELL:-Xclang -fno-pch-timestamp")
-  endif()
-endfunction()
