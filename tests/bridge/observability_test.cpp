@@ -152,7 +152,9 @@ TEST(Observability, WatchdogSurvivesAReporterThatThrows) {
   ASSERT_TRUE(ferry::test::wait_until([&] { return calls.load() >= 4; }));
   const std::string err = testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("on_slow_callback threw: reporter failed"), std::string::npos) << err;
-  EXPECT_EQ(rt.stats().loop.slow_callbacks, 2u);
+  // At least the two stalls: on a loaded machine the loop thread can also wait longer than the
+  // threshold for a core, which the watchdog rightly reports too.
+  EXPECT_GE(rt.stats().loop.slow_callbacks, 2u);
 }
 
 TEST(Observability, DefaultReporterWritesOneLineToStderr) {
