@@ -7,9 +7,10 @@
 #   CCACHE_BASEDIR      the source tree (which holds build/<preset>): absolute paths under it are
 #                       hashed relative to the compiler's working directory, so two clones at
 #                       different paths produce the same hashes;
-#   CCACHE_NOHASHDIR    the working directory is left out of the hash although objects carry -g
-#                       (the debug info then names the directory of the build that filled the
-#                       cache: line tables and function names, which the tests read, are exact);
+#   CCACHE_NOHASHDIR    the working directory is left out of the hash although objects carry -g.
+#                       An object from the cache names the directory of the build that filled
+#                       it, in its debug info and in __FILE__ (a test's failure message may show
+#                       another clone's path); line numbers and function names are exact;
 #   CCACHE_DEPEND       the dependencies come from the compiler's own -MD output: a miss costs one
 #                       compilation, not a run of the preprocessor first (about 1 s for a file
 #                       that includes <ferry/ferry.hpp>);
