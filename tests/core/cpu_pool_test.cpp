@@ -410,7 +410,11 @@ TEST(CpuPool, AdmissionBoundAdmitsInFifoOrderOneAtATime) {
 
   first_held.open();
   ASSERT_TRUE(wait_until([&] { return log.finished.load() == 4; }));
-  ASSERT_TRUE(wait_until([&] { return pool.stats().completed == 5; }));
+  // `completed` counts a job before it hands back its admission slot: wait for both.
+  ASSERT_TRUE(wait_until([&] {
+    const ferry::cpu_pool_stats now = pool.stats();
+    return now.completed == 5 && now.in_flight == 0;
+  }));
   EXPECT_EQ(log.run_order(), (std::vector<int>{0, 1, 3, 4}));
   EXPECT_EQ(log.max_active.load(), 1);
   EXPECT_FALSE(j2.started.load());
@@ -433,7 +437,11 @@ TEST(CpuPool, AdmissionBoundHoldsUnderConcurrentSubmitters) {
     });
     for (int i = 0; i < per_thread; ++i) pool_access::submit_bounded(pool, jobs[i].get());
     other.join();
-    ASSERT_TRUE(wait_until([&] { return pool.stats().completed == 2 * per_thread; }));
+    // `completed` counts a job before it hands back its admission slot: wait for both.
+    ASSERT_TRUE(wait_until([&] {
+      const ferry::cpu_pool_stats now = pool.stats();
+      return now.completed == 2 * per_thread && now.in_flight == 0;
+    }));
     const ferry::cpu_pool_stats s = pool.stats();
     EXPECT_EQ(s.submitted, static_cast<std::uint64_t>(2 * per_thread));
     EXPECT_EQ(s.in_flight, 0u);
@@ -524,7 +532,10 @@ TEST(CpuPool, StatsCountSubmittedAndCompletedJobs) {
     asio::post(pool.get_executor(), [&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
   }
   // `completed` is counted just after a job returns: wait for the pool to be quiescent.
-  ASSERT_TRUE(wait_until([&] { return pool.stats().completed == n; }));
+  ASSERT_TRUE(wait_until([&] {
+    const ferry::cpu_pool_stats now = pool.stats();
+    return now.completed == n && now.in_flight == 0;
+  }));
   const ferry::cpu_pool_stats s = pool.stats();
   EXPECT_EQ(ran.load(), n);
   EXPECT_EQ(s.submitted, static_cast<std::uint64_t>(n));
