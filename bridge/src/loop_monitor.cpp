@@ -25,6 +25,7 @@
 #include <string>
 #include <utility>
 
+#include "ferry/core/detail/pool_access.hpp"
 #include "ferry/core/detail/spin.hpp"
 
 extern char** environ;
@@ -294,10 +295,13 @@ void print_slow_callback(const slow_callback_report& r) {
 
 int capture_signal() noexcept { return SIGRTMIN + 4; }
 
-loop_monitor::loop_monitor(boost::asio::io_context& io, const runtime_options& options)
+loop_monitor::loop_monitor(boost::asio::io_context& io,
+                           const runtime_options& options,
+                           cpu_pool* pool)
     : io_(io),
       timer_(io),
       interval_(options.lag_probe_interval),
+      pool_(pool),
       threshold_ns_(std::chrono::nanoseconds(options.slow_callback_threshold).count()),
       per_thread_(options.io_threads > 1 && threshold_ns_ > 0) {
   report_ = options.on_slow_callback
@@ -381,7 +385,9 @@ void loop_monitor::arm_lag_probe() {
   timer_.expires_at(due_);
   timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    lag_.record(std::chrono::steady_clock::now() - due_);
+    const auto lag = std::chrono::steady_clock::now() - due_;
+    lag_.record(lag);
+    if (pool_ != nullptr) detail::pool_access::note_loop_lag(*pool_, lag);
     arm_lag_probe();
   });
 }

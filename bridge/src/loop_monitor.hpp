@@ -66,7 +66,9 @@ struct io_thread_slot {
 
 class loop_monitor {
  public:
-  loop_monitor(boost::asio::io_context& io, const runtime_options& options);
+  /// `pool` (may be null) hears of every lag the probe measures (its adaptive admission limit
+  /// takes the loop's lag as a second delay signal).
+  loop_monitor(boost::asio::io_context& io, const runtime_options& options, cpu_pool* pool);
   ~loop_monitor();
 
   loop_monitor(const loop_monitor&) = delete;
@@ -125,6 +127,7 @@ class loop_monitor {
   boost::asio::steady_timer timer_;
   const std::chrono::milliseconds interval_;
   std::chrono::steady_clock::time_point due_;
+  cpu_pool* pool_;  // told of every lag measured (may be null)
   latency_histogram lag_;
 
   const std::int64_t threshold_ns_;

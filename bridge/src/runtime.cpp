@@ -71,7 +71,9 @@ runtime::runtime(runtime_options options)
     : options_(validated(std::move(options))),
       io_(static_cast<int>(options_.io_threads)),
       cpu_(std::make_unique<cpu_pool>(options_.cpu_threads,
-                                      options_.max_offloads_in_flight,
+                                      options_.max_offloads_in_flight != 0
+                                          ? admission_policy::fixed(options_.max_offloads_in_flight)
+                                          : options_.admission,
                                       options_.spin,
                                       options_.cpu_nice_increment)),
       blocking_(std::make_unique<blocking_pool>(options_.blocking_threads)),
@@ -84,7 +86,7 @@ runtime::runtime(runtime_options options)
   boost::asio::add_service(io_, new detail::runtime_link(io_, this));
   boost::asio::add_service(*cpu_, new detail::runtime_link(*cpu_, this));
   work_.emplace(io_.get_executor());
-  monitor_ = std::make_unique<detail::loop_monitor>(io_, options_);
+  monitor_ = std::make_unique<detail::loop_monitor>(io_, options_, cpu_.get());
   threads_.reserve(options_.io_threads);
   try {
     for (std::size_t i = 0; i < options_.io_threads; ++i) {

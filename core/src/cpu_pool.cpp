@@ -19,6 +19,7 @@
 #include <pthread.h>
 #endif
 
+#include "ferry/core/detail/admission_control.hpp"
 #include "ferry/core/detail/pool_tag.hpp"
 #include "ferry/core/detail/spin.hpp"
 
@@ -108,6 +109,58 @@ detail::thread_policy worker_policy_for(int nice_increment) {
   return detail::thread_policy::of_this_thread(nice_increment);
 }
 
+admission_policy as_policy(std::size_t max_in_flight) {
+  return max_in_flight == 0 ? admission_policy::unbounded()
+                            : admission_policy::fixed(max_in_flight);
+}
+
+// Checks `p` and resolves an adaptive ceiling of 0 to its default (256 per worker).
+admission_policy resolved(admission_policy p, std::size_t threads) {
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  switch (p.kind) {
+    case admission_policy::mode::unbounded:
+      break;
+    case admission_policy::mode::fixed:
+      if (p.limit == 0) {
+        throw std::invalid_argument("ferry::cpu_pool: a fixed admission limit must be at least 1");
+      }
+      break;
+    case admission_policy::mode::adaptive:
+      if (p.target <= std::chrono::nanoseconds(0) || p.target > seconds(10)) {
+        throw std::invalid_argument(
+            "ferry::cpu_pool: the adaptive admission target must be above 0 and at most 10 s, "
+            "got " +
+            std::to_string(p.target.count()) + " ns");
+      }
+      if (p.interval < milliseconds(1) || p.interval > seconds(10)) {
+        throw std::invalid_argument(
+            "ferry::cpu_pool: the adaptive admission interval must be between 1 ms and 10 s, "
+            "got " +
+            std::to_string(p.interval.count()) + " ns");
+      }
+      if (p.limit == 0) p.limit = 256 * threads;
+      p.limit = std::max(p.limit, threads);  // the limit never falls below the workers
+      break;
+    default:
+      throw std::invalid_argument("ferry::cpu_pool: unknown admission mode");
+  }
+  return p;
+}
+
+std::unique_ptr<detail::admission_control> control_for(const admission_policy& p,
+                                                       std::size_t threads) {
+  if (p.kind != admission_policy::mode::adaptive) return nullptr;
+  detail::admission_control::config c;
+  c.target_ns = p.target.count();
+  c.interval_ns = p.interval.count();
+  c.min_limit = threads;
+  c.max_limit = p.limit;
+  c.initial_limit = 2 * threads;  // room for one queued job per worker, then it adapts
+  c.start_ns = now_ns();
+  return std::make_unique<detail::admission_control>(c);
+}
+
 // What a worker slot holds when its worker spins and no job has been handed over yet.
 detail::job* const spin_waiting = reinterpret_cast<detail::job*>(alignof(detail::job));
 
@@ -189,14 +242,23 @@ cpu_pool::cpu_pool(std::size_t threads,
                    std::size_t max_in_flight,
                    std::chrono::nanoseconds spin,
                    int nice_increment)
+    : cpu_pool(threads, as_policy(max_in_flight), spin, nice_increment) {}
+
+cpu_pool::cpu_pool(std::size_t threads,
+                   const admission_policy& admission,
+                   std::chrono::nanoseconds spin,
+                   int nice_increment)
     : threads_(resolve_threads(threads)),
-      max_in_flight_(max_in_flight),
+      admission_(resolved(admission, threads_)),
+      bounded_(admission_.kind != admission_policy::mode::unbounded),
+      control_(control_for(admission_, threads_)),
       spin_ns_(checked_spin(spin)),
       worker_policy_(worker_policy_for(nice_increment)),
       arena_(checked_int(threads_), /*reserved_for_masters=*/0),
-      slots_(std::make_unique<worker_slot[]>(threads_)),
+      slot_count_(threads_ + 1),
+      slots_(std::make_unique<worker_slot[]>(slot_count_)),
       batch_(std::make_unique<batch_cell[]>(batch_capacity)) {
-  for (std::size_t i = 0; i < threads_; ++i) slots_[i].spin = detail::spin_budget(spin_ns_);
+  for (std::size_t i = 0; i < slot_count_; ++i) slots_[i].spin = detail::spin_budget(spin_ns_);
   for (std::size_t i = 0; i < batch_capacity; ++i) {
     batch_[i].seq.store(i, std::memory_order_relaxed);
   }
@@ -230,11 +292,13 @@ cpu_pool::~cpu_pool() {
 cpu_pool_stats cpu_pool::stats() const {
   cpu_pool_stats s;
   s.threads = threads_;
-  s.max_in_flight = max_in_flight_;
+  s.max_in_flight = max_in_flight();
+  s.admitted = admitted_.load(std::memory_order_relaxed);
+  if (control_) s.queue_delay = std::chrono::nanoseconds(control_->queue_delay_ns());
   s.submitted = submitted_.load(std::memory_order_relaxed);
   s.skipped = withdrawn_.load(std::memory_order_relaxed);
   s.rejected = rejected_.load(std::memory_order_relaxed);
-  for (std::size_t i = 0; i < threads_; ++i) {
+  for (std::size_t i = 0; i < slot_count_; ++i) {
     const worker_slot& slot = slots_[i];
     s.completed += slot.ran.load(std::memory_order_relaxed);
     s.failed += slot.failed.load(std::memory_order_relaxed);
@@ -256,6 +320,11 @@ bool cpu_pool::running_in_this_thread() const noexcept { return current_pool == 
 
 cpu_pool* cpu_pool::current() noexcept { return const_cast<cpu_pool*>(current_pool); }
 
+std::size_t cpu_pool::max_in_flight() const noexcept {
+  if (control_) return control_->limit();
+  return bounded_ ? admission_.limit : 0;
+}
+
 void cpu_pool::submit(detail::job* j) {
   submitted_.fetch_add(1, std::memory_order_relaxed);
   pending_.fetch_add(1, std::memory_order_relaxed);
@@ -265,16 +334,19 @@ void cpu_pool::submit(detail::job* j) {
 }
 
 void cpu_pool::submit_bounded(detail::job* j) {
-  if (max_in_flight_ == 0) return submit(j);
+  if (!bounded_) return submit(j);
   submitted_.fetch_add(1, std::memory_order_relaxed);
   pending_.fetch_add(1, std::memory_order_relaxed);
   j->submitted_ns_ = now_ns();
+  j->admitted_ns_ = j->submitted_ns_;
   j->bounded_ = true;
   // Take a free slot only when nobody waits, so waiters are admitted in FIFO order.
   if (waiting_.load(std::memory_order_seq_cst) == 0 && try_take_slot()) {
+    admitted_.fetch_add(1, std::memory_order_relaxed);
     enqueue(j);
     return;
   }
+  if (control_) control_->on_full();
   {
     detail::lock_guard lock(admission_mutex_);
     FERRY_ASSERT(j->next_ == nullptr && j->prev_ == nullptr);  // not queued twice
@@ -290,25 +362,28 @@ void cpu_pool::submit_bounded(detail::job* j) {
 }
 
 bool cpu_pool::try_submit_bounded(detail::job* j) {
-  if (max_in_flight_ == 0) {
+  if (!bounded_) {
     submit(j);
     return true;
   }
   // FIFO fairness: a free slot belongs to the waiters first.
   if (waiting_.load(std::memory_order_seq_cst) != 0 || !try_take_slot()) {
     rejected_.fetch_add(1, std::memory_order_relaxed);
+    if (control_) control_->on_full();
     return false;
   }
+  admitted_.fetch_add(1, std::memory_order_relaxed);
   submitted_.fetch_add(1, std::memory_order_relaxed);
   pending_.fetch_add(1, std::memory_order_relaxed);
   j->submitted_ns_ = now_ns();
+  j->admitted_ns_ = j->submitted_ns_;
   j->bounded_ = true;
   enqueue(j);
   return true;
 }
 
 bool cpu_pool::withdraw(detail::job* j) noexcept {
-  if (max_in_flight_ == 0) return false;
+  if (!bounded_) return false;
   {
     detail::lock_guard lock(admission_mutex_);
     if (j->next_ == nullptr) return false;  // admitted already
@@ -323,12 +398,17 @@ bool cpu_pool::withdraw(detail::job* j) noexcept {
   return true;
 }
 
-bool cpu_pool::try_take_slot() noexcept { return increment_below(in_flight_, max_in_flight_); }
+void cpu_pool::note_loop_lag(std::chrono::nanoseconds lag) noexcept {
+  if (control_ && control_->on_loop_lag(lag.count(), now_ns())) admit_waiters();
+}
+
+bool cpu_pool::try_take_slot() noexcept { return increment_below(in_flight_, max_in_flight()); }
 
 void cpu_pool::release_slot() noexcept {
-  // A slot is released once, by the job that took it: the count never drops below zero.
+  // A slot is released once, by the job that took it: the count never drops below zero. (It
+  // may be above the limit: an adaptive limit falls below the jobs admitted before the cut.)
   [[maybe_unused]] const std::size_t was = in_flight_.fetch_sub(1, std::memory_order_seq_cst);
-  FERRY_ASSERT(was > 0 && was <= max_in_flight_);
+  FERRY_ASSERT(was > 0);
   if (waiting_.load(std::memory_order_seq_cst) != 0) admit_waiters();
 }
 
@@ -351,6 +431,8 @@ void cpu_pool::admit_waiters() noexcept {
       FERRY_ASSERT(was > 0);
       continue;
     }
+    admitted_.fetch_add(1, std::memory_order_relaxed);
+    if (control_) j->admitted_ns_ = now_ns();
     enqueue(j);
   }
 }
@@ -430,7 +512,7 @@ void cpu_pool::add_drainer() noexcept {
 // to this worker, and leaves once neither brings anything.
 void cpu_pool::drain() noexcept {
   const int index = tbb::this_task_arena::current_thread_index();
-  worker_slot* slot = index >= 0 && static_cast<std::size_t>(index) < threads_
+  worker_slot* slot = index >= 0 && static_cast<std::size_t>(index) < slot_count_
                           ? &slots_[static_cast<std::size_t>(index)]
                           : nullptr;
   for (;;) {
@@ -457,7 +539,7 @@ void cpu_pool::drain() noexcept {
 
 bool cpu_pool::try_hand_off(detail::job* j) noexcept {
   if (spinning_.load(std::memory_order_seq_cst) == 0) return false;
-  for (std::size_t i = 0; i < threads_; ++i) {
+  for (std::size_t i = 0; i < slot_count_; ++i) {
     std::atomic<detail::job*>& slot = slots_[i].handoff;
     detail::job* expected = spin_waiting;
     // Release: the spinning worker that takes `j` sees everything written before the submit.
@@ -473,7 +555,7 @@ bool cpu_pool::try_hand_off(detail::job* j) noexcept {
 // A oneTBB task: runs `j`, then the jobs handed to this worker while it spins.
 void cpu_pool::serve(detail::job* j) noexcept {
   const int index = tbb::this_task_arena::current_thread_index();
-  worker_slot* slot = index >= 0 && static_cast<std::size_t>(index) < threads_
+  worker_slot* slot = index >= 0 && static_cast<std::size_t>(index) < slot_count_
                           ? &slots_[static_cast<std::size_t>(index)]
                           : nullptr;
   if (slot == nullptr || spin_ns_ == 0) {
@@ -497,6 +579,9 @@ void cpu_pool::run_job(detail::job* j, worker_slot* slot) noexcept {
   const bool bounded = j->bounded_;
   const std::int64_t submitted = j->submitted_ns_;
   const std::int64_t start = now_ns();
+  // The adaptive limit's sensor: how long an admitted job waited for a worker. A raise admits
+  // waiters now, while this job runs.
+  if (bounded && control_ && control_->on_start(start - j->admitted_ns_, start)) admit_waiters();
   // j may free itself in run(): nothing of it is read afterwards.
   const detail::job_outcome outcome = tbb::this_task_arena::isolate([j] { return j->run(); });
   if (slot != nullptr) {

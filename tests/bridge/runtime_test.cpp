@@ -698,14 +698,15 @@ TEST(Runtime, DestructionWaitsForInFlightOffloadsAndRunsNoHandlerAfterwards) {
   expect_quiescent_after_destruction(c);
 }
 
-// cpu_threads = 1: one function runs (held), the others are queued in the arena when the
-// runtime is destroyed; they all still run.
+// cpu_threads = 1, no admission limit: one function runs (held), the others are queued in the
+// arena when the runtime is destroyed; they all still run.
 TEST(Runtime, DestructionRunsOffloadsQueuedBehindASaturatedPool) {
   constexpr int coroutines = 8;
   shutdown_counters c;
   c.release = false;
   {
-    ferry::runtime rt(ferry::runtime_options{.cpu_threads = 1});
+    ferry::runtime rt(ferry::runtime_options{.cpu_threads = 1,
+                                             .admission = ferry::admission_policy::unbounded()});
     for (int i = 0; i < coroutines; ++i) {
       asio::co_spawn(rt.get_executor(), offload_rounds(c, 1), asio::detached);
     }

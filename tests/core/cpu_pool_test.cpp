@@ -423,6 +423,19 @@ TEST(CpuPool, AdmissionBoundAdmitsInFifoOrderOneAtATime) {
   EXPECT_EQ(s.waiting, 0u);
 }
 
+// oneTBB gives the only worker of a one-thread arena index 1, not 0: its jobs are counted and
+// timed all the same.
+TEST(CpuPool, AOneWorkerPoolCountsItsJobs) {
+  ferry::cpu_pool pool(1);
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 3; ++i) {
+    asio::post(pool.get_executor(), [&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
+  }
+  ASSERT_TRUE(wait_until([&] { return pool.stats().completed == 3; }));
+  EXPECT_EQ(ran.load(), 3);
+  EXPECT_EQ(pool.stats().run_time.count, 3u);
+}
+
 TEST(CpuPool, AdmissionBoundHoldsUnderConcurrentSubmitters) {
   constexpr int per_thread = 64;
   job_log log;

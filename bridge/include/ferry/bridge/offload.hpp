@@ -54,9 +54,12 @@
 //  As for every Asio operation, cancellation must be emitted from the handler's own execution
 //  context (its strand, or its single-threaded io_context).
 //
-// Backpressure: with `runtime_options::max_offloads_in_flight = N` (or `cpu_pool(threads, N)`),
-// at most N offloads on that pool are queued or running; the others wait asynchronously in FIFO
-// order for a slot — no thread blocks, memory stays bounded.
+// Backpressure: at most the pool's admission limit of offloads are queued or running at once
+// (`runtime_options::admission`, core/admission.hpp: adaptive by default, following the time
+// admitted offloads wait for a worker; or fixed: `max_offloads_in_flight = N`,
+// `cpu_pool(threads, N)`); the others wait asynchronously in FIFO order for a slot — no thread
+// blocks. With `admission_policy::reject_when_full` they complete at once with
+// `ferry::offload_rejected` instead, as `try_offload`'s do.
 //
 // Lifetime: `f` (and the arguments) are decay-copied into the operation and destroyed on the
 // pool thread after it ran (or with the operation if it never ran). What `f` borrows by reference
@@ -88,11 +91,11 @@
 
 namespace ferry {
 
-/// What `try_offload` (try_offload.hpp) completes with when the pool's admission bound is full.
+/// What `try_offload` (try_offload.hpp) completes with when the pool's admission limit is
+/// reached — and `offload` too, under `admission_policy::reject_when_full`.
 class offload_rejected : public std::runtime_error {
  public:
-  offload_rejected()
-      : std::runtime_error("ferry::try_offload: every admission slot of the cpu_pool is taken") {}
+  offload_rejected() : std::runtime_error("ferry: every admission slot of the cpu_pool is taken") {}
 };
 
 namespace detail {
@@ -109,7 +112,7 @@ struct initiate_offload {
     using op = offload_op<std::decay_t<Handler>, std::decay_t<F>>;
     op* o = op::create(std::forward<Handler>(handler), std::forward<F>(f), &target, target);
     if (inbox != nullptr) o->complete_through(inbox);
-    if (!refuse_when_full) {
+    if (!refuse_when_full && !target.admission().reject_when_full) {
       pool_access::submit_bounded(target, o);
     } else if (!pool_access::try_submit_bounded(target, o)) {
       o->refuse(std::make_exception_ptr(offload_rejected()));

@@ -93,8 +93,13 @@ struct runtime_options {
   std::size_t cpu_threads = 0;
   /// Maximum threads of the blocking_pool (>= 1; checked by the blocking_pool).
   std::size_t blocking_threads = 64;
-  /// At most this many offloads on the runtime's cpu_pool queued or running; the others wait
-  /// asynchronously for a slot (0 = unbounded).
+  /// How the runtime's cpu_pool admits offloads (core/admission.hpp): by default an adaptive
+  /// limit that keeps the time an admitted offload waits for a worker near 5 ms, the loop's lag
+  /// taken into account; the others wait for a slot (`offload`) or are refused (`try_offload`,
+  /// and `offload` too with `reject_when_full`). `admission_policy::fixed(n)` or `unbounded()`.
+  admission_policy admission = {};
+  /// When not 0: at most this many offloads queued or running, the others waiting for a slot —
+  /// shorthand for `admission = admission_policy::fixed(n)`, which it overrides.
   std::size_t max_offloads_in_flight = 0;
   /// The longest a thread spins before it sleeps, on both sides of an offload: a pool worker
   /// waiting for its next job, and the loop waiting for a completion while offloads are in

@@ -12,9 +12,13 @@
 // for an external thread and the global worker limit is cores - 1. cpu_pool reserves no slot and
 // raises `global_control::max_allowed_parallelism` to cover every live pool.)
 //
-// Backpressure: with `max_in_flight = N > 0`, at most N bounded submissions (`submit_bounded`)
-// are queued or running in the arena at once; the others wait in a FIFO admission queue, which
-// costs the submitter nothing but a lock (no thread blocks). `withdraw` removes a waiting one.
+// Admission: bounded submissions (`submit_bounded`: offload) are queued or running in the arena
+// at most `max_in_flight()` at a time; the others wait in a FIFO admission queue, which costs the
+// submitter nothing but a lock (no thread blocks). `withdraw` removes a waiting one;
+// `try_submit_bounded` (try_offload) refuses instead of waiting. The limit is fixed
+// (`max_in_flight = N`, or `admission_policy::fixed(N)`), none (unbounded, the default of a pool
+// constructed on its own), or adaptive (`admission_policy::adaptive()`, a runtime's default): it
+// follows the time admitted jobs wait for a worker (admission.hpp, detail/admission_control.hpp).
 //
 // Hot hand-off: a worker that finishes a job while nothing is queued does not go straight back
 // to oneTBB (where it would soon sleep, and a sleeping thread is slow to wake: see
@@ -58,6 +62,7 @@
 #include <memory>
 #include <mutex>
 
+#include "ferry/core/admission.hpp"
 #include "ferry/core/detail/job.hpp"
 #include "ferry/core/detail/pool_access.hpp"
 #include "ferry/core/detail/pool_executor.hpp"
@@ -66,12 +71,15 @@
 #include "ferry/detail/thread_annotations.hpp"
 
 namespace ferry {
+namespace detail {
+class admission_control;
+}  // namespace detail
 
 /// A snapshot of a cpu_pool's counters (each read relaxed: consistent enough for monitoring,
 /// not a linearizable view).
 struct cpu_pool_stats {
   std::size_t threads = 0;        ///< workers serving the arena
-  std::size_t max_in_flight = 0;  ///< admission bound; 0 = unbounded
+  std::size_t max_in_flight = 0;  ///< the admission limit now; 0 = unbounded
   std::uint64_t submitted = 0;    ///< jobs handed to the pool, bounded or not
   std::uint64_t completed = 0;    ///< jobs that are done in any way: their work ran, or skipped
   std::uint64_t failed = 0;       ///< of those, jobs whose work ran and threw (offload: f threw)
@@ -79,7 +87,11 @@ struct cpu_pool_stats {
   std::uint64_t handed_off = 0;   ///< jobs handed straight to a spinning worker
   std::size_t in_flight = 0;      ///< admitted to the arena, not finished
   std::size_t waiting = 0;        ///< waiting for an admission slot
+  std::uint64_t admitted = 0;     ///< bounded jobs given an admission slot
   std::uint64_t rejected = 0;     ///< `try_submit_bounded` calls refused: every slot was taken
+  /// Adaptive admission: the queueing delay its last adjustment acted on (the smallest wait
+  /// for a worker of an interval, or the loop's lag when larger); 0 otherwise.
+  std::chrono::nanoseconds queue_delay{0};
   histogram_snapshot queue_wait;  ///< submission to start, of the jobs that ran
   histogram_snapshot run_time;    ///< start to end, of the jobs that ran
 };
@@ -108,6 +120,13 @@ class cpu_pool : public boost::asio::execution_context {
                     std::chrono::nanoseconds spin = default_spin,
                     int nice_increment = 0);
 
+  /// The same, with the admission policy spelled out (admission.hpp). Throws
+  /// std::invalid_argument on a bad value.
+  cpu_pool(std::size_t threads,
+           const admission_policy& admission,
+           std::chrono::nanoseconds spin = default_spin,
+           int nice_increment = 0);
+
   /// Blocks until every submitted job has run; see Lifetime above.
   ~cpu_pool();
 
@@ -120,8 +139,11 @@ class cpu_pool : public boost::asio::execution_context {
   /// The number of workers.
   std::size_t concurrency() const noexcept { return threads_; }
 
-  /// The admission bound of `submit_bounded` (0 = unbounded).
-  std::size_t max_in_flight() const noexcept { return max_in_flight_; }
+  /// The admission limit of `submit_bounded` now (0 = unbounded; adaptive: it moves).
+  std::size_t max_in_flight() const noexcept;
+
+  /// The admission policy, as resolved at construction (adaptive: `limit` is the ceiling).
+  const admission_policy& admission() const noexcept { return admission_; }
 
   /// Counters and latency histograms (each read relaxed; a snapshot costs a few microseconds).
   cpu_pool_stats stats() const;
@@ -154,6 +176,10 @@ class cpu_pool : public boost::asio::execution_context {
   /// `j` must have been passed to `submit_bounded` of this pool.
   bool withdraw(detail::job* j) noexcept;
 
+  /// The loop of the runtime that owns the pool ran `lag` late: a second delay signal for the
+  /// adaptive limit (ignored otherwise).
+  void note_loop_lag(std::chrono::nanoseconds lag) noexcept;
+
   struct worker_slot;
 
   struct batch_cell;
@@ -176,18 +202,24 @@ class cpu_pool : public boost::asio::execution_context {
   class arena_observer;
 
   const std::size_t threads_;
-  const std::size_t max_in_flight_;
+  const admission_policy admission_;  // validated; adaptive: `limit` is the ceiling
+  const bool bounded_;                // admission_ is not unbounded
+  const std::unique_ptr<detail::admission_control> control_;  // adaptive only
   const std::int64_t spin_ns_;
   const detail::thread_policy worker_policy_;  // the creating thread's, `nice_increment` lower
   tbb::task_arena arena_;
   std::unique_ptr<arena_observer> observer_;
-  std::unique_ptr<worker_slot[]> slots_;  // one per arena slot (oneTBB's thread index)
+  // One per arena slot (oneTBB's thread index), and one more: oneTBB gives the worker of a
+  // one-thread arena index 1.
+  const std::size_t slot_count_;
+  std::unique_ptr<worker_slot[]> slots_;
 
   // pending_: submitted and not yet finished (drives the destructor's wait).
   alignas(64) std::atomic<std::size_t> pending_{0};
   std::atomic<std::uint64_t> submitted_{0};
   std::atomic<std::uint64_t> withdrawn_{0};
   std::atomic<std::uint64_t> rejected_{0};
+  std::atomic<std::uint64_t> admitted_{0};
 
   // Hot hand-off: jobs enqueued in the arena and not started; workers spinning on their slot;
   // workers inside serve() after their first job (the destructor waits for them).
@@ -204,7 +236,7 @@ class cpu_pool : public boost::asio::execution_context {
   alignas(64) std::atomic<std::size_t> batch_head_{0};  // next position to pop
   alignas(64) std::atomic<std::size_t> drainers_{0};
 
-  // Admission (used only when max_in_flight_ > 0).
+  // Admission (used only when bounded_).
   alignas(64) std::atomic<std::size_t> in_flight_{0};
   std::atomic<std::size_t> waiting_{0};
   detail::mutex admission_mutex_;

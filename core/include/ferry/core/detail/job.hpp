@@ -30,9 +30,10 @@ struct job {
   // admission queue). Only the pool that holds the job touches them, under its own lock.
   job* next_ = nullptr;
   job* prev_ = nullptr;
-  // Set by cpu_pool on submission: when (steady_clock, ns) and whether it holds an admission
-  // slot. Not touched by the job itself.
+  // Set by cpu_pool on submission: when (steady_clock, ns), when it got its admission slot, and
+  // whether it holds one. Not touched by the job itself.
   std::int64_t submitted_ns_ = 0;
+  std::int64_t admitted_ns_ = 0;
   bool bounded_ = false;
 };
 

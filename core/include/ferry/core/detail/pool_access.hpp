@@ -35,6 +35,12 @@ struct pool_access {
   static bool withdraw(Pool& pool, job* j) noexcept {
     return pool.withdraw(j);
   }
+
+  /// `pool.note_loop_lag(lag)` (cpu_pool): the runtime's loop ran `lag` late.
+  template <class Pool, class Duration>
+  static void note_loop_lag(Pool& pool, Duration lag) noexcept {
+    pool.note_loop_lag(lag);
+  }
 };
 
 }  // namespace ferry::detail
