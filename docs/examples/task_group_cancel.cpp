@@ -1,16 +1,18 @@
-// docs/examples/task_group_cancel.cpp — a task_group whose failing child cancels the rest.
+// docs/examples/task_group_cancel.cpp — a task group whose failing child cancels the rest.
 //
 // asyncio:
 //     async with asyncio.TaskGroup() as tg:
 //         tg.create_task(download("a"))      # slow
 //         tg.create_task(download("b"))      # slow
 //         tg.create_task(validate("c"))      # fails fast
+//         await report_progress()            # the block itself: cancelled too
 //     # -> ExceptionGroup: the downloads were cancelled, nothing outlives the group
 //
-// ferry: the same structure. Two children wait on slow work (a timer and an offloaded
-// computation that polls its std::stop_token); the third fails. The group cancels the siblings,
-// waits for every one of them, and join() throws ferry::exception_group with the one failure.
-// Each child reports how it ended, so the output shows that nothing was left running.
+// ferry: the same structure, with task_group::scope. Two children wait on slow work (a timer and
+// an offloaded computation that polls its std::stop_token); the third fails. The group cancels
+// the siblings and the body, waits for every one of them, and the scope throws
+// ferry::exception_group with the one failure. Each child reports how it ended, so the output
+// shows that nothing was left running.
 #include <atomic>
 #include <cstdio>
 #include <ferry/ferry.hpp>
@@ -60,22 +62,33 @@ ferry::task<int> failing_validate(std::string name) {
 }
 
 ferry::task<int> main_task() {
-  ferry::task_group tg{co_await boost::asio::this_coro::executor};
-  auto a = tg.spawn(slow_download("a"));
-  auto b = tg.spawn(slow_compute("b"));
-  auto c = tg.spawn(failing_validate("c"));
+  bool body_cancelled = false;
+  // The scope's body: a named local (g++ 12 mishandles a capturing lambda written inside a
+  // co_await expression).
+  auto body = [&](ferry::task_group& tg) -> ferry::task<void> {
+    tg.spawn(slow_download("a"));
+    tg.spawn(slow_compute("b"));
+    tg.spawn(failing_validate("c"));
+    try {
+      co_await ferry::sleep(10s);  // the block's own work: cancelled when c fails
+    } catch (const boost::system::system_error&) {
+      body_cancelled = true;
+      throw;
+    }
+  };
   std::string caught;
   std::size_t failures = 0;
   try {
-    co_await tg.join();
+    co_await ferry::task_group::scope(body);
   } catch (const ferry::exception_group& group) {
     caught = group.what();
     failures = group.exceptions().size();
   }
-  std::printf("join threw: %s\n", caught.c_str());
-  std::printf("children finished before join returned: %d of 3\n", finished_children.load());
+  std::printf("scope threw: %s\n", caught.c_str());
+  std::printf("body cancelled: %s\n", body_cancelled ? "yes" : "no");
+  std::printf("children finished before the scope returned: %d of 3\n", finished_children.load());
 
-  const bool ok = failures == 1 && finished_children.load() == 3 &&
+  const bool ok = failures == 1 && finished_children.load() == 3 && body_cancelled &&
                   caught.find("checksum mismatch") != std::string::npos;
   std::printf("%s\n", ok ? "all checks passed" : "CHECK FAILED");
   co_return ok ? 0 : 1;

@@ -42,4 +42,11 @@ task<void> condition::wait(ferry::mutex::guard& guard) {
 
 task<void> task_group::join() { return async_join(boost::asio::use_awaitable); }
 
+task<void> task_group::join_scope() {
+  return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&,
+                                     void(std::exception_ptr)>(
+      detail::noted("task_group::scope", initiate_join{state_.get(), true}),
+      boost::asio::use_awaitable);
+}
+
 }  // namespace ferry

@@ -174,3 +174,27 @@ FERRY_CO_TEST(Race, AnOffloadLoserIsStoppedAndHasReturned) {
   }
   EXPECT_TRUE(seen_stop);
 }
+
+// The stop of a child that has not started yet is marked before it starts and emitted right
+// after its first step — never posted behind it — so a caller cancelled before the children
+// start cancels a sleep(0) child every time, though its timer is due in the same pass of the
+// loop (the ordering timeout(0ms, sleep(0ms)) needs too).
+TEST(Race, ACancellationBeforeTheChildrenStartCancelsEvenASleepZeroEveryTime) {
+  for (int i = 0; i < 50; ++i) {
+    asio::io_context io;
+    asio::cancellation_signal signal;
+    std::exception_ptr error;
+    bool completed = false;
+    asio::co_spawn(
+        io,
+        ferry::race(value_soon(1), value_soon(2)),
+        asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, auto&&...) {
+          error = e;
+          completed = true;
+        }));
+    signal.emit(asio::cancellation_type::terminal);  // queued behind the race's start
+    io.run();
+    ASSERT_TRUE(completed);
+    EXPECT_TRUE(is_operation_aborted(error)) << "attempt " << i;
+  }
+}

@@ -180,6 +180,75 @@ TEST(Timeout, ZeroAndNegativeDurationsStillStartTheInnerOperationThenTimeOut) {
   EXPECT_EQ(r2.value(), 3);  // finished without suspending: its outcome stands
 }
 
+// CPython's test_timeouts: test_timeout_zero_sleep_zero. The deadline has passed when the inner
+// sleep(0) is due too; the inner operation is cancelled before its own timer can complete it.
+TEST(Timeout, ZeroTimeoutCancelsASleepZeroEveryTime) {
+  for (int i = 0; i < 50; ++i) {
+    asio::io_context io;
+    bool reached_the_sleep = false;
+    bool slept = false;
+    auto inner = [&]() -> ferry::task<void> {
+      reached_the_sleep = true;
+      co_await ferry::sleep(0ms);
+      slept = true;
+    };
+    auto r = run(io, ferry::timeout(0ms, inner()));
+    EXPECT_THROW(r.value(), ferry::timeout_error) << "attempt " << i;
+    EXPECT_TRUE(reached_the_sleep);
+    EXPECT_FALSE(slept);
+  }
+}
+
+// CPython's test_timeouts: test_timeout_in_the_past_sleep_zero (a deadline 11 s in the past).
+TEST(Timeout, DeadlineInThePastCancelsASleepZeroEveryTime) {
+  for (int i = 0; i < 50; ++i) {
+    asio::io_context io;
+    bool slept = false;
+    auto inner = [&]() -> ferry::task<void> {
+      co_await ferry::sleep(0ms);
+      slept = true;
+    };
+    auto r = run(io, ferry::timeout(-11s, inner()));
+    try {
+      r.value();
+      ADD_FAILURE() << "no timeout at attempt " << i;
+    } catch (const ferry::timeout_error& e) {
+      EXPECT_EQ(e.duration(), -11s);
+    }
+    EXPECT_FALSE(slept);
+  }
+}
+
+// The same with the caller on a strand (the inner task then runs on the caller's strand) and with
+// other sleep(0) timers due in the same pass of the loop.
+TEST(Timeout, ZeroTimeoutCancelsASleepZeroOnAStrandBesideOtherDueTimers) {
+  for (int i = 0; i < 50; ++i) {
+    asio::io_context io;
+    auto strand = asio::make_strand(io);
+    int neighbours_done = 0;
+    bool timed_out = false;
+    bool finished = false;
+    for (int n = 0; n < 3; ++n) {
+      ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+        co_await ferry::sleep(0ms);
+        ++neighbours_done;
+      });
+    }
+    ferry::test::spawn_detached(strand, [&]() -> ferry::task<void> {
+      try {
+        co_await ferry::timeout(0ms, ferry::sleep(0ms));
+      } catch (const ferry::timeout_error&) {
+        timed_out = true;
+      }
+      finished = true;
+    });
+    io.run();
+    EXPECT_TRUE(finished);
+    EXPECT_TRUE(timed_out) << "attempt " << i;
+    EXPECT_EQ(neighbours_done, 3);
+  }
+}
+
 TEST(Timeout, HugeDurationsDoNotOverflow) {
   asio::io_context io;
   auto r0 = run(io, ferry::timeout(std::chrono::hours::max(), value_soon(1)));

@@ -1,10 +1,52 @@
 // ferry/io/task_group.hpp — asyncio.TaskGroup: children that never outlive their group.
 //
+// The form to use is the scope, asyncio's `async with TaskGroup() as tg:` — its body is the
+// group's first member, and every exit awaits every child:
+//
+//   auto page = co_await ferry::task_group::scope(
+//       [&](ferry::task_group& tg) -> ferry::task<page_t> {   // a named local under g++ 12
+//         auto user = tg.spawn(load_user(id));
+//         auto orders = tg.spawn(load_orders(id));
+//         co_await render_header();          // cancelled if a child fails meanwhile
+//         co_return page_t{};                // the scope then waits for user and orders
+//       });
+//
+// Scopes (`task_group::scope(ex, body)`, `task_group::scope(body)` on the awaiting coroutine's
+// executor):
+//  - `body(tg)` runs as a child of a new group on `ex` (after scope is awaited, on a strand of
+//    its own unless `ex` is a strand, like any child), so the group can cancel it: the first
+//    failure of a child cancels the body and the other children, as a failure of the body
+//    cancels the children.
+//  - The scope completes only when the body and every child — including children spawned after
+//    the body returned — have finished, on every exit: the body returned, threw, or was
+//    cancelled; the awaiter was cancelled. So what the children borrow from the frame that
+//    awaits the scope stays valid. The body's own locals do not: they die when the body
+//    returns, possibly before its children finish; share them by capture or from that frame.
+//  - Outcome: the body's value, once everything finished and nothing failed. Otherwise one
+//    `exception_group`: the children's failures in completion order, then the body's own
+//    exception (asyncio's order). A body ended by the group's cancellation is not a failure. When
+//    nothing failed: `system_error(operation_aborted)` if the awaiter was cancelled, the body was
+//    cancelled by something other than the group, or `tg.cancel()` cancelled the body.
+//  - Cancelling the awaiter cancels the body and every child; so nested scopes carry a
+//    cancellation both ways: an outer failure cancels the outer body, which is awaiting the
+//    inner scope, which cancels the inner body and children; an inner failure surfaces from
+//    the inner scope as an exception_group that fails the outer body.
+//  - The body must not `join()` its own group (std::logic_error): the scope joins it.
+//
+// The group object alone is the unstructured form (asyncio's TaskGroup without `async with`):
+//
 //   ferry::task_group tg{co_await boost::asio::this_coro::executor};
 //   auto user = tg.spawn(load_user(id));
 //   auto orders = tg.spawn(load_orders(id));
 //   co_await tg.join();                 // waits for every child; throws ferry::exception_group
 //   render(user.result(), orders.result());
+//
+// Nothing cancels the coroutine that made it when a child fails, and if that coroutine leaves
+// before `join()` (an exception between spawn and join) the destructor cannot await the
+// children — a destructor cannot suspend — so they may outlive the frame whose locals they
+// borrow (see Lifetime). Use it where the group's life is not a block of one coroutine (a
+// server's connections, a long-lived object's workers) and join it on every path; use a scope
+// everywhere else.
 //
 // `spawn(task<T>)` co_spawns a child on the group's executor and returns a `task_handle<T>`.
 // `join()` waits until every child has finished — including children spawned meanwhile, by the
@@ -22,8 +64,8 @@
 // and the task_handle members may be called concurrently from any thread — a child on a cpu_pool
 // may spawn a sibling on an io_context group. The destructor must not race with other calls.
 //
-// Resumes on: `join()` resumes the awaiting coroutine on its own executor, by post, after the
-// last child has finished.
+// Resumes on: `join()` and `scope` resume the awaiting coroutine on its own executor, by post,
+// after the last child (and a scope's body) has finished.
 //
 // Cancellation:
 //  - `cancel()`, the first failure and the destructor ask every unfinished child to stop with a
@@ -46,18 +88,25 @@
 //    `join()` completes at once with the same outcome, and `task_handle::result()` is readable.
 //  - Destroying a group whose join was never awaited cancels every child and returns at once —
 //    it does not block (blocking there could deadlock a single-threaded loop). The group's
-//    shared state lives on until the last child has finished, so nothing dangles; the children's
-//    failures are discarded and their results stay unreadable (result() throws logic_error).
-//    A child still running must not use the destroyed `task_group` object itself (e.g. to spawn
-//    a sibling through a reference it captured).
+//    shared state lives on until the last child has finished, so ferry's own bookkeeping does
+//    not dangle; the children's failures are discarded and their results stay unreadable
+//    (result() throws logic_error). But the children are still running — at least until their
+//    cancellation is delivered — so what they borrow must outlive them, not the group object:
+//    a local of the frame that made the group does not qualify when that frame can end without
+//    `join()` (an exception thrown between spawn and join ends it at once). Nor may a child use
+//    the destroyed `task_group` object itself (e.g. to spawn a sibling through a reference it
+//    captured). A scope has none of these hazards: its exit always awaits the children.
 //  - What a child borrows must outlive it, hence the group's join — locals of the frame that
-//    awaits `join()` qualify.
+//    awaits `join()` qualify when every path through that frame awaits `join()`; locals of the
+//    frame that awaits a scope always do.
 //  - A task_handle keeps the child's result (and the group's bookkeeping) alive, not its
 //    executor: once the group is joined or destroyed, handles may outlive the executor's context.
 //
-// Errors: `join()` throws `exception_group` (one entry per failed child, in completion order),
-// or operation_aborted when its awaiting coroutine was cancelled and nothing failed, or
-// std::logic_error when another coroutine is already awaiting the join. `spawn` throws
+// Errors: `scope` throws `exception_group` (the children's failures, then the body's), or
+// operation_aborted (see Scopes), or std::invalid_argument for an empty executor. `join()` throws
+// `exception_group` (one entry per failed child, in completion order), or operation_aborted when
+// its awaiting coroutine was cancelled and nothing failed, or std::logic_error when another
+// coroutine is already awaiting the join or the group is a scope's. `spawn` throws
 // std::logic_error after the join completed. `task_handle::result()` throws std::logic_error
 // before the join completed, and otherwise returns the child's value or rethrows its exception.
 #pragma once
@@ -72,11 +121,14 @@
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/system_executor.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <concepts>
 #include <cstddef>
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -130,6 +182,22 @@ namespace detail {
 
 class group_state;
 
+/// Whether R is a task<T> (what a scope's body returns), and its T.
+template <class R>
+struct is_task : std::false_type {};
+template <class T>
+struct is_task<task<T>> : std::true_type {
+  using value_type = T;
+};
+
+/// What task_group::scope accepts: a callable taking the group and returning a task<T>.
+template <class F, class Group>
+concept scope_body = std::invocable<F&, Group&> && is_task<std::invoke_result_t<F&, Group&>>::value;
+
+/// The T of a scope body's task<T>.
+template <class F, class Group>
+using scope_value_t = typename is_task<std::invoke_result_t<F&, Group&>>::value_type;
+
 /// The pending join of a group.
 class group_joiner {
  public:
@@ -166,8 +234,12 @@ class group_state final : public child_owner,
   }
   ~group_state() { withdraw(); }
 
+  /// Starts a child. `scope_body`: the child is the body of a scope (task_group::scope), spawned
+  /// first, before anything else can reach the group.
   template <class T>
-  std::shared_ptr<group_child<T>> spawn(task<T> body, const spawn_location& where) {
+  std::shared_ptr<group_child<T>> spawn(task<T> body,
+                                        const spawn_location& where,
+                                        bool scope_body = false) {
     auto c = std::make_shared<group_child<T>>(shared_from_this(), where);
     c->task.owner = c;  // awaited operations keep the node alive (task_node::owner)
     {
@@ -176,6 +248,7 @@ class group_state final : public child_owner,
         throw std::logic_error("ferry::task_group::spawn: the group has already been joined");
       }
       c->bind(*this, child_executor(ex_), 0);
+      if (scope_body) body_ = c.get();
       active_.push_back(c);
       c->index = active_.size() - 1;
       c->stop_requested = cancelling_;  // a group that is cancelling never runs a new child
@@ -184,9 +257,10 @@ class group_state final : public child_owner,
     return c;
   }
 
-  /// Registers the join (see task_group::async_join).
+  /// Registers the join (see task_group::async_join). `by_scope`: the scope's own join; any
+  /// other join of a scope's group is refused.
   template <class Handler>
-  void join(Handler&& handler);
+  void join(Handler&& handler, bool by_scope);
 
   /// Cancels every unfinished child (task_group::cancel).
   void cancel() noexcept {
@@ -254,7 +328,23 @@ class group_state final : public child_owner,
       detail::lock_guard lock(mutex_);
       c.done = true;
       c.release_executor();
-      if (c.error && !c.abandoned && !(cancellation && c.stop_requested)) {
+      if (&c == body_) {
+        // A scope's body (asyncio's `async with` block): its exception is listed after the
+        // children's; a cancellation the group did not cause is the scope's outcome when nothing
+        // failed. Either way the other children are cancelled; a body that returned leaves them
+        // running.
+        if (c.error && !c.abandoned && !(cancellation && c.stop_requested)) {
+          if (cancellation) {
+            body_cancelled_ = true;
+          } else {
+            body_error_ = c.error;
+          }
+          if (!cancelling_) {
+            cancelling_ = true;
+            stop_all_locked();
+          }
+        }
+      } else if (c.error && !c.abandoned && !(cancellation && c.stop_requested)) {
         try {
           failures_.push_back(c.error);
         } catch (...) {
@@ -291,9 +381,12 @@ class group_state final : public child_owner,
   // Closes the group and returns the outcome of its join.
   std::exception_ptr close_locked() noexcept FERRY_REQUIRES(mutex_) {
     try {
+      if (body_error_) {
+        failures_.push_back(std::exchange(body_error_, nullptr));  // last, as asyncio lists it
+      }
       if (!failures_.empty()) {
         join_result_ = std::make_exception_ptr(exception_group(failures_));
-      } else if (join_cancelled_) {
+      } else if (join_cancelled_ || body_cancelled_) {
         join_result_ = operation_aborted();
       }
     } catch (...) {
@@ -313,6 +406,10 @@ class group_state final : public child_owner,
   group_joiner* joiner_ FERRY_GUARDED_BY(mutex_) = nullptr;
   bool cancelling_ FERRY_GUARDED_BY(mutex_) = false;
   bool join_cancelled_ FERRY_GUARDED_BY(mutex_) = false;
+  // a scope's body (compared, never dereferenced), its failure, its own cancellation
+  const child_base* body_ FERRY_GUARDED_BY(mutex_) = nullptr;
+  std::exception_ptr body_error_ FERRY_GUARDED_BY(mutex_);
+  bool body_cancelled_ FERRY_GUARDED_BY(mutex_) = false;
   std::exception_ptr join_result_ FERRY_GUARDED_BY(mutex_);
   std::atomic<bool> closed_{false};
 };
@@ -355,13 +452,16 @@ class join_op final : public group_joiner, public basic_op<join_op<Handler>, Han
 };
 
 template <class Handler>
-void group_state::join(Handler&& handler) {
+void group_state::join(Handler&& handler, bool by_scope) {
   join_op<std::decay_t<Handler>>* op =
       join_op<std::decay_t<Handler>>::create(std::forward<Handler>(handler), weak_from_this());
   std::exception_ptr result;
   {
     detail::lock_guard lock(mutex_);
-    if (joiner_ != nullptr) {
+    if (body_ != nullptr && !by_scope) {
+      result = std::make_exception_ptr(std::logic_error(
+          "ferry::task_group::join: a scope's group is joined by the scope itself"));
+    } else if (joiner_ != nullptr) {
       result = std::make_exception_ptr(std::logic_error(
           "ferry::task_group::join: another coroutine is already awaiting this group"));
     } else if (closed_.load(std::memory_order_relaxed)) {
@@ -460,7 +560,7 @@ class task_group {
   template <class Token = boost::asio::use_awaitable_t<>>
   auto async_join(Token&& token = {}) {
     return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
-        detail::noted("task_group::join", initiate_join{state_.get()}), token);
+        detail::noted("task_group::join", initiate_join{state_.get(), false}), token);
   }
 
   /// Waits for every child; throws exception_group when any failed (see the file comment).
@@ -469,14 +569,55 @@ class task_group {
   /// Cancels every unfinished child; children spawned from now on never run. Any thread.
   void cancel() noexcept { state_->cancel(); }
 
+  /// asyncio's `async with TaskGroup() as tg:` — runs `body(tg)` as the first member of a new
+  /// group on `ex` and completes once the body and every child have finished, whatever the
+  /// exit: returns the body's value, or throws exception_group (the children's failures in
+  /// completion order, then the body's own), or operation_aborted (see "Scopes" in the file
+  /// comment). `body` is kept in the scope's frame until then, so its captures outlive the
+  /// body's coroutine. Throws std::invalid_argument at once for an empty executor.
+  template <class F>
+  requires detail::scope_body<F, task_group>
+  static task<detail::scope_value_t<F, task_group>> scope(
+      const executor_type& ex, F body, const spawn_location& where = spawn_location::current()) {
+    if (!ex) throw std::invalid_argument("ferry::task_group::scope: empty executor");
+    return run_scope<detail::scope_value_t<F, task_group>>(ex, std::move(body), where);
+  }
+
+  /// The same on the awaiting coroutine's executor.
+  template <class F>
+  requires detail::scope_body<F, task_group>
+  static task<detail::scope_value_t<F, task_group>> scope(
+      F body, const spawn_location& where = spawn_location::current()) {
+    return run_scope<detail::scope_value_t<F, task_group>>(std::nullopt, std::move(body), where);
+  }
+
  private:
   struct initiate_join {
     detail::group_state* state;  // alive: the group outlives the initiation
+    bool by_scope;
     template <class Handler>
     void operator()(Handler&& handler) const {
-      state->join(std::forward<Handler>(handler));
+      state->join(std::forward<Handler>(handler), by_scope);
     }
   };
+
+  // The scope's own join (task_group::scope).
+  task<void> join_scope();
+
+  template <class T, class F>
+  static task<T> run_scope(std::optional<executor_type> ex, F body, spawn_location where) {
+    if (!ex) ex.emplace(co_await boost::asio::this_coro::executor);
+    task_group group(*ex);
+    task_handle<T> handle(group.state_->spawn(body(group), where, /*scope_body=*/true));
+    co_await group.join_scope();
+    // No failure and no cancellation of the awaiter: the body returned, or the group was
+    // cancelled (cancel()) and the body with it — then its operation_aborted is rethrown.
+    if constexpr (std::is_void_v<T>) {
+      handle.result();
+    } else {
+      co_return std::move(handle.result());
+    }
+  }
 
   static std::shared_ptr<detail::group_state> make_state(const executor_type& ex) {
     if (!ex) throw std::invalid_argument("ferry::task_group: empty executor");

@@ -27,8 +27,10 @@
 // `boost::system::system_error(boost::asio::error::operation_aborted)` makes timeout throw
 // timeout_error.
 // A zero or negative duration is a deadline that has already passed: the inner task still
-// starts, and is cancelled at its first suspension point (as with asyncio.timeout(0)); one that
-// completes without suspending keeps its outcome. So `timeout(d, tg.join())` always runs the
+// starts, and is cancelled at its first suspension point (as with asyncio.timeout(0)) — before
+// the operation it suspends on can complete, whatever else is ready in the same pass of the
+// loop (`timeout(0ms, sleep(0ms))` throws timeout_error every time); one that completes without
+// suspending keeps its outcome. So `timeout(d, tg.join())` always runs the
 // join, which then cancels and awaits the group's children.
 //
 // timeout_error derives from std::runtime_error, not from boost::system::system_error: a

@@ -11,7 +11,10 @@
 //    stop; the operation still completes only when they have all finished. The caller's slot
 //    handler holds a weak_ptr, so a late emit after the operation is gone does nothing.
 //  - Deadline (timeout): a steady_timer on the caller's executor asks every child to stop when it
-//    fires. Its handler holds a weak_ptr; destroying the operation cancels the timer.
+//    fires. Its handler holds a weak_ptr; destroying the operation cancels the timer. A deadline
+//    that has already passed (zero or negative) arms no timer: every child is marked stopped
+//    before it starts, so the stop is emitted right after its first step, before anything else
+//    the loop has ready (a sleep(0) due in the same reactor pass) can complete its operation.
 //  - Completion: posted to the handler's associated executor (never inline) with outstanding
 //    work held meanwhile, the handler's allocator used for the operation and the post. Signature
 //    `void(std::exception_ptr, std::optional<Result>)`: a `Collect` policy turns the children's
@@ -77,6 +80,17 @@ class fan_base : public child_owner, public std::enable_shared_from_this<fan_bas
     detail::lock_guard lock(mutex_);
     if (outstanding_ == 0) return;
     stop_all_locked(cause);
+  }
+
+  /// Before any child has started: every child is to be stopped at its first suspension point
+  /// (child_starter emits the stop right after the child's first step). A deadline that has
+  /// already passed uses this instead of a timer: a timer would fire in the same reactor pass as
+  /// whatever the children wait for, and the stop, posted behind their completions, would
+  /// arrive too late.
+  void stop_before_start(fan_cause cause) noexcept {
+    detail::lock_guard lock(mutex_);
+    if (summary_.cause == fan_cause::none) summary_.cause = cause;
+    for (std::size_t i = 0; i < count_; ++i) child_at(i).stop_requested = true;
   }
 
  protected:
@@ -288,7 +302,10 @@ class fan_op final : public fan_base, public basic_op<fan_op<Handler, Children, 
       this->connect_cancellation([op = weak_from_this()] {
         if (std::shared_ptr<fan_base> o = op.lock()) o->stop_children(fan_cause::other);
       });
-      if (deadline) {
+      if (deadline && *deadline <= std::chrono::nanoseconds::zero()) {
+        set_timeout(*deadline);
+        stop_before_start(fan_cause::deadline);
+      } else if (deadline) {
         set_timeout(*deadline);
         timer_.emplace(ex);
         timer_->expires_at(deadline_after(*deadline));
