@@ -46,7 +46,7 @@ TEST_P(ServerDrain, HealthTakesOnlyGet) {
   raw_client c(s.port());
   const std::optional<reply> r = c.exchange(post("/health", ""));
   ASSERT_TRUE(has_status(r, 405));
-  EXPECT_EQ(r->header("allow"), "GET");
+  EXPECT_EQ(r->header("allow"), "GET, HEAD");
 }
 
 TEST_P(ServerDrain, DuringTheDrainNewConnectionsAreServedHealthSays503AndResponsesClose) {

@@ -21,7 +21,9 @@
 //                              bodies >= parallel_hash_threshold are hashed in chunks (with a
 //                              nested tbb::parallel_for when run offloaded)
 //   GET  /blocking?ms=N        a blocking wait of N ms on the blocking pool, 0 <= N <=
-//   max_blocking_ms anything else 404, a known path with the wrong method 405 (with Allow).
+//                              max_blocking_ms
+// HEAD is answered as GET without the body; anything else 404, a known path with a method it
+// does not take 405 (with Allow), a method outside RFC 9110's 501, `OPTIONS *` 200 (Allow).
 //
 // Thread safety: a handler is immutable after construction except for its counters, which are
 // atomics: `route`, `run` and the renderers may be called from any thread concurrently.
@@ -32,10 +34,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "kernels.hpp"
 
@@ -72,8 +76,8 @@ inline constexpr std::size_t endpoint_count = 9;
 std::string_view to_string(endpoint e) noexcept;
 
 /// The statuses the server sends, as counted in the stats (any other one counts as 500).
-inline constexpr std::array<unsigned, 8> counted_statuses = {
-    200, 400, 404, 405, 413, 431, 500, 503};
+inline constexpr std::array<unsigned, 10> counted_statuses = {
+    200, 400, 404, 405, 413, 414, 431, 500, 501, 503};
 
 /// Limits and knobs of the endpoints (the connection limits live in server_config).
 struct handler_config {
@@ -192,7 +196,7 @@ struct server_counters {
 /// A parsed request, as the router sees it.
 struct request {
   std::string method;  ///< "GET", "POST", ... as sent
-  std::string target;  ///< origin-form: "/work?us=10"
+  std::string target;  ///< as sent: origin-form "/work?us=10", absolute-form, or "*"
   std::string body;
   unsigned version = 11;  ///< 10 for HTTP/1.0, 11 for HTTP/1.1 (the parser accepts no other)
   bool keep_alive = true;
@@ -233,7 +237,10 @@ class http_handler {
   ferry::runtime* runtime() const noexcept { return runtime_; }
   server_counters& counters() const noexcept { return counters_; }
 
-  /// The answer to `req`, or the job to run for it (the body is moved into the job).
+  /// The answer to `req`, or the job to run for it (the body is moved into the job). HEAD is
+  /// routed as GET (the caller leaves the body out: serialize's `head`); a method outside RFC
+  /// 9110's gets 501, a known one a route does not take 405 with Allow; `OPTIONS *` 200 with
+  /// Allow; an absolute-form target is routed by its path.
   std::variant<response, job> route(request& req) const;
 
   /// Runs `j` on the calling thread and returns its response. `parallel`: a large /hash body is
@@ -262,6 +269,10 @@ class http_handler {
   std::chrono::steady_clock::time_point started_;
 };
 
+/// The origin-form ("/path?query") of a request target in origin-form or absolute-form
+/// ("http://host:port/path?query"); nullopt for any other form.
+std::optional<std::string> origin_form(std::string_view target);
+
 /// Limits of the request parser (server_config's --max-header and --max-body).
 struct parser_limits {
   std::size_t max_header = 8 * 1024;
@@ -273,7 +284,12 @@ struct parser_limits {
 /// jobs on the calling thread; the body of a 100-continue request follows its interim response),
 /// and returns the bytes the server writes. Stops at the first response that closes the
 /// connection; input that ends inside a request gets no answer (the server would wait for the
-/// rest until its read timeout). Counts responses in `h`'s counters.
-std::string respond_to_bytes(const http_handler& h, std::string_view input, parser_limits limits);
+/// rest until its read timeout). Counts responses in `h`'s counters. `head_answers` (unless
+/// null) gets one entry per final response: true for the answer to a HEAD (a header whose
+/// Content-Length no body follows).
+std::string respond_to_bytes(const http_handler& h,
+                             std::string_view input,
+                             parser_limits limits,
+                             std::vector<bool>* head_answers = nullptr);
 
 }  // namespace ferry_server

@@ -471,7 +471,8 @@ struct server::impl {
     counters.count_response(endpoint::other, 503);
     error_code ec;
     socket.non_blocking(true, ec);
-    socket.write_some(asio::buffer(wire::refusal_response), ec);
+    const std::string refusal = wire::refusal_response(false);
+    socket.write_some(asio::buffer(refusal), ec);
     socket.shutdown(tcp::socket::shutdown_both, ec);
     socket.close(ec);
   }
@@ -540,19 +541,32 @@ struct server::impl {
       wire::request_parser parser;
       wire::configure(parser, config.limits);
       io_result read = co_await t.read_header(buffer, parser);
-      if (!read.ec && wire::expects_continue(parser)) {
+      // A header whose framing or Host is not acceptable is answered before its body is read.
+      std::optional<response> rejected;
+      if (!read.ec) rejected = wire::check_header(parser);
+      if (!read.ec && !rejected && wire::expects_continue(parser)) {
         read.ec = co_await t.write_interim(wire::continue_response);
       }
-      if (!read.ec && !parser.is_done()) {
+      if (!read.ec && !rejected && !parser.is_done()) {
         const io_result body = co_await t.read_body(buffer, parser);
         read.ec = body.ec;
         read.bytes += body.bytes;
       }
       counters.bytes_read.fetch_add(read.bytes, std::memory_order_relaxed);
-      if (read.ec) {
-        const wire::read_failure f = wire::classify(read.ec, true);
+      const bool head = wire::is_head(parser);
+      if (read.ec && !rejected) {
+        const auto pending = buffer.data();
+        const wire::read_failure f = wire::classify(
+            read.ec,
+            true,
+            parser,
+            std::string_view(static_cast<const char*>(pending.data()), pending.size()));
         count_failure(f);
-        if (f.answer) co_await send_last(t, *f.answer);
+        rejected = f.answer;
+        if (!rejected) co_return;
+      }
+      if (rejected) {
+        co_await send_last(t, *rejected, head);
         co_return;
       }
       t.end_request();
@@ -584,7 +598,7 @@ struct server::impl {
       }
       const bool keep = wire::keeps_alive(req, *res, counters.draining.load());
       counters.count_response(res->counted_as, res->status);
-      const std::string out = wire::serialize(*res, keep);
+      const std::string out = wire::serialize(*res, keep, head);
       const bool written = co_await t.write(out);
       in_flight.reset();
       if (!written) co_return;
@@ -597,9 +611,9 @@ struct server::impl {
 
   /// Writes the connection's last response (an error) and closes it gracefully.
   template <class Transport>
-  typename Transport::loop_task send_last(Transport& t, const response& r) {
+  typename Transport::loop_task send_last(Transport& t, const response& r, bool head) {
     counters.count_response(r.counted_as, r.status);
-    const std::string out = wire::serialize(r, false);
+    const std::string out = wire::serialize(r, false, head);
     if (co_await t.write(out)) co_await t.linger();
   }
 
