@@ -186,7 +186,9 @@ TEST(ServerBacklog, IsTheSystemMaximumByDefaultAndTheFlagsValueOtherwise) {
 
 TEST_P(ServerDrain, ABurstOfConnectionsLargerThanOneAcceptBatchIsServed) {
   raise_fd_limit(4096);
-  test_server s(config_for(GetParam()));
+  ferry_server::server_config config = config_for(GetParam());
+  config.max_connections_per_client = 0;  // every client is 127.0.0.1
+  test_server s(config);
   std::vector<std::unique_ptr<raw_client>> clients;
   for (int i = 0; i < 600; ++i) clients.push_back(std::make_unique<raw_client>(s.port()));
   ASSERT_TRUE(eventually([&] { return s.counters().connections_accepted.load() == 600; }));

@@ -3,7 +3,8 @@
 #
 #   tests/server/slow_read.sh path/to/ferry_server
 #
-# One `ferry_server --mode offload --write-timeout-ms 2000 --send-buffer 16384` on a free loopback
+# One `ferry_server --mode offload --write-timeout-ms 2000 --send-buffer 16384
+# --max-connections-per-client 0` (every connection comes from 127.0.0.1) on a free loopback
 # port (the small send buffer: the kernel would otherwise take the whole pipeline of responses
 # and the server's writes would never block); slowhttptest
 # -X opens CONNECTIONS connections that each pipeline 10 GET /metrics, advertise a window of a few
@@ -36,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$server" --mode offload --port 0 --write-timeout-ms 2000 --send-buffer 16384 \
-  --slow-callback-ms 0 \
+  --slow-callback-ms 0 --max-connections-per-client 0 \
   >"$dir/server.out" 2>"$dir/server.err" &
 server_pid=$!
 deadline=$((SECONDS + 30))

@@ -110,6 +110,11 @@ enum class counter_kind : std::uint8_t { counter, gauge, peak };
     "connections",                                                                             \
     "refused",                                                                                 \
     "Connections closed at once: --max-connections were open.")                                \
+  X(connections_refused_per_client,                                                            \
+    counter,                                                                                   \
+    "connections",                                                                             \
+    "refused_per_client",                                                                      \
+    "Connections closed at once: --max-connections-per-client were open from their address.")  \
   X(requests_in_flight, gauge, "requests", "in_flight", "Requests read and not answered yet.") \
   X(requests_cancelled,                                                                        \
     counter,                                                                                   \

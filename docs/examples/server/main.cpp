@@ -42,6 +42,11 @@ A compute-heavy HTTP/1.1 server on ferry (Boost.Asio loop, oneTBB work-stealing 
                               last reports are in /stats); 0 = off (default 100)
   --max-connections N         connections open at once; more are answered 503 and closed
                               (default 10000)
+  --max-connections-per-client N
+                              connections open at once from one client address; more are
+                              answered 503 and closed (as nginx's limit_conn); 0 = no limit.
+                              Behind a load balancer or a NAT every client has its address:
+                              raise it there (default 256)
   --max-offloads N            heavy requests queued or running before 503 (default 1024)
   --max-body BYTES            request body limit, 413 beyond (default 1048576)
   --max-header BYTES          request header limit, 431 beyond (default 8192)
@@ -149,6 +154,8 @@ options parse(int argc, char** argv) {
       o.slow_callback = std::chrono::milliseconds(number(0, 3'600'000));
     } else if (flag == "--max-connections") {
       c.max_connections = number(1, 10'000'000);
+    } else if (flag == "--max-connections-per-client") {
+      c.max_connections_per_client = number(0, 10'000'000);
     } else if (flag == "--max-offloads") {
       c.max_offloads = number(1, 10'000'000);
     } else if (flag == "--max-body") {

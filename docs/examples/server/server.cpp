@@ -36,6 +36,7 @@
 #include <ferry/io/timeout.hpp>
 #include <fstream>
 #include <list>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -362,6 +363,57 @@ struct server::impl {
     return h;
   }
 
+  // --- connections per client address (--max-connections-per-client) ---------------------------
+
+  /// One connection's place in its client address's count; gives it back when destroyed.
+  class client_slot {
+   public:
+    client_slot() = default;
+    client_slot(impl* s, asio::ip::address address) : s_(s), address_(std::move(address)) {}
+    client_slot(client_slot&& other) noexcept
+        : s_(std::exchange(other.s_, nullptr)),
+          address_(other.address_),
+          refused_(other.refused_) {}
+    client_slot& operator=(client_slot&&) = delete;
+    ~client_slot() { release(); }
+    /// Gives the place back now (the destructor does it otherwise).
+    void release() {
+      if (s_ != nullptr) std::exchange(s_, nullptr)->release_client(address_);
+    }
+    /// False when the address had --max-connections-per-client open already.
+    bool admitted() const noexcept { return !refused_; }
+    static client_slot refused() {
+      client_slot slot;
+      slot.refused_ = true;
+      return slot;
+    }
+
+   private:
+    impl* s_ = nullptr;  // null: nothing to give back (no limit, or refused)
+    asio::ip::address address_;
+    bool refused_ = false;
+  };
+
+  /// A place for one more connection from `socket`'s peer, or a refused slot when that address
+  /// has --max-connections-per-client open already (0: no limit).
+  client_slot admit_client(const tcp::socket& socket) {
+    if (config.max_connections_per_client == 0) return {};
+    error_code ec;
+    const tcp::endpoint peer = socket.remote_endpoint(ec);
+    if (ec) return {};  // gone already: its reads will fail
+    std::lock_guard lock(mutex);
+    std::size_t& open = per_client[peer.address()];
+    if (open >= config.max_connections_per_client) return client_slot::refused();
+    ++open;
+    return client_slot(this, peer.address());
+  }
+
+  void release_client(const asio::ip::address& address) {
+    std::lock_guard lock(mutex);
+    const auto it = per_client.find(address);
+    if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+  }
+
   // --- lifecycle --------------------------------------------------------------------------------
 
   ferry::task<void> run() {
@@ -451,27 +503,34 @@ struct server::impl {
       }
       counters.connections_accepted.fetch_add(1, std::memory_order_relaxed);
       if (counters.connections_open.load(std::memory_order_relaxed) >= config.max_connections) {
-        refuse(socket);
+        refuse(socket, false);
+        continue;
+      }
+      client_slot slot = admit_client(socket);
+      if (!slot.admitted()) {
+        refuse(socket, true);
         continue;
       }
       const std::uint64_t open =
           counters.connections_open.fetch_add(1, std::memory_order_relaxed) + 1;
       server_counters::raise_peak(counters.connections_peak, open);
       if (config.handler.mode == execution_mode::thread) {
-        start_thread(std::move(socket));
+        start_thread(std::move(socket), std::move(slot));
       } else {
-        connections.spawn(serve(std::move(socket)));
+        connections.spawn(serve(std::move(socket), std::move(slot)));
       }
     }
   }
 
-  /// Over --max-connections: a 503, best effort (never blocks), and close.
-  void refuse(tcp::socket& socket) {
-    counters.connections_refused.fetch_add(1, std::memory_order_relaxed);
+  /// Over --max-connections (or, `per_client`, --max-connections-per-client): a 503, best
+  /// effort (never blocks), and close.
+  void refuse(tcp::socket& socket, bool per_client) {
+    (per_client ? counters.connections_refused_per_client : counters.connections_refused)
+        .fetch_add(1, std::memory_order_relaxed);
     counters.count_response(endpoint::other, 503);
     error_code ec;
     socket.non_blocking(true, ec);
-    const std::string refusal = wire::refusal_response(false);
+    const std::string refusal = wire::refusal_response(per_client);
     socket.write_some(asio::buffer(refusal), ec);
     socket.shutdown(tcp::socket::shutdown_both, ec);
     socket.close(ec);
@@ -519,7 +578,9 @@ struct server::impl {
 
   template <class Transport>
   typename Transport::loop_task converse(Transport& t) {
-    beast::flat_buffer buffer;
+    // Bounded: what the parser keeps whole (the header, a chunk line, the trailers) fails with
+    // buffer_overflow as soon as it outgrows the buffer, before the rest of it is read.
+    beast::flat_buffer buffer(wire::read_buffer_limit(config.limits));
     bool first = true;
     for (;;) {
       // Between requests: wait for the first bytes of the next one (or the client's close).
@@ -632,7 +693,7 @@ struct server::impl {
 
   // --- a connection as a coroutine (modes offload and inline) ------------------------------------
 
-  ferry::task<void> serve(tcp::socket accepted) {
+  ferry::task<void> serve(tcp::socket accepted, client_slot slot) {
     auto c = std::make_shared<async_connection>(co_await asio::this_coro::executor);
     std::list<std::weak_ptr<async_connection>>::iterator entry;
     {
@@ -642,14 +703,16 @@ struct server::impl {
     struct leave {
       impl& s;
       std::list<std::weak_ptr<async_connection>>::iterator entry;
+      client_slot& slot;
       ~leave() {
         {
           std::lock_guard lock(s.mutex);
           s.live.erase(entry);
         }
+        slot.release();  // before the count: a connection no longer open holds no slot
         s.counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
       }
-    } on_exit{*this, entry};
+    } on_exit{*this, entry, slot};
 
     // The socket was accepted on the io_context; the stream (and its timer) must live on this
     // coroutine's strand, which serialises them with the coroutine when there are io threads.
@@ -866,23 +929,26 @@ struct server::impl {
 
   // --- a connection on a thread of its own (mode thread) -----------------------------------------
 
-  void start_thread(tcp::socket socket) {
+  void start_thread(tcp::socket socket, client_slot slot) {
     join_finished_threads();
     std::lock_guard lock(mutex);
     auto entry = threads.emplace(threads.end());
     entry->fd = socket.native_handle();
     live_threads.fetch_add(1);
     try {
-      entry->thread = std::thread([this, entry, s = std::move(socket)]() mutable {
-        converse_blocking(s);
-        std::lock_guard lock(mutex);
-        error_code ignored;
-        s.close(ignored);
-        entry->fd = -1;
-        finished_threads.splice(finished_threads.end(), threads, entry);
-        counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
-        live_threads.fetch_sub(1);
-      });
+      // The slot goes with the thread's function: the client's count drops when it ends.
+      entry->thread =
+          std::thread([this, entry, s = std::move(socket), slot = std::move(slot)]() mutable {
+            converse_blocking(s);
+            slot.release();  // before the count: a connection no longer open holds no slot
+            std::lock_guard lock(mutex);
+            error_code ignored;
+            s.close(ignored);
+            entry->fd = -1;
+            finished_threads.splice(finished_threads.end(), threads, entry);
+            counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
+            live_threads.fetch_sub(1);
+          });
     } catch (const std::system_error&) {
       // No thread to be had: the socket was moved into the lambda and is closed with it.
       threads.erase(entry);
@@ -1034,9 +1100,10 @@ struct server::impl {
   std::atomic<bool> stopping{false};  // phase 2 of the shutdown: idle connections close
 
   std::mutex mutex;
-  std::list<std::weak_ptr<async_connection>> live;  // coroutine connections, for the drain
-  std::list<thread_connection> threads;             // running connection threads
-  std::list<thread_connection> finished_threads;    // exited, not joined yet
+  std::list<std::weak_ptr<async_connection>> live;      // coroutine connections, for the drain
+  std::map<asio::ip::address, std::size_t> per_client;  // open connections by client address
+  std::list<thread_connection> threads;                 // running connection threads
+  std::list<thread_connection> finished_threads;        // exited, not joined yet
   std::atomic<std::size_t> live_threads{0};
   std::stop_source hard_stop;   // the shutdown deadline passed: thread connections stop
   int wake_pipe[2] = {-1, -1};  // readable once draining: wakes idle connection threads

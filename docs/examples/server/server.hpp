@@ -57,6 +57,9 @@ struct server_config {
   std::string address = "127.0.0.1";
   std::uint16_t port = 8080;  ///< 0: the kernel picks one (see server::port)
   std::size_t max_connections = 10'000;
+  /// Connections open at once from one client address; more are answered 503 and closed at
+  /// once. 0: no limit.
+  std::size_t max_connections_per_client = 256;
   /// Heavy requests queued or running before 503 (mode offload): the admission bound of the
   /// runtime's pool (`runtime_options::max_offloads_in_flight`), which must be this value.
   std::size_t max_offloads = 1024;
