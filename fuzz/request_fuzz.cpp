@@ -96,12 +96,16 @@ void check_output(std::string_view out, const std::vector<bool>& heads) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
-  std::vector<bool> heads;
-  const std::string out = ferry_server::respond_to_bytes(
-      handler(),
-      input,
-      ferry_server::parser_limits{.max_header = 8 * 1024, .max_body = 64 * 1024},
-      &heads);
-  check_output(out, heads);
+  // As the public listener sees it, then as the admin listener (/stats, /metrics, /debug/tasks).
+  for (const bool admin : {false, true}) {
+    std::vector<bool> heads;
+    const std::string out = ferry_server::respond_to_bytes(
+        handler(),
+        input,
+        ferry_server::parser_limits{.max_header = 8 * 1024, .max_body = 64 * 1024},
+        &heads,
+        admin);
+    check_output(out, heads);
+  }
   return 0;
 }

@@ -39,8 +39,17 @@ TEST(RequestPath, RoutesEveryEndpoint) {
     return h.route(r);
   };
   EXPECT_EQ(std::get<response>(route("GET", "/ping")).body, "pong");
-  EXPECT_EQ(std::get<response>(route("GET", "/stats")).content_type, "application/json");
-  EXPECT_EQ(std::get<response>(route("GET", "/metrics")).status, 200u);
+  EXPECT_EQ(std::get<response>(route("GET", "/stats")).status, 404u);  // admin listener only
+  auto admin_route = [&](std::string target) {
+    request r{"GET", std::move(target), {}, 11, true, true};
+    return h.route(r);
+  };
+  EXPECT_EQ(std::get<response>(admin_route("/stats")).content_type, "application/json");
+  EXPECT_EQ(std::get<response>(admin_route("/metrics")).status, 200u);
+  std::variant<response, job> tasks = admin_route("/debug/tasks");
+  ASSERT_TRUE(std::holds_alternative<job>(tasks));
+  EXPECT_FALSE(std::get<job>(tasks).is_cpu());
+  EXPECT_EQ(h.run(std::get<job>(tasks), {}, false).body, "no runtime\n");
   EXPECT_EQ(std::get<response>(route("GET", "/ping?ignored=1")).status, 200u);
 
   std::variant<response, job> w = route("GET", "/work?us=123");
@@ -251,6 +260,18 @@ TEST(RespondToBytes, LongTargetIs414) {
       respond_to_bytes(h, "GET /" + std::string(300, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", small)
           .rfind("HTTP/1.1 414 ", 0),
       0u);
+}
+
+TEST(RequestPath, ScrubAddressesKeepsSymbolsAndOffsetsOnly) {
+  EXPECT_EQ(scrub_addresses("#0 0x7f3a1b2c3d4e (/usr/lib/x86_64-linux-gnu/libc.so.6+0x9a1b2)\n"),
+            "#0 <addr> (libc.so.6+0x9a1b2)\n");
+  EXPECT_EQ(scrub_addresses("#1 spin() at /work/src/server.cpp:42\n"),
+            "#1 spin() at server.cpp:42\n");
+  EXPECT_EQ(scrub_addresses("#2 foo+0x1f (/opt/app/bin/ferry_server)\n"),
+            "#2 foo+0x1f (ferry_server)\n");
+  EXPECT_EQ(scrub_addresses("task_group 0x55d0c0ffee00: 2 unfinished children"),
+            "task_group <addr>: 2 unfinished children");
+  EXPECT_EQ(scrub_addresses("GET /ping awaits sleep"), "GET /ping awaits sleep");  // not a path
 }
 
 }  // namespace

@@ -72,11 +72,13 @@ inline std::string mode_param_name(const ::testing::TestParamInfo<execution_mode
                                              ::ferry_server::execution_mode::thread), \
                            ::server_test::mode_param_name)
 
-/// A config for tests: port 0 (the kernel picks), the given mode, the contract's defaults.
+/// A config for tests: port 0 (the kernel picks), an admin listener on another port the kernel
+/// picks (test_server::admin_port), the given mode, the contract's defaults.
 /// The work kernel is calibrated at start-up, so /work?us=N stays ~N µs under sanitizers too.
 inline ferry_server::server_config config_for(execution_mode mode) {
   ferry_server::server_config c;
   c.port = 0;
+  c.admin_port = 0;
   c.handler.mode = mode;
   return c;
 }
@@ -117,6 +119,8 @@ class test_server {
   test_server& operator=(const test_server&) = delete;
 
   std::uint16_t port() const { return srv_.port(); }
+  /// The admin listener's port (/stats, /metrics, /debug/tasks).
+  std::uint16_t admin_port() const { return srv_.admin_port(); }
   const ferry_server::server_counters& counters() const { return srv_.counters(); }
   int backlog() const { return srv_.backlog(); }
   ferry::runtime& runtime() { return rt_; }

@@ -120,6 +120,8 @@ endpoint job::counted_as() const noexcept {
       return endpoint::hash;
     case kind::blocking:
       return endpoint::blocking;
+    case kind::tasks:
+      return endpoint::debug_tasks;
   }
   return endpoint::other;
 }
@@ -254,7 +256,10 @@ std::variant<response, job> http_handler::route(request& req) const {
   const auto* found = std::find_if(std::begin(routes),
                                    std::end(routes),
                                    [path](const route_entry& r) { return r.path == path; });
-  if (found == std::end(routes)) {
+  const bool admin_only =
+      found != std::end(routes) && (found->e == endpoint::stats || found->e == endpoint::metrics ||
+                                    found->e == endpoint::debug_tasks);
+  if (found == std::end(routes) || (admin_only && !req.admin)) {
     return plain(404, endpoint::other, "not found: " + std::string(path) + "\n");
   }
   // HEAD is GET without the body (the connection code leaves the body out).
@@ -302,10 +307,9 @@ std::variant<response, job> http_handler::route(request& req) const {
                  : plain(200, endpoint::health, "serving\n");
     case endpoint::debug_tasks:
       // What every task of the server is doing: the connections (children of the server's
-      // task_group), where each was spawned, and which of ferry's operations each awaits.
-      return plain(200,
-                   endpoint::debug_tasks,
-                   runtime_ != nullptr ? runtime_->dump_tasks() : "no runtime\n");
+      // task_group), where each was spawned, and which of ferry's operations each awaits. The
+      // walk costs in proportion to the tasks: a job, off the loop.
+      return job{job::kind::tasks, 0, {}};
     case endpoint::other:
       break;
   }
@@ -337,6 +341,19 @@ response http_handler::run(const job& j, std::stop_token stop, bool parallel) co
             until - now, std::chrono::milliseconds(5)));
       }
       return plain(200, endpoint::blocking, "slept " + std::to_string(j.amount) + " ms\n");
+    }
+    case job::kind::tasks: {
+      if (dumping_tasks_.exchange(true)) {
+        response r =
+            plain(503, endpoint::debug_tasks, "busy: a task dump is running, retry later\n");
+        r.retry_after = true;
+        return r;
+      }
+      struct done {
+        std::atomic<bool>& flag;
+        ~done() { flag.store(false); }
+      } reset{dumping_tasks_};
+      return plain(200, endpoint::debug_tasks, tasks_text());
     }
   }
   return plain(500, endpoint::other, "internal error: unknown job\n", true);

@@ -297,7 +297,8 @@ std::string refusal_response(bool per_client) {
 std::string respond_to_bytes(const http_handler& h,
                              std::string_view input,
                              parser_limits limits,
-                             std::vector<bool>* head_answers) {
+                             std::vector<bool>* head_answers,
+                             bool admin) {
   server_counters& counters = h.counters();
   const std::size_t window = wire::read_buffer_limit(limits);
   std::string out;
@@ -355,6 +356,7 @@ std::string respond_to_bytes(const http_handler& h,
       return out;
     }
     request req = wire::take_request(parser);
+    req.admin = admin;
     std::variant<response, job> routed = h.route(req);
     response res;
     if (auto* j = std::get_if<job>(&routed)) {

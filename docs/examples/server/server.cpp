@@ -71,6 +71,8 @@ constexpr auto linger_for = 1000ms;
 constexpr std::size_t linger_bytes = 1 << 20;
 /// Connections accepted per wake-up of the acceptor before the loop runs other work.
 constexpr std::size_t accept_batch = 256;
+/// Connections open at once on the admin listener; more are answered 503 and closed.
+constexpr std::size_t admin_max_connections = 16;
 
 /// Increments a gauge now and decrements it at scope exit.
 class gauge_hold {
@@ -295,6 +297,10 @@ void validate(const server_config& c) {
   asio::ip::make_address(c.address, ec);
   if (ec) fail("bad address '" + c.address + "': " + ec.message());
   if (c.max_connections == 0) fail("max connections must be at least 1");
+  if (c.admin_port) {
+    asio::ip::make_address(c.admin_address, ec);
+    if (ec) fail("bad admin address '" + c.admin_address + "': " + ec.message());
+  }
   if (c.max_offloads == 0) fail("max offloads must be at least 1");
   if (c.limits.max_header < 64 || c.limits.max_header > UINT32_MAX) {
     fail("max header must be in [64, 4294967295] bytes");
@@ -341,6 +347,16 @@ struct server::impl {
     acceptor.listen(backlog);
     acceptor.non_blocking(true);  // accept_loop empties the backlog with non-blocking accepts
     bound = acceptor.local_endpoint();
+    if (config.admin_port) {
+      const tcp::endpoint admin(asio::ip::make_address(config.admin_address), *config.admin_port);
+      admin_acceptor.emplace(rt.get_executor());
+      admin_acceptor->open(admin.protocol());
+      admin_acceptor->set_option(asio::socket_base::reuse_address(true));
+      admin_acceptor->bind(admin);
+      admin_acceptor->listen(SOMAXCONN);
+      admin_acceptor->non_blocking(true);
+      admin_bound = admin_acceptor->local_endpoint();
+    }
     if (config.handler.mode == execution_mode::thread) {
       if (::pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         throw std::system_error(errno, std::generic_category(), "pipe2");
@@ -420,7 +436,7 @@ struct server::impl {
     ferry::task_group connections(rt.get_executor());
     std::exception_ptr failure;
     try {
-      co_await accept_loop(connections);
+      co_await accept_all(connections);
     } catch (...) {
       if (!ferry::is_cancellation(std::current_exception())) failure = std::current_exception();
     }
@@ -432,7 +448,7 @@ struct server::impl {
       // Phase 1: keep accepting and serving (every response closes its connection, /health says
       // 503) until the drain has passed or another shutdown request comes.
       try {
-        co_await ferry::timeout(config.drain, accept_loop(connections));
+        co_await ferry::timeout(config.drain, accept_all(connections));
       } catch (const ferry::timeout_error&) {
       } catch (...) {
         if (!ferry::is_cancellation(std::current_exception())) failure = std::current_exception();
@@ -456,7 +472,22 @@ struct server::impl {
     if (failure) std::rethrow_exception(failure);
   }
 
-  ferry::task<void> accept_loop(ferry::task_group& connections) {
+  /// Accepts on the public listener and, when there is one, the admin listener, until cancelled
+  /// (or until one of them fails for good).
+  ferry::task<void> accept_all(ferry::task_group& connections) {
+    if (!admin_acceptor) {
+      co_await accept_loop(connections, acceptor, false);
+      co_return;
+    }
+    ferry::task<void> public_loop = accept_loop(connections, acceptor, false);
+    ferry::task<void> admin_loop = accept_loop(connections, *admin_acceptor, true);
+    co_await ferry::race(std::move(public_loop), std::move(admin_loop));
+  }
+
+  /// Accepts connections on `acceptor` (`admin`: the admin listener) and starts each one.
+  ferry::task<void> accept_loop(ferry::task_group& connections,
+                                tcp::acceptor& acceptor,
+                                bool admin) {
     auto last_report = clock_type::time_point();
     std::size_t batch = 0;  // connections accepted since the acceptor last waited
     for (;;) {
@@ -501,6 +532,22 @@ struct server::impl {
         }
         throw boost::system::system_error(ec, "accept");  // the listening socket itself failed
       }
+      if (admin) {
+        // The operator's own listener: outside the public limits and counts, with a small
+        // bound of its own.
+        if (admin_open.load() >= admin_max_connections) {
+          counters.count_response(endpoint::other, 503);
+          write_refusal(socket, false);
+          continue;
+        }
+        admin_open.fetch_add(1);
+        if (config.handler.mode == execution_mode::thread) {
+          start_thread(std::move(socket), client_slot(), true);
+        } else {
+          connections.spawn(serve(std::move(socket), client_slot(), true));
+        }
+        continue;
+      }
       counters.connections_accepted.fetch_add(1, std::memory_order_relaxed);
       if (counters.connections_open.load(std::memory_order_relaxed) >= config.max_connections) {
         refuse(socket, false);
@@ -515,9 +562,9 @@ struct server::impl {
           counters.connections_open.fetch_add(1, std::memory_order_relaxed) + 1;
       server_counters::raise_peak(counters.connections_peak, open);
       if (config.handler.mode == execution_mode::thread) {
-        start_thread(std::move(socket), std::move(slot));
+        start_thread(std::move(socket), std::move(slot), false);
       } else {
-        connections.spawn(serve(std::move(socket), std::move(slot)));
+        connections.spawn(serve(std::move(socket), std::move(slot), false));
       }
     }
   }
@@ -528,6 +575,11 @@ struct server::impl {
     (per_client ? counters.connections_refused_per_client : counters.connections_refused)
         .fetch_add(1, std::memory_order_relaxed);
     counters.count_response(endpoint::other, 503);
+    write_refusal(socket, per_client);
+  }
+
+  /// Writes the 503 of a refused connection (best effort, never blocks) and closes it.
+  static void write_refusal(tcp::socket& socket, bool per_client) {
     error_code ec;
     socket.non_blocking(true, ec);
     const std::string refusal = wire::refusal_response(per_client);
@@ -542,6 +594,7 @@ struct server::impl {
     stopping.store(true);
     error_code ec;
     acceptor.close(ec);
+    if (admin_acceptor) admin_acceptor->close(ec);
     std::lock_guard lock(mutex);
     for (const std::weak_ptr<async_connection>& weak : live) {
       if (std::shared_ptr<async_connection> c = weak.lock()) {
@@ -633,6 +686,7 @@ struct server::impl {
       t.end_request();
 
       request req = wire::take_request(parser);
+      req.admin = t.admin;
       std::optional<gauge_hold> in_flight(std::in_place, counters.requests_in_flight);
       std::optional<response> res;
       std::exception_ptr failure;
@@ -693,7 +747,8 @@ struct server::impl {
 
   // --- a connection as a coroutine (modes offload and inline) ------------------------------------
 
-  ferry::task<void> serve(tcp::socket accepted, client_slot slot) {
+  /// `admin`: a connection to the admin listener (counted in admin_open, not connections_open).
+  ferry::task<void> serve(tcp::socket accepted, client_slot slot, bool admin) {
     auto c = std::make_shared<async_connection>(co_await asio::this_coro::executor);
     std::list<std::weak_ptr<async_connection>>::iterator entry;
     {
@@ -704,15 +759,17 @@ struct server::impl {
       impl& s;
       std::list<std::weak_ptr<async_connection>>::iterator entry;
       client_slot& slot;
+      bool admin;
       ~leave() {
         {
           std::lock_guard lock(s.mutex);
           s.live.erase(entry);
         }
         slot.release();  // before the count: a connection no longer open holds no slot
-        s.counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
+        (admin ? s.admin_open : s.counters.connections_open)
+            .fetch_sub(1, std::memory_order_relaxed);
       }
-    } on_exit{*this, entry, slot};
+    } on_exit{*this, entry, slot, admin};
 
     // The socket was accepted on the io_context; the stream (and its timer) must live on this
     // coroutine's strand, which serialises them with the coroutine when there are io threads.
@@ -731,7 +788,7 @@ struct server::impl {
     c->stream.socket().non_blocking(true, ec);
     if (ec) co_return;
     try {
-      async_transport t{*this, *c, c};
+      async_transport t{*this, *c, c, admin};
       co_await converse(t);
     } catch (...) {
       // No connection may fail the group (that would cancel its siblings).
@@ -754,6 +811,7 @@ struct server::impl {
     impl& s;
     async_connection& c;
     std::weak_ptr<async_connection> self;  // c, for the idle timer's handler
+    bool admin;                            // a connection to the admin listener
 
     /// Waits for the socket to be readable, then reads what it holds without waiting again.
     ///
@@ -929,7 +987,7 @@ struct server::impl {
 
   // --- a connection on a thread of its own (mode thread) -----------------------------------------
 
-  void start_thread(tcp::socket socket, client_slot slot) {
+  void start_thread(tcp::socket socket, client_slot slot, bool admin) {
     join_finished_threads();
     std::lock_guard lock(mutex);
     auto entry = threads.emplace(threads.end());
@@ -937,33 +995,38 @@ struct server::impl {
     live_threads.fetch_add(1);
     try {
       // The slot goes with the thread's function: the client's count drops when it ends.
-      entry->thread =
-          std::thread([this, entry, s = std::move(socket), slot = std::move(slot)]() mutable {
-            converse_blocking(s);
+      entry->thread = std::thread(
+          [this, entry, admin, s = std::move(socket), slot = std::move(slot)]() mutable {
+            converse_blocking(s, admin);
             slot.release();  // before the count: a connection no longer open holds no slot
             std::lock_guard lock(mutex);
             error_code ignored;
             s.close(ignored);
             entry->fd = -1;
             finished_threads.splice(finished_threads.end(), threads, entry);
-            counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
+            (admin ? admin_open : counters.connections_open)
+                .fetch_sub(1, std::memory_order_relaxed);
             live_threads.fetch_sub(1);
           });
     } catch (const std::system_error&) {
       // No thread to be had: the socket was moved into the lambda and is closed with it.
       threads.erase(entry);
       live_threads.fetch_sub(1);
-      counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
-      counters.connections_refused.fetch_add(1, std::memory_order_relaxed);
+      if (admin) {
+        admin_open.fetch_sub(1);
+      } else {
+        counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
+        counters.connections_refused.fetch_add(1, std::memory_order_relaxed);
+      }
     }
   }
 
-  void converse_blocking(tcp::socket& socket) {
+  void converse_blocking(tcp::socket& socket, bool admin) {
     error_code ec;
     socket.non_blocking(true, ec);  // every wait is a poll with a deadline (read_before)
     if (ec) return;
     try {
-      blocking_transport t{*this, socket, hard_stop.get_token()};
+      blocking_transport t{*this, socket, hard_stop.get_token(), admin};
       converse(t).get();
     } catch (...) {
       report_connection_end(std::current_exception());
@@ -979,6 +1042,7 @@ struct server::impl {
     impl& s;
     tcp::socket& socket;
     std::stop_token stop;  // the shutdown deadline passed: the job stops
+    bool admin;            // a connection to the admin listener
     clock_type::time_point deadline{};
 
     ready<error_code> wait_for_request(beast::flat_buffer& buffer, clock_type::duration timeout) {
@@ -1095,9 +1159,12 @@ struct server::impl {
   server_counters counters;
   http_handler handler;
   tcp::acceptor acceptor;
-  tcp::endpoint bound;                // what the acceptor listens on (it is closed at shutdown)
-  int backlog = 0;                    // what listen(2) was given
-  std::atomic<bool> stopping{false};  // phase 2 of the shutdown: idle connections close
+  tcp::endpoint bound;  // what the acceptor listens on (it is closed at shutdown)
+  std::optional<tcp::acceptor> admin_acceptor;  // --admin-port: /stats, /metrics, /debug/tasks
+  tcp::endpoint admin_bound;
+  std::atomic<std::size_t> admin_open{0};  // connections to the admin listener
+  int backlog = 0;                         // what listen(2) was given
+  std::atomic<bool> stopping{false};       // phase 2 of the shutdown: idle connections close
 
   std::mutex mutex;
   std::list<std::weak_ptr<async_connection>> live;      // coroutine connections, for the drain
@@ -1115,6 +1182,16 @@ server::server(ferry::runtime& rt, server_config config)
 server::~server() = default;
 
 std::uint16_t server::port() const { return impl_->bound.port(); }
+
+std::uint16_t server::admin_port() const {
+  return impl_->admin_acceptor ? impl_->admin_bound.port() : 0;
+}
+
+std::string server::admin_endpoint() const {
+  if (!impl_->admin_acceptor) return {};
+  const tcp::endpoint& e = impl_->admin_bound;
+  return e.address().to_string() + ":" + std::to_string(e.port());
+}
 
 std::string server::local_endpoint() const {
   const tcp::endpoint& e = impl_->bound;

@@ -43,6 +43,7 @@
 #include <cstdint>
 #include <ferry/io/task.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "http_handler.hpp"
@@ -56,6 +57,11 @@ namespace ferry_server {
 struct server_config {
   std::string address = "127.0.0.1";
   std::uint16_t port = 8080;  ///< 0: the kernel picks one (see server::port)
+  /// The admin listener, where /stats, /metrics and /debug/tasks are served (and the public
+  /// endpoints too); on the public port they are 404. `admin_port` nullopt: no admin
+  /// listener; 0: the kernel picks one (see server::admin_port).
+  std::string admin_address = "127.0.0.1";
+  std::optional<std::uint16_t> admin_port;
   std::size_t max_connections = 10'000;
   /// Connections open at once from one client address; more are answered 503 and closed at
   /// once. 0: no limit.
@@ -97,6 +103,9 @@ class server {
   std::uint16_t port() const;
   /// "127.0.0.1:8080".
   std::string local_endpoint() const;
+  /// The admin listener's port and "address:port" (0 and "" when there is none).
+  std::uint16_t admin_port() const;
+  std::string admin_endpoint() const;
 
   const server_config& config() const;
   const http_handler& handler() const;
