@@ -274,4 +274,23 @@ TEST(RequestPath, ScrubAddressesKeepsSymbolsAndOffsetsOnly) {
   EXPECT_EQ(scrub_addresses("GET /ping awaits sleep"), "GET /ping awaits sleep");  // not a path
 }
 
+TEST(RespondToBytes, ChunkLinesAndTrailersAreBoundedByTheReadBuffer) {
+  server_counters counters;
+  const http_handler h(fast_config(), counters, nullptr);
+  const parser_limits small{.max_header = 128, .max_body = 1 << 20};  // read buffer: 4 KiB
+  const std::string head =
+      "POST /hash?rounds=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  EXPECT_EQ(respond_to_bytes(h, head + "1;" + std::string(5000, 'e') + "\r\na\r\n0\r\n\r\n", small)
+                .rfind("HTTP/1.1 400 ", 0),
+            0u);
+  EXPECT_EQ(
+      respond_to_bytes(h, head + "1\r\na\r\n0\r\nX: " + std::string(5000, 't') + "\r\n\r\n", small)
+          .rfind("HTTP/1.1 431 ", 0),
+      0u);
+  // Within the bound: answered.
+  EXPECT_EQ(respond_to_bytes(h, head + "1;" + std::string(3000, 'e') + "\r\na\r\n0\r\n\r\n", small)
+                .rfind("HTTP/1.1 200 ", 0),
+            0u);
+}
+
 }  // namespace
