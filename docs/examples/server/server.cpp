@@ -417,7 +417,7 @@ struct server::impl {
     error_code ec;
     const tcp::endpoint peer = socket.remote_endpoint(ec);
     if (ec) return {};  // gone already: its reads will fail
-    std::lock_guard lock(mutex);
+    std::lock_guard lock(clients_mutex);
     std::size_t& open = per_client[peer.address()];
     if (open >= config.max_connections_per_client) return client_slot::refused();
     ++open;
@@ -425,7 +425,7 @@ struct server::impl {
   }
 
   void release_client(const asio::ip::address& address) {
-    std::lock_guard lock(mutex);
+    std::lock_guard lock(clients_mutex);
     const auto it = per_client.find(address);
     if (it != per_client.end() && --it->second == 0) per_client.erase(it);
   }
@@ -1167,10 +1167,13 @@ struct server::impl {
   std::atomic<bool> stopping{false};       // phase 2 of the shutdown: idle connections close
 
   std::mutex mutex;
-  std::list<std::weak_ptr<async_connection>> live;      // coroutine connections, for the drain
-  std::map<asio::ip::address, std::size_t> per_client;  // open connections by client address
-  std::list<thread_connection> threads;                 // running connection threads
-  std::list<thread_connection> finished_threads;        // exited, not joined yet
+  std::list<std::weak_ptr<async_connection>> live;  // coroutine connections, for the drain
+  // Open connections by client address, under a mutex of its own: a slot may be given back
+  // while `mutex` is held (a connection thread that could not be started).
+  std::mutex clients_mutex;
+  std::map<asio::ip::address, std::size_t> per_client;
+  std::list<thread_connection> threads;           // running connection threads
+  std::list<thread_connection> finished_threads;  // exited, not joined yet
   std::atomic<std::size_t> live_threads{0};
   std::stop_source hard_stop;   // the shutdown deadline passed: thread connections stop
   int wake_pipe[2] = {-1, -1};  // readable once draining: wakes idle connection threads
