@@ -484,9 +484,9 @@ struct server::impl {
     co_await ferry::race(std::move(public_loop), std::move(admin_loop));
   }
 
-  /// Accepts connections on `acceptor` (`admin`: the admin listener) and starts each one.
+  /// Accepts connections on `listener` (`admin`: the admin listener) and starts each one.
   ferry::task<void> accept_loop(ferry::task_group& connections,
-                                tcp::acceptor& acceptor,
+                                tcp::acceptor& listener,
                                 bool admin) {
     auto last_report = clock_type::time_point();
     std::size_t batch = 0;  // connections accepted since the acceptor last waited
@@ -496,7 +496,7 @@ struct server::impl {
       // is accepted in one go), up to a batch, then let the loop run the rest.
       tcp::socket socket(rt.get_executor());
       if (batch > 0 && batch < accept_batch) {
-        socket = acceptor.accept(ec);
+        socket = listener.accept(ec);
         if (ec == asio::error::would_block || ec == asio::error::try_again) {
           batch = 0;
           continue;
@@ -505,7 +505,7 @@ struct server::impl {
       } else {
         if (batch > 0) co_await asio::post(asio::use_awaitable);  // a batch: let others run
         batch = 1;
-        socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        socket = co_await listener.async_accept(asio::redirect_error(asio::use_awaitable, ec));
       }
       if (ec == asio::error::operation_aborted) co_return;
       if (ec) {

@@ -30,6 +30,10 @@
 // Writes: a response must make progress: each write of it must complete within `write_timeout`
 // (as nginx's send_timeout), or the connection is closed and counted in write_timeouts.
 //
+// Internals: /stats, /metrics and /debug/tasks are served only on the admin listener
+// (`admin_address`, `admin_port`; none unless configured), which is outside the public limits and
+// counts. Clients: at most `max_connections_per_client` connections from one address (503).
+//
 // Accepting: the listening socket's backlog is `backlog` (0: the system's maximum,
 // /proc/sys/net/core/somaxconn); each wake-up of the acceptor accepts every connection already
 // queued (up to a batch), so a burst of connections does not wait one loop turn each.
