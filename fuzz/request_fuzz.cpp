@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "http_handler.hpp"
 
@@ -46,9 +47,11 @@ const ferry_server::http_handler& handler() {
   std::abort();
 }
 
-/// Checks that `out` is a sequence of well-formed responses (see the file comment).
-void check_output(std::string_view out) {
+/// Checks that `out` is a sequence of well-formed responses (see the file comment); `heads`
+/// says which final responses answer a HEAD (no body after their Content-Length).
+void check_output(std::string_view out, const std::vector<bool>& heads) {
   const std::string_view whole = out;
+  std::size_t final_responses = 0;
   while (!out.empty()) {
     if (out.substr(0, 9) != "HTTP/1.1 ") fail("a response does not start with HTTP/1.1", whole);
     const std::size_t end = out.find("\r\n\r\n");
@@ -70,6 +73,10 @@ void check_output(std::string_view out) {
       if (head[i] < '0' || head[i] > '9') fail("a malformed Content-Length", whole);
       length = length * 10 + static_cast<std::size_t>(head[i] - '0');
     }
+    if (final_responses >= heads.size())
+      fail("more responses than respond_to_bytes counted", whole);
+    if (heads[final_responses++]) length = 0;  // a HEAD's answer: the header only
+    if (head.find("\r\nDate: ") == std::string_view::npos) fail("a response without Date", whole);
     if (length > out.size()) fail("a body shorter than its Content-Length", whole);
     const std::string_view body = out.substr(0, length);
     out.remove_prefix(length);
@@ -79,8 +86,8 @@ void check_output(std::string_view out) {
     if (closes && !out.empty()) fail("a response after Connection: close", whole);
     // A request that could not be read (413, 431, a malformed 400) closes the connection; a 400
     // about a query parameter is an answer like any other.
-    const bool unreadable =
-        status == "413" || status == "431" || body.substr(0, 22) == "bad request: malformed";
+    const bool unreadable = status == "413" || status == "414" || status == "431" ||
+                            body.substr(0, 22) == "bad request: malformed";
     if (unreadable && !closes) fail("an unreadable request left the connection open", whole);
   }
 }
@@ -89,8 +96,16 @@ void check_output(std::string_view out) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
-  const std::string out = ferry_server::respond_to_bytes(
-      handler(), input, ferry_server::parser_limits{.max_header = 8 * 1024, .max_body = 64 * 1024});
-  check_output(out);
+  // As the public listener sees it, then as the admin listener (/stats, /metrics, /debug/tasks).
+  for (const bool admin : {false, true}) {
+    std::vector<bool> heads;
+    const std::string out = ferry_server::respond_to_bytes(
+        handler(),
+        input,
+        ferry_server::parser_limits{.max_header = 8 * 1024, .max_body = 64 * 1024},
+        &heads,
+        admin);
+    check_output(out, heads);
+  }
   return 0;
 }

@@ -3,7 +3,7 @@
 //
 //   test_server s(config_for(execution_mode::offload));   // listening when constructed
 //   raw_client c(s.port());
-//   c.send("GET /ping HTTP/1.1\r\n\r\n");
+//   c.send("GET /ping HTTP/1.1\r\nHost: test\r\n\r\n");
 //   std::optional<reply> r = c.read_reply();             // nullopt: closed before a reply
 //
 // Every wait has a generous guard (a hang fails the test instead of blocking CI); no test
@@ -72,11 +72,13 @@ inline std::string mode_param_name(const ::testing::TestParamInfo<execution_mode
                                              ::ferry_server::execution_mode::thread), \
                            ::server_test::mode_param_name)
 
-/// A config for tests: port 0 (the kernel picks), the given mode, the contract's defaults.
+/// A config for tests: port 0 (the kernel picks), an admin listener on another port the kernel
+/// picks (test_server::admin_port), the given mode, the contract's defaults.
 /// The work kernel is calibrated at start-up, so /work?us=N stays ~N µs under sanitizers too.
 inline ferry_server::server_config config_for(execution_mode mode) {
   ferry_server::server_config c;
   c.port = 0;
+  c.admin_port = 0;
   c.handler.mode = mode;
   return c;
 }
@@ -117,6 +119,8 @@ class test_server {
   test_server& operator=(const test_server&) = delete;
 
   std::uint16_t port() const { return srv_.port(); }
+  /// The admin listener's port (/stats, /metrics, /debug/tasks).
+  std::uint16_t admin_port() const { return srv_.admin_port(); }
   const ferry_server::server_counters& counters() const { return srv_.counters(); }
   int backlog() const { return srv_.backlog(); }
   ferry::runtime& runtime() { return rt_; }
@@ -220,14 +224,17 @@ class raw_client {
   /// The next response (100 Continue skipped), or nullopt when the connection closed (or broke,
   /// or the guard passed) before a whole one arrived.
   std::optional<reply> read_reply(std::chrono::milliseconds limit = guard) {
-    const auto deadline = clock_type::now() + limit;
-    for (;;) {
-      std::optional<reply> r = parse_reply();
-      if (r && r->status == 100) continue;
-      if (r) return r;
-      if (!fill(deadline)) return std::nullopt;
-    }
+    return read_reply_to(false, limit);
   }
+
+  /// The next response to a HEAD request: its header only (Content-Length says how long the
+  /// GET's body would be; no body follows).
+  std::optional<reply> read_head_reply(std::chrono::milliseconds limit = guard) {
+    return read_reply_to(true, limit);
+  }
+
+  /// How many "100 Continue" interim responses read_reply has skipped on this connection.
+  int interim_replies() const { return interim_replies_; }
 
   /// Sends `request` and reads the response.
   std::optional<reply> exchange(std::string_view request) {
@@ -299,8 +306,22 @@ class raw_client {
     }
   }
 
+  std::optional<reply> read_reply_to(bool head, std::chrono::milliseconds limit) {
+    const auto deadline = clock_type::now() + limit;
+    for (;;) {
+      std::optional<reply> r = parse_reply(head);
+      if (r && r->status == 100) {
+        ++interim_replies_;
+        continue;
+      }
+      if (r) return r;
+      if (!fill(deadline)) return std::nullopt;
+    }
+  }
+
   // One whole response from received_ (consumed), or nullopt when incomplete.
-  std::optional<reply> parse_reply() {
+  // `head_only`: the response to a HEAD, which has no body whatever its Content-Length.
+  std::optional<reply> parse_reply(bool head_only) {
     const std::size_t end = received_.find("\r\n\r\n");
     if (end == std::string::npos) return std::nullopt;
     reply r;
@@ -328,8 +349,9 @@ class raw_client {
       r.headers[name] = std::string(value);
     }
     const std::size_t length =
-        r.status == 100 ? 0
-                        : static_cast<std::size_t>(std::stoull("0" + r.header("content-length")));
+        r.status == 100 || head_only
+            ? 0
+            : static_cast<std::size_t>(std::stoull("0" + r.header("content-length")));
     if (received_.size() < end + 4 + length) return std::nullopt;
     r.body = received_.substr(end + 4, length);
     received_.erase(0, end + 4 + length);
@@ -339,6 +361,7 @@ class raw_client {
   int fd_;
   std::string received_;
   bool timed_out_ = false;
+  int interim_replies_ = 0;
 };
 
 /// Sends `request` on `c` and waits until `s` counts it as its one request in flight; otherwise

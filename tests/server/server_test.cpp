@@ -127,7 +127,7 @@ TEST_P(Server, UnknownPathIs404AndWrongMethodIs405) {
   ASSERT_TRUE(has_status(c.exchange(get("/nowhere")), 404));
   std::optional<reply> r = c.exchange(post("/ping", "x"));
   ASSERT_TRUE(has_status(r, 405));
-  EXPECT_EQ(r->header("allow"), "GET");
+  EXPECT_EQ(r->header("allow"), "GET, HEAD");
   r = c.exchange(get("/hash?rounds=1"));
   ASSERT_TRUE(has_status(r, 405));
   EXPECT_EQ(r->header("allow"), "POST");
@@ -136,12 +136,38 @@ TEST_P(Server, UnknownPathIs404AndWrongMethodIs405) {
   ASSERT_TRUE(has_status(c.exchange(get("/ping")), 200));
 }
 
-TEST_P(Server, DebugTasksShowsTheConnectionsWhereTheyWereSpawned) {
+TEST_P(Server, StatsMetricsAndTasksAreOnTheAdminListenerOnly) {
   test_server s(config_for(GetParam()));
   raw_client c(s.port());
+  raw_client admin(s.admin_port());
+  for (const std::string target : {"/stats", "/metrics", "/debug/tasks"}) {
+    EXPECT_TRUE(has_status(c.exchange(get(target)), 404)) << target;
+    EXPECT_TRUE(has_status(admin.exchange(get(target)), 200)) << target;
+  }
+  // The admin listener serves the public endpoints too, outside the public counts.
+  EXPECT_TRUE(has_status(admin.exchange(get("/ping")), 200));
+  EXPECT_EQ(s.counters().connections_open.load(), 1u);
+  EXPECT_EQ(s.counters().connections_accepted.load(), 1u);
+}
+
+TEST_P(Server, NoAdminListenerUnlessConfigured) {
+  ferry_server::server_config config = config_for(GetParam());
+  config.admin_port.reset();
+  test_server s(config);
+  EXPECT_EQ(s.admin_port(), 0);
+  raw_client c(s.port());
+  EXPECT_TRUE(has_status(c.exchange(get("/stats")), 404));
+}
+
+TEST_P(Server, DebugTasksShowsTheConnectionsWhereTheyWereSpawned) {
+  test_server s(config_for(GetParam()));
+  raw_client c(s.admin_port());
   const std::optional<reply> r = c.exchange(get("/debug/tasks"));
   ASSERT_TRUE(has_status(r, 200));
   EXPECT_EQ(r->header("content-type").rfind("text/plain", 0), 0u) << r->header("content-type");
+  // No address of the process, no directory: a task group is named by what it is.
+  EXPECT_EQ(r->body.find("0x"), std::string::npos) << r->body;
+  EXPECT_EQ(r->body.find(" /"), std::string::npos) << r->body;
   if (GetParam() == execution_mode::thread) return;  // connections are threads, not tasks
   // The server's own task tree: its task_group and the connections spawned in server.cpp.
   EXPECT_NE(r->body.find("task_group"), std::string::npos) << r->body;
@@ -152,7 +178,8 @@ TEST_P(Server, StatsIsJsonWithServerAndRuntimeCounters) {
   test_server s(config_for(GetParam()));
   raw_client c(s.port());
   ASSERT_TRUE(c.exchange(get("/ping")));
-  const std::optional<reply> r = c.exchange(get("/stats"));
+  raw_client admin(s.admin_port());
+  const std::optional<reply> r = admin.exchange(get("/stats"));
   ASSERT_TRUE(has_status(r, 200));
   EXPECT_EQ(r->header("content-type"), "application/json");
   const std::string& b = r->body;
@@ -185,7 +212,8 @@ TEST_P(Server, MetricsIsPrometheusText) {
   test_server s(config_for(GetParam()));
   raw_client c(s.port());
   ASSERT_TRUE(c.exchange(get("/ping")));
-  const std::optional<reply> r = c.exchange(get("/metrics"));
+  raw_client admin(s.admin_port());
+  const std::optional<reply> r = admin.exchange(get("/metrics"));
   ASSERT_TRUE(has_status(r, 200));
   EXPECT_EQ(r->header("content-type").rfind("text/plain; version=0.0.4", 0), 0u)
       << r->header("content-type");

@@ -3,13 +3,15 @@
 #
 #   tests/server/slow_read.sh path/to/ferry_server
 #
-# One `ferry_server --mode offload --write-timeout-ms 2000 --send-buffer 16384` on a free loopback
-# port (the small send buffer: the kernel would otherwise take the whole pipeline of responses
-# and the server's writes would never block); slowhttptest
-# -X opens CONNECTIONS connections that each pipeline 10 GET /metrics, advertise a window of a few
-# bytes and read 32 bytes every 5 s. Passes when the server cut connections off by its write
-# timeout (/stats write_timeouts > 0), slowhttptest's probe found the service available
-# throughout, the server still answers /ping at the end, and it exits 0 on SIGTERM. Prints the
+# One `ferry_server --mode offload --write-timeout-ms 2000 --send-buffer 4096
+# --max-connections-per-client 0 --admin-port 0` on a free loopback port (every connection comes
+# from 127.0.0.1; the small send buffer: the kernel would otherwise take the whole pipeline of
+# responses and the server's writes would never block); slowhttptest -X opens CONNECTIONS
+# connections that each pipeline 10 GET /rrr...r (a 404 echoing its path, about 1 KB:
+# slowhttptest cuts the URL there), advertise a window of a few bytes and read 32 bytes every
+# 5 s. Passes when the server cut connections off by its write timeout (/stats on the admin
+# listener: write_timeouts > 0), slowhttptest's probe found the service available throughout,
+# the server still answers /ping at the end, and it exits 0 on SIGTERM. Prints the
 # counts. Bounded: slowhttptest runs for LENGTH seconds (default 20).
 set -euo pipefail
 
@@ -35,24 +37,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$server" --mode offload --port 0 --write-timeout-ms 2000 --send-buffer 16384 \
-  --slow-callback-ms 0 \
+"$server" --mode offload --port 0 --write-timeout-ms 2000 --send-buffer 4096 \
+  --slow-callback-ms 0 --max-connections-per-client 0 --admin-port 0 \
   >"$dir/server.out" 2>"$dir/server.err" &
 server_pid=$!
 deadline=$((SECONDS + 30))
-until grep -q '^listening on ' "$dir/server.out"; do
+until grep -q '^admin listening on ' "$dir/server.out"; do
   ((SECONDS < deadline)) || die "the server did not start: $(cat "$dir/server.err")"
   sleep 0.05
 done
 address=$(sed -n 's/^listening on //p' "$dir/server.out")
+admin=$(sed -n 's/^admin listening on //p' "$dir/server.out")
+# Each response a 404 that echoes its path: ten of them pipelined are more than the small send
+# buffer takes.
+target="/$(printf 'r%.0s' $(seq 7000))"
 log "server on $address; slowhttptest -X, $connections connections, ${length} s"
 
 ulimit -n "$(ulimit -Hn)"
 (cd "$dir" && timeout $((length + 60)) slowhttptest -X -c "$connections" -r 500 -k 10 -n 5 -z 32 \
-  -w 2 -y 24 -l "$length" -p 3 -u "http://$address/metrics" >"$dir/slowhttptest.out" 2>&1) ||
+  -w 2 -y 24 -l "$length" -p 3 -u "http://$address$target" >"$dir/slowhttptest.out" 2>&1) ||
   die "slowhttptest failed: $(tail -20 "$dir/slowhttptest.out")"
 
-stats=$(curl -sf --max-time 5 "http://$address/stats") || die "the server stopped answering /stats"
+stats=$(curl -sf --max-time 5 "http://$admin/stats") || die "the server stopped answering /stats"
 pong=$(curl -sf --max-time 5 "http://$address/ping") || die "the server stopped answering /ping"
 write_timeouts=$(grep -o '"write_timeouts":[0-9]*' <<<"$stats" | cut -d: -f2)
 unavailable=$(grep -c 'service available:[[:space:]]*NO' "$dir/slowhttptest.out" || true)

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <boost/asio/error.hpp>
 #include <boost/system/system_error.hpp>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <ferry/bridge/runtime.hpp>
@@ -119,6 +120,8 @@ endpoint job::counted_as() const noexcept {
       return endpoint::hash;
     case kind::blocking:
       return endpoint::blocking;
+    case kind::tasks:
+      return endpoint::debug_tasks;
   }
   return endpoint::other;
 }
@@ -170,11 +173,65 @@ http_handler::http_handler(handler_config config, server_counters& counters, fer
                                                       : calibrate_work_kernel()),
       started_(std::chrono::steady_clock::now()) {}
 
-std::variant<response, job> http_handler::route(request& req) const {
-  const std::string_view target = req.target;
-  if (target.empty() || target.front() != '/') {
-    return plain(400, endpoint::other, "bad request: the target must start with '/'\n", true);
+namespace {
+
+/// The methods of RFC 9110 (and PATCH, RFC 5789): any other is answered 501. CONNECT is among
+/// them but this server does not tunnel: 501 as well.
+bool known_method(std::string_view method) {
+  static constexpr std::string_view known[] = {
+      "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH"};
+  return std::find(std::begin(known), std::end(known), method) != std::end(known);
+}
+
+bool starts_with_nocase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
   }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> origin_form(std::string_view target) {
+  if (!target.empty() && target.front() == '/') return std::string(target);
+  // absolute-form (RFC 9112 §3.2.2): a server must accept it; the path is what is routed.
+  std::size_t scheme = 0;
+  if (starts_with_nocase(target, "http://")) {
+    scheme = 7;
+  } else if (starts_with_nocase(target, "https://")) {
+    scheme = 8;
+  } else {
+    return std::nullopt;
+  }
+  const std::size_t path = target.find_first_of("/?", scheme);
+  if (path == scheme) return std::nullopt;                      // no authority
+  if (path == std::string_view::npos) return std::string("/");  // an empty path is "/"
+  if (target[path] == '?') return "/" + std::string(target.substr(path));
+  return std::string(target.substr(path));
+}
+
+std::variant<response, job> http_handler::route(request& req) const {
+  if (!known_method(req.method)) {
+    return plain(501, endpoint::other, "not implemented: the method " + req.method + "\n");
+  }
+  if (req.target == "*") {
+    // asterisk-form: the server as a whole, for OPTIONS only.
+    if (req.method != "OPTIONS") {
+      return plain(400, endpoint::other, "bad request: '*' is a target for OPTIONS only\n", true);
+    }
+    response r = plain(200, endpoint::other, "");
+    r.allow = "GET, HEAD, POST, OPTIONS";
+    return r;
+  }
+  const std::optional<std::string> origin = origin_form(req.target);
+  if (!origin) {
+    return plain(400,
+                 endpoint::other,
+                 "bad request: the target must be a path ('/...') or an absolute http URI\n",
+                 true);
+  }
+  const std::string_view target = *origin;
   const std::size_t q = target.find('?');
   const std::string_view path = target.substr(0, q);
   const std::string_view query =
@@ -184,29 +241,35 @@ std::variant<response, job> http_handler::route(request& req) const {
     std::string_view path;
     endpoint e;
     std::string_view method;
+    std::string_view allow;
   };
   static constexpr route_entry routes[] = {
-      {"/ping", endpoint::ping, "GET"},
-      {"/stats", endpoint::stats, "GET"},
-      {"/metrics", endpoint::metrics, "GET"},
-      {"/work", endpoint::work, "GET"},
-      {"/hash", endpoint::hash, "POST"},
-      {"/blocking", endpoint::blocking, "GET"},
-      {"/health", endpoint::health, "GET"},
-      {"/debug/tasks", endpoint::debug_tasks, "GET"},
+      {"/ping", endpoint::ping, "GET", "GET, HEAD"},
+      {"/stats", endpoint::stats, "GET", "GET, HEAD"},
+      {"/metrics", endpoint::metrics, "GET", "GET, HEAD"},
+      {"/work", endpoint::work, "GET", "GET, HEAD"},
+      {"/hash", endpoint::hash, "POST", "POST"},
+      {"/blocking", endpoint::blocking, "GET", "GET, HEAD"},
+      {"/health", endpoint::health, "GET", "GET, HEAD"},
+      {"/debug/tasks", endpoint::debug_tasks, "GET", "GET, HEAD"},
   };
   const auto* found = std::find_if(std::begin(routes),
                                    std::end(routes),
                                    [path](const route_entry& r) { return r.path == path; });
-  if (found == std::end(routes)) {
+  const bool admin_only =
+      found != std::end(routes) && (found->e == endpoint::stats || found->e == endpoint::metrics ||
+                                    found->e == endpoint::debug_tasks);
+  if (found == std::end(routes) || (admin_only && !req.admin)) {
     return plain(404, endpoint::other, "not found: " + std::string(path) + "\n");
   }
-  if (req.method != found->method) {
+  // HEAD is GET without the body (the connection code leaves the body out).
+  const std::string_view method = req.method == "HEAD" ? std::string_view("GET") : req.method;
+  if (method != found->method) {
     response r = plain(
         405,
         found->e,
-        "method not allowed: " + std::string(path) + " takes " + std::string(found->method) + "\n");
-    r.allow = found->method;
+        "method not allowed: " + std::string(path) + " takes " + std::string(found->allow) + "\n");
+    r.allow = found->allow;
     return r;
   }
 
@@ -244,10 +307,9 @@ std::variant<response, job> http_handler::route(request& req) const {
                  : plain(200, endpoint::health, "serving\n");
     case endpoint::debug_tasks:
       // What every task of the server is doing: the connections (children of the server's
-      // task_group), where each was spawned, and which of ferry's operations each awaits.
-      return plain(200,
-                   endpoint::debug_tasks,
-                   runtime_ != nullptr ? runtime_->dump_tasks() : "no runtime\n");
+      // task_group), where each was spawned, and which of ferry's operations each awaits. The
+      // walk costs in proportion to the tasks: a job, off the loop.
+      return job{job::kind::tasks, 0, {}};
     case endpoint::other:
       break;
   }
@@ -279,6 +341,19 @@ response http_handler::run(const job& j, std::stop_token stop, bool parallel) co
             until - now, std::chrono::milliseconds(5)));
       }
       return plain(200, endpoint::blocking, "slept " + std::to_string(j.amount) + " ms\n");
+    }
+    case job::kind::tasks: {
+      if (dumping_tasks_.exchange(true)) {
+        response r =
+            plain(503, endpoint::debug_tasks, "busy: a task dump is running, retry later\n");
+        r.retry_after = true;
+        return r;
+      }
+      struct done {
+        std::atomic<bool>& flag;
+        ~done() { flag.store(false); }
+      } reset{dumping_tasks_};
+      return plain(200, endpoint::debug_tasks, tasks_text());
     }
   }
   return plain(500, endpoint::other, "internal error: unknown job\n", true);

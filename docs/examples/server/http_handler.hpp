@@ -16,12 +16,16 @@
 //   GET  /stats                200 JSON: the server's counters and the runtime's
 //   GET  /metrics              200 Prometheus text format 0.0.4
 //   GET  /debug/tasks          200 text: runtime::dump_tasks(), every task and what it awaits
+//                              (a job: off the loop), without addresses, at most 64 KiB
+//   (these three on the admin listener only, request::admin; 404 on the public port)
 //   GET  /work?us=N            ~N µs of CPU (xorshift64, calibrated), 1 <= N <= max_work_us
 //   POST /hash?rounds=N        hex digest of the body hashed N rounds, 1 <= N <= max_hash_rounds;
 //                              bodies >= parallel_hash_threshold are hashed in chunks (with a
 //                              nested tbb::parallel_for when run offloaded)
 //   GET  /blocking?ms=N        a blocking wait of N ms on the blocking pool, 0 <= N <=
-//   max_blocking_ms anything else 404, a known path with the wrong method 405 (with Allow).
+//                              max_blocking_ms
+// HEAD is answered as GET without the body; anything else 404, a known path with a method it
+// does not take 405 (with Allow), a method outside RFC 9110's 501, `OPTIONS *` 200 (Allow).
 //
 // Thread safety: a handler is immutable after construction except for its counters, which are
 // atomics: `route`, `run` and the renderers may be called from any thread concurrently.
@@ -32,10 +36,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "kernels.hpp"
 
@@ -72,8 +78,8 @@ inline constexpr std::size_t endpoint_count = 9;
 std::string_view to_string(endpoint e) noexcept;
 
 /// The statuses the server sends, as counted in the stats (any other one counts as 500).
-inline constexpr std::array<unsigned, 8> counted_statuses = {
-    200, 400, 404, 405, 413, 431, 500, 503};
+inline constexpr std::array<unsigned, 10> counted_statuses = {
+    200, 400, 404, 405, 413, 414, 431, 500, 501, 503};
 
 /// Limits and knobs of the endpoints (the connection limits live in server_config).
 struct handler_config {
@@ -106,6 +112,11 @@ enum class counter_kind : std::uint8_t { counter, gauge, peak };
     "connections",                                                                             \
     "refused",                                                                                 \
     "Connections closed at once: --max-connections were open.")                                \
+  X(connections_refused_per_client,                                                            \
+    counter,                                                                                   \
+    "connections",                                                                             \
+    "refused_per_client",                                                                      \
+    "Connections closed at once: --max-connections-per-client were open from their address.")  \
   X(requests_in_flight, gauge, "requests", "in_flight", "Requests read and not answered yet.") \
   X(requests_cancelled,                                                                        \
     counter,                                                                                   \
@@ -192,10 +203,13 @@ struct server_counters {
 /// A parsed request, as the router sees it.
 struct request {
   std::string method;  ///< "GET", "POST", ... as sent
-  std::string target;  ///< origin-form: "/work?us=10"
+  std::string target;  ///< as sent: origin-form "/work?us=10", absolute-form, or "*"
   std::string body;
   unsigned version = 11;  ///< 10 for HTTP/1.0, 11 for HTTP/1.1 (the parser accepts no other)
   bool keep_alive = true;
+  /// Came to the admin listener (--admin-port): /stats, /metrics and /debug/tasks are served
+  /// there only (404 on the public port).
+  bool admin = false;
 };
 
 /// A response, before it is serialised (see serialize in http_wire.hpp).
@@ -211,11 +225,13 @@ struct response {
 
 /// The part of a heavy endpoint that runs where the mode says.
 struct job {
-  enum class kind : std::uint8_t { work, hash, blocking };
+  /// `tasks`: /debug/tasks — runtime::dump_tasks() walks every task, so it runs off the loop
+  /// (the blocking pool, or the connection's thread), one at a time.
+  enum class kind : std::uint8_t { work, hash, blocking, tasks };
   kind what = kind::work;
   std::uint64_t amount = 0;  ///< µs of work, hash rounds, or ms of blocking wait
   std::string body;          ///< what /hash hashes
-  bool is_cpu() const noexcept { return what != kind::blocking; }
+  bool is_cpu() const noexcept { return what == kind::work || what == kind::hash; }
   endpoint counted_as() const noexcept;
 };
 
@@ -233,7 +249,10 @@ class http_handler {
   ferry::runtime* runtime() const noexcept { return runtime_; }
   server_counters& counters() const noexcept { return counters_; }
 
-  /// The answer to `req`, or the job to run for it (the body is moved into the job).
+  /// The answer to `req`, or the job to run for it (the body is moved into the job). HEAD is
+  /// routed as GET (the caller leaves the body out: serialize's `head`); a method outside RFC
+  /// 9110's gets 501, a known one a route does not take 405 with Allow; `OPTIONS *` 200 with
+  /// Allow; an absolute-form target is routed by its path.
   std::variant<response, job> route(request& req) const;
 
   /// Runs `j` on the calling thread and returns its response. `parallel`: a large /hash body is
@@ -254,13 +273,31 @@ class http_handler {
   std::string stats_json() const;
   std::string metrics_text() const;
 
+  /// The body of /debug/tasks: runtime::dump_tasks() without addresses or directories
+  /// (scrub_addresses), at most max_task_dump bytes (render.cpp).
+  std::string tasks_text() const;
+
  private:
   handler_config config_;
   server_counters& counters_;
   ferry::runtime* runtime_;
   double iterations_per_us_;
   std::chrono::steady_clock::time_point started_;
+  /// A /debug/tasks dump is running: another one gets 503 meanwhile.
+  mutable std::atomic<bool> dumping_tasks_{false};
 };
+
+/// The most bytes of /debug/tasks (the rest is cut at a line, with a note).
+inline constexpr std::size_t max_task_dump = 64 * 1024;
+
+/// `text` with every raw address ("0x7f3a..." not after a '+') replaced by "<addr>" and every
+/// absolute path with a directory cut to its file name: what a stack trace or a task dump may show
+/// a client (symbol+offset, object+offset, file:line) without the layout of the process.
+std::string scrub_addresses(std::string_view text);
+
+/// The origin-form ("/path?query") of a request target in origin-form or absolute-form
+/// ("http://host:port/path?query"); nullopt for any other form.
+std::optional<std::string> origin_form(std::string_view target);
 
 /// Limits of the request parser (server_config's --max-header and --max-body).
 struct parser_limits {
@@ -273,7 +310,14 @@ struct parser_limits {
 /// jobs on the calling thread; the body of a 100-continue request follows its interim response),
 /// and returns the bytes the server writes. Stops at the first response that closes the
 /// connection; input that ends inside a request gets no answer (the server would wait for the
-/// rest until its read timeout). Counts responses in `h`'s counters.
-std::string respond_to_bytes(const http_handler& h, std::string_view input, parser_limits limits);
+/// rest until its read timeout). Counts responses in `h`'s counters. `admin`: the requests come
+/// to the admin listener (see request::admin). `head_answers` (unless
+/// null) gets one entry per final response: true for the answer to a HEAD (a header whose
+/// Content-Length no body follows).
+std::string respond_to_bytes(const http_handler& h,
+                             std::string_view input,
+                             parser_limits limits,
+                             std::vector<bool>* head_answers = nullptr,
+                             bool admin = false);
 
 }  // namespace ferry_server

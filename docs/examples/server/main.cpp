@@ -25,6 +25,11 @@ A compute-heavy HTTP/1.1 server on ferry (Boost.Asio loop, oneTBB work-stealing 
 
   --address A                 address to listen on (default 127.0.0.1)
   --port N                    port; 0 = one the kernel picks (default 8080)
+  --admin-address A           address of the admin listener (default 127.0.0.1)
+  --admin-port N              the admin listener, where GET /stats, /metrics and /debug/tasks
+                              are served (404 on the public port); 0 = one the kernel picks,
+                              printed on stdout as "admin listening on <address>:<port>"
+                              after the public line (default: none)
   --mode offload|inline|thread
                               where the CPU work of /work and /hash runs: offloaded to the
                               work-stealing pool, inline on the I/O loop, or on one thread
@@ -39,9 +44,15 @@ A compute-heavy HTTP/1.1 server on ferry (Boost.Asio loop, oneTBB work-stealing 
                               (the runtime's completion_batch_window; 0..10000, default 400)
   --slow-callback-ms N        report on stderr, with the blocked thread's stack, when the loop
                               does not come back within N ms (the runtime's watchdog; the
-                              last reports are in /stats); 0 = off (default 100)
+                              last reports are in the admin listener's /stats); 0 = off
+                              (default 100)
   --max-connections N         connections open at once; more are answered 503 and closed
                               (default 10000)
+  --max-connections-per-client N
+                              connections open at once from one client address; more are
+                              answered 503 and closed (as nginx's limit_conn); 0 = no limit.
+                              Behind a load balancer or a NAT every client has its address:
+                              raise it there (default 256)
   --max-offloads N            heavy requests queued or running before 503 (default 1024)
   --max-body BYTES            request body limit, 413 beyond (default 1048576)
   --max-header BYTES          request header limit, 431 beyond (default 8192)
@@ -65,8 +76,9 @@ A compute-heavy HTTP/1.1 server on ferry (Boost.Asio loop, oneTBB work-stealing 
                               ends it at once (default 5000)
   --help                      this text
 
-Endpoints: GET /ping, GET /health (200 serving, 503 draining), GET /stats (JSON),
-GET /metrics (Prometheus), GET /work?us=N, POST /hash?rounds=N, GET /blocking?ms=N.
+Endpoints: GET /ping, GET /health (200 serving, 503 draining), GET /work?us=N,
+POST /hash?rounds=N, GET /blocking?ms=N; on the admin listener only: GET /stats (JSON),
+GET /metrics (Prometheus), GET /debug/tasks.
 Once listening, prints one line on stdout: "listening on <address>:<port>".
 )";
 
@@ -126,6 +138,10 @@ options parse(int argc, char** argv) {
       c.address = std::string(value);
     } else if (flag == "--port") {
       c.port = static_cast<std::uint16_t>(number(0, 65535));
+    } else if (flag == "--admin-address") {
+      c.admin_address = std::string(value);
+    } else if (flag == "--admin-port") {
+      c.admin_port = static_cast<std::uint16_t>(number(0, 65535));
     } else if (flag == "--mode") {
       if (value == "offload") {
         c.handler.mode = ferry_server::execution_mode::offload;
@@ -149,6 +165,8 @@ options parse(int argc, char** argv) {
       o.slow_callback = std::chrono::milliseconds(number(0, 3'600'000));
     } else if (flag == "--max-connections") {
       c.max_connections = number(1, 10'000'000);
+    } else if (flag == "--max-connections-per-client") {
+      c.max_connections_per_client = number(0, 10'000'000);
     } else if (flag == "--max-offloads") {
       c.max_offloads = number(1, 10'000'000);
     } else if (flag == "--max-body") {
@@ -220,6 +238,7 @@ int main(int argc, char** argv) {
                  srv.handler().iterations_per_us(),
                  srv.backlog());
     std::printf("listening on %s\n", srv.local_endpoint().c_str());
+    if (srv.admin_port() != 0) std::printf("admin listening on %s\n", srv.admin_endpoint().c_str());
     std::fflush(stdout);
     rt.run(srv.run());
     std::fprintf(stderr, "ferry_server: shut down\n");

@@ -9,8 +9,8 @@
 #include <ferry/bridge/runtime.hpp>
 #include <ferry/core/histogram.hpp>
 #include <initializer_list>
-#include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace ferry_server {
@@ -211,10 +211,9 @@ std::string http_handler::stats_json() const {
     for (const ferry::slow_callback_report& r : runtime_->recent_slow_callbacks()) {
       w.open();
       w.real("blocked_for_ms", std::chrono::duration<double, std::milli>(r.blocked_for).count());
-      std::ostringstream thread;
-      thread << r.thread;
-      w.text("thread", thread.str());
-      w.escaped("where", r.where);
+      // The stack as function+offset and file:line, never an address (nor the thread's id,
+      // which is one): enough to find the culprit, nothing about the process's layout.
+      w.escaped("where", scrub_addresses(r.where));
       w.close();
     }
     w.close_array();
@@ -224,6 +223,65 @@ std::string http_handler::stats_json() const {
   w.close();
   out += '\n';
   return out;
+}
+
+std::string scrub_addresses(std::string_view text) {
+  auto is_hex = [](char ch) {
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+  };
+  // Where a path or an address may start: the start of a line or after a separator.
+  auto starts_token = [&](std::size_t i) {
+    if (i == 0) return true;
+    const char before = text[i - 1];
+    return before == ' ' || before == '(' || before == '\n' || before == '\t' || before == '"' ||
+           before == '[' || before == '=' || before == ',';
+  };
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const char ch = text[i];
+    if (ch == '0' && i + 2 < text.size() && (text[i + 1] == 'x' || text[i + 1] == 'X') &&
+        is_hex(text[i + 2]) && (i == 0 || text[i - 1] != '+')) {
+      // A raw address (an offset after '+' is kept: it says nothing of where things are).
+      std::size_t end = i + 2;
+      while (end < text.size() && is_hex(text[end])) ++end;
+      out += "<addr>";
+      i = end;
+      continue;
+    }
+    if (ch == '/' && starts_token(i)) {
+      // An absolute path with a directory: its file name only (a build directory, a library's
+      // location).
+      std::size_t end = i;
+      while (end < text.size() && text[end] != ' ' && text[end] != ')' && text[end] != '\n' &&
+             text[end] != '\t' && text[end] != '"' && text[end] != ']') {
+        ++end;
+      }
+      const std::string_view path = text.substr(i, end - i);
+      if (path.rfind('/') != 0) {  // a directory in it: "/ping" stays as it is
+        out += path.substr(path.rfind('/') + 1);
+        i = end;
+        continue;
+      }
+    }
+    out += ch;
+    ++i;
+  }
+  return out;
+}
+
+std::string http_handler::tasks_text() const {
+  if (runtime_ == nullptr) return "no runtime\n";
+  std::string text = scrub_addresses(runtime_->dump_tasks());
+  if (text.size() > max_task_dump) {
+    const std::size_t cut = text.rfind('\n', max_task_dump);
+    const std::size_t total = text.size();
+    text.resize(cut == std::string::npos ? max_task_dump : cut + 1);
+    text +=
+        "... cut at " + std::to_string(text.size()) + " of " + std::to_string(total) + " bytes\n";
+  }
+  return text;
 }
 
 std::string http_handler::metrics_text() const {

@@ -36,6 +36,7 @@
 #include <ferry/io/timeout.hpp>
 #include <fstream>
 #include <list>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -70,6 +71,8 @@ constexpr auto linger_for = 1000ms;
 constexpr std::size_t linger_bytes = 1 << 20;
 /// Connections accepted per wake-up of the acceptor before the loop runs other work.
 constexpr std::size_t accept_batch = 256;
+/// Connections open at once on the admin listener; more are answered 503 and closed.
+constexpr std::size_t admin_max_connections = 16;
 
 /// Increments a gauge now and decrements it at scope exit.
 class gauge_hold {
@@ -294,6 +297,10 @@ void validate(const server_config& c) {
   asio::ip::make_address(c.address, ec);
   if (ec) fail("bad address '" + c.address + "': " + ec.message());
   if (c.max_connections == 0) fail("max connections must be at least 1");
+  if (c.admin_port) {
+    asio::ip::make_address(c.admin_address, ec);
+    if (ec) fail("bad admin address '" + c.admin_address + "': " + ec.message());
+  }
   if (c.max_offloads == 0) fail("max offloads must be at least 1");
   if (c.limits.max_header < 64 || c.limits.max_header > UINT32_MAX) {
     fail("max header must be in [64, 4294967295] bytes");
@@ -340,6 +347,16 @@ struct server::impl {
     acceptor.listen(backlog);
     acceptor.non_blocking(true);  // accept_loop empties the backlog with non-blocking accepts
     bound = acceptor.local_endpoint();
+    if (config.admin_port) {
+      const tcp::endpoint admin(asio::ip::make_address(config.admin_address), *config.admin_port);
+      admin_acceptor.emplace(rt.get_executor());
+      admin_acceptor->open(admin.protocol());
+      admin_acceptor->set_option(asio::socket_base::reuse_address(true));
+      admin_acceptor->bind(admin);
+      admin_acceptor->listen(SOMAXCONN);
+      admin_acceptor->non_blocking(true);
+      admin_bound = admin_acceptor->local_endpoint();
+    }
     if (config.handler.mode == execution_mode::thread) {
       if (::pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         throw std::system_error(errno, std::generic_category(), "pipe2");
@@ -362,13 +379,64 @@ struct server::impl {
     return h;
   }
 
+  // --- connections per client address (--max-connections-per-client) ---------------------------
+
+  /// One connection's place in its client address's count; gives it back when destroyed.
+  class client_slot {
+   public:
+    client_slot() = default;
+    client_slot(impl* s, asio::ip::address address) : s_(s), address_(std::move(address)) {}
+    client_slot(client_slot&& other) noexcept
+        : s_(std::exchange(other.s_, nullptr)),
+          address_(other.address_),
+          refused_(other.refused_) {}
+    client_slot& operator=(client_slot&&) = delete;
+    ~client_slot() { release(); }
+    /// Gives the place back now (the destructor does it otherwise).
+    void release() {
+      if (s_ != nullptr) std::exchange(s_, nullptr)->release_client(address_);
+    }
+    /// False when the address had --max-connections-per-client open already.
+    bool admitted() const noexcept { return !refused_; }
+    static client_slot refused() {
+      client_slot slot;
+      slot.refused_ = true;
+      return slot;
+    }
+
+   private:
+    impl* s_ = nullptr;  // null: nothing to give back (no limit, or refused)
+    asio::ip::address address_;
+    bool refused_ = false;
+  };
+
+  /// A place for one more connection from `socket`'s peer, or a refused slot when that address
+  /// has --max-connections-per-client open already (0: no limit).
+  client_slot admit_client(const tcp::socket& socket) {
+    if (config.max_connections_per_client == 0) return {};
+    error_code ec;
+    const tcp::endpoint peer = socket.remote_endpoint(ec);
+    if (ec) return {};  // gone already: its reads will fail
+    std::lock_guard lock(clients_mutex);
+    std::size_t& open = per_client[peer.address()];
+    if (open >= config.max_connections_per_client) return client_slot::refused();
+    ++open;
+    return client_slot(this, peer.address());
+  }
+
+  void release_client(const asio::ip::address& address) {
+    std::lock_guard lock(clients_mutex);
+    const auto it = per_client.find(address);
+    if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+  }
+
   // --- lifecycle --------------------------------------------------------------------------------
 
   ferry::task<void> run() {
     ferry::task_group connections(rt.get_executor());
     std::exception_ptr failure;
     try {
-      co_await accept_loop(connections);
+      co_await accept_all(connections);
     } catch (...) {
       if (!ferry::is_cancellation(std::current_exception())) failure = std::current_exception();
     }
@@ -380,7 +448,7 @@ struct server::impl {
       // Phase 1: keep accepting and serving (every response closes its connection, /health says
       // 503) until the drain has passed or another shutdown request comes.
       try {
-        co_await ferry::timeout(config.drain, accept_loop(connections));
+        co_await ferry::timeout(config.drain, accept_all(connections));
       } catch (const ferry::timeout_error&) {
       } catch (...) {
         if (!ferry::is_cancellation(std::current_exception())) failure = std::current_exception();
@@ -404,7 +472,22 @@ struct server::impl {
     if (failure) std::rethrow_exception(failure);
   }
 
-  ferry::task<void> accept_loop(ferry::task_group& connections) {
+  /// Accepts on the public listener and, when there is one, the admin listener, until cancelled
+  /// (or until one of them fails for good).
+  ferry::task<void> accept_all(ferry::task_group& connections) {
+    if (!admin_acceptor) {
+      co_await accept_loop(connections, acceptor, false);
+      co_return;
+    }
+    ferry::task<void> public_loop = accept_loop(connections, acceptor, false);
+    ferry::task<void> admin_loop = accept_loop(connections, *admin_acceptor, true);
+    co_await ferry::race(std::move(public_loop), std::move(admin_loop));
+  }
+
+  /// Accepts connections on `listener` (`admin`: the admin listener) and starts each one.
+  ferry::task<void> accept_loop(ferry::task_group& connections,
+                                tcp::acceptor& listener,
+                                bool admin) {
     auto last_report = clock_type::time_point();
     std::size_t batch = 0;  // connections accepted since the acceptor last waited
     for (;;) {
@@ -413,7 +496,7 @@ struct server::impl {
       // is accepted in one go), up to a batch, then let the loop run the rest.
       tcp::socket socket(rt.get_executor());
       if (batch > 0 && batch < accept_batch) {
-        socket = acceptor.accept(ec);
+        socket = listener.accept(ec);
         if (ec == asio::error::would_block || ec == asio::error::try_again) {
           batch = 0;
           continue;
@@ -422,7 +505,7 @@ struct server::impl {
       } else {
         if (batch > 0) co_await asio::post(asio::use_awaitable);  // a batch: let others run
         batch = 1;
-        socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        socket = co_await listener.async_accept(asio::redirect_error(asio::use_awaitable, ec));
       }
       if (ec == asio::error::operation_aborted) co_return;
       if (ec) {
@@ -449,29 +532,58 @@ struct server::impl {
         }
         throw boost::system::system_error(ec, "accept");  // the listening socket itself failed
       }
+      if (admin) {
+        // The operator's own listener: outside the public limits and counts, with a small
+        // bound of its own.
+        if (admin_open.load() >= admin_max_connections) {
+          counters.count_response(endpoint::other, 503);
+          write_refusal(socket, false);
+          continue;
+        }
+        admin_open.fetch_add(1);
+        if (config.handler.mode == execution_mode::thread) {
+          start_thread(std::move(socket), client_slot(), true);
+        } else {
+          connections.spawn(serve(std::move(socket), client_slot(), true));
+        }
+        continue;
+      }
       counters.connections_accepted.fetch_add(1, std::memory_order_relaxed);
       if (counters.connections_open.load(std::memory_order_relaxed) >= config.max_connections) {
-        refuse(socket);
+        refuse(socket, false);
+        continue;
+      }
+      client_slot slot = admit_client(socket);
+      if (!slot.admitted()) {
+        refuse(socket, true);
         continue;
       }
       const std::uint64_t open =
           counters.connections_open.fetch_add(1, std::memory_order_relaxed) + 1;
       server_counters::raise_peak(counters.connections_peak, open);
       if (config.handler.mode == execution_mode::thread) {
-        start_thread(std::move(socket));
+        start_thread(std::move(socket), std::move(slot), false);
       } else {
-        connections.spawn(serve(std::move(socket)));
+        connections.spawn(serve(std::move(socket), std::move(slot), false));
       }
     }
   }
 
-  /// Over --max-connections: a 503, best effort (never blocks), and close.
-  void refuse(tcp::socket& socket) {
-    counters.connections_refused.fetch_add(1, std::memory_order_relaxed);
+  /// Over --max-connections (or, `per_client`, --max-connections-per-client): a 503, best
+  /// effort (never blocks), and close.
+  void refuse(tcp::socket& socket, bool per_client) {
+    (per_client ? counters.connections_refused_per_client : counters.connections_refused)
+        .fetch_add(1, std::memory_order_relaxed);
     counters.count_response(endpoint::other, 503);
+    write_refusal(socket, per_client);
+  }
+
+  /// Writes the 503 of a refused connection (best effort, never blocks) and closes it.
+  static void write_refusal(tcp::socket& socket, bool per_client) {
     error_code ec;
     socket.non_blocking(true, ec);
-    socket.write_some(asio::buffer(wire::refusal_response), ec);
+    const std::string refusal = wire::refusal_response(per_client);
+    socket.write_some(asio::buffer(refusal), ec);
     socket.shutdown(tcp::socket::shutdown_both, ec);
     socket.close(ec);
   }
@@ -482,6 +594,7 @@ struct server::impl {
     stopping.store(true);
     error_code ec;
     acceptor.close(ec);
+    if (admin_acceptor) admin_acceptor->close(ec);
     std::lock_guard lock(mutex);
     for (const std::weak_ptr<async_connection>& weak : live) {
       if (std::shared_ptr<async_connection> c = weak.lock()) {
@@ -518,7 +631,9 @@ struct server::impl {
 
   template <class Transport>
   typename Transport::loop_task converse(Transport& t) {
-    beast::flat_buffer buffer;
+    // Bounded: what the parser keeps whole (the header, a chunk line, the trailers) fails with
+    // buffer_overflow as soon as it outgrows the buffer, before the rest of it is read.
+    beast::flat_buffer buffer(wire::read_buffer_limit(config.limits));
     bool first = true;
     for (;;) {
       // Between requests: wait for the first bytes of the next one (or the client's close).
@@ -540,24 +655,38 @@ struct server::impl {
       wire::request_parser parser;
       wire::configure(parser, config.limits);
       io_result read = co_await t.read_header(buffer, parser);
-      if (!read.ec && wire::expects_continue(parser)) {
+      // A header whose framing or Host is not acceptable is answered before its body is read.
+      std::optional<response> rejected;
+      if (!read.ec) rejected = wire::check_header(parser);
+      if (!read.ec && !rejected && wire::expects_continue(parser)) {
         read.ec = co_await t.write_interim(wire::continue_response);
       }
-      if (!read.ec && !parser.is_done()) {
+      if (!read.ec && !rejected && !parser.is_done()) {
         const io_result body = co_await t.read_body(buffer, parser);
         read.ec = body.ec;
         read.bytes += body.bytes;
       }
       counters.bytes_read.fetch_add(read.bytes, std::memory_order_relaxed);
-      if (read.ec) {
-        const wire::read_failure f = wire::classify(read.ec, true);
+      const bool head = wire::is_head(parser);
+      if (read.ec && !rejected) {
+        const auto pending = buffer.data();
+        const wire::read_failure f = wire::classify(
+            read.ec,
+            true,
+            parser,
+            std::string_view(static_cast<const char*>(pending.data()), pending.size()));
         count_failure(f);
-        if (f.answer) co_await send_last(t, *f.answer);
+        rejected = f.answer;
+        if (!rejected) co_return;
+      }
+      if (rejected) {
+        co_await send_last(t, *rejected, head);
         co_return;
       }
       t.end_request();
 
       request req = wire::take_request(parser);
+      req.admin = t.admin;
       std::optional<gauge_hold> in_flight(std::in_place, counters.requests_in_flight);
       std::optional<response> res;
       std::exception_ptr failure;
@@ -584,7 +713,7 @@ struct server::impl {
       }
       const bool keep = wire::keeps_alive(req, *res, counters.draining.load());
       counters.count_response(res->counted_as, res->status);
-      const std::string out = wire::serialize(*res, keep);
+      const std::string out = wire::serialize(*res, keep, head);
       const bool written = co_await t.write(out);
       in_flight.reset();
       if (!written) co_return;
@@ -597,9 +726,9 @@ struct server::impl {
 
   /// Writes the connection's last response (an error) and closes it gracefully.
   template <class Transport>
-  typename Transport::loop_task send_last(Transport& t, const response& r) {
+  typename Transport::loop_task send_last(Transport& t, const response& r, bool head) {
     counters.count_response(r.counted_as, r.status);
-    const std::string out = wire::serialize(r, false);
+    const std::string out = wire::serialize(r, false, head);
     if (co_await t.write(out)) co_await t.linger();
   }
 
@@ -618,7 +747,8 @@ struct server::impl {
 
   // --- a connection as a coroutine (modes offload and inline) ------------------------------------
 
-  ferry::task<void> serve(tcp::socket accepted) {
+  /// `admin`: a connection to the admin listener (counted in admin_open, not connections_open).
+  ferry::task<void> serve(tcp::socket accepted, client_slot slot, bool admin) {
     auto c = std::make_shared<async_connection>(co_await asio::this_coro::executor);
     std::list<std::weak_ptr<async_connection>>::iterator entry;
     {
@@ -628,14 +758,18 @@ struct server::impl {
     struct leave {
       impl& s;
       std::list<std::weak_ptr<async_connection>>::iterator entry;
+      client_slot& slot;
+      bool admin;
       ~leave() {
         {
           std::lock_guard lock(s.mutex);
           s.live.erase(entry);
         }
-        s.counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
+        slot.release();  // before the count: a connection no longer open holds no slot
+        (admin ? s.admin_open : s.counters.connections_open)
+            .fetch_sub(1, std::memory_order_relaxed);
       }
-    } on_exit{*this, entry};
+    } on_exit{*this, entry, slot, admin};
 
     // The socket was accepted on the io_context; the stream (and its timer) must live on this
     // coroutine's strand, which serialises them with the coroutine when there are io threads.
@@ -654,7 +788,7 @@ struct server::impl {
     c->stream.socket().non_blocking(true, ec);
     if (ec) co_return;
     try {
-      async_transport t{*this, *c, c};
+      async_transport t{*this, *c, c, admin};
       co_await converse(t);
     } catch (...) {
       // No connection may fail the group (that would cancel its siblings).
@@ -677,6 +811,7 @@ struct server::impl {
     impl& s;
     async_connection& c;
     std::weak_ptr<async_connection> self;  // c, for the idle timer's handler
+    bool admin;                            // a connection to the admin listener
 
     /// Waits for the socket to be readable, then reads what it holds without waiting again.
     ///
@@ -852,38 +987,46 @@ struct server::impl {
 
   // --- a connection on a thread of its own (mode thread) -----------------------------------------
 
-  void start_thread(tcp::socket socket) {
+  void start_thread(tcp::socket socket, client_slot slot, bool admin) {
     join_finished_threads();
     std::lock_guard lock(mutex);
     auto entry = threads.emplace(threads.end());
     entry->fd = socket.native_handle();
     live_threads.fetch_add(1);
     try {
-      entry->thread = std::thread([this, entry, s = std::move(socket)]() mutable {
-        converse_blocking(s);
-        std::lock_guard lock(mutex);
-        error_code ignored;
-        s.close(ignored);
-        entry->fd = -1;
-        finished_threads.splice(finished_threads.end(), threads, entry);
-        counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
-        live_threads.fetch_sub(1);
-      });
+      // The slot goes with the thread's function: the client's count drops when it ends.
+      entry->thread = std::thread(
+          [this, entry, admin, s = std::move(socket), slot = std::move(slot)]() mutable {
+            converse_blocking(s, admin);
+            slot.release();  // before the count: a connection no longer open holds no slot
+            std::lock_guard lock(mutex);
+            error_code ignored;
+            s.close(ignored);
+            entry->fd = -1;
+            finished_threads.splice(finished_threads.end(), threads, entry);
+            (admin ? admin_open : counters.connections_open)
+                .fetch_sub(1, std::memory_order_relaxed);
+            live_threads.fetch_sub(1);
+          });
     } catch (const std::system_error&) {
       // No thread to be had: the socket was moved into the lambda and is closed with it.
       threads.erase(entry);
       live_threads.fetch_sub(1);
-      counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
-      counters.connections_refused.fetch_add(1, std::memory_order_relaxed);
+      if (admin) {
+        admin_open.fetch_sub(1);
+      } else {
+        counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
+        counters.connections_refused.fetch_add(1, std::memory_order_relaxed);
+      }
     }
   }
 
-  void converse_blocking(tcp::socket& socket) {
+  void converse_blocking(tcp::socket& socket, bool admin) {
     error_code ec;
     socket.non_blocking(true, ec);  // every wait is a poll with a deadline (read_before)
     if (ec) return;
     try {
-      blocking_transport t{*this, socket, hard_stop.get_token()};
+      blocking_transport t{*this, socket, hard_stop.get_token(), admin};
       converse(t).get();
     } catch (...) {
       report_connection_end(std::current_exception());
@@ -899,6 +1042,7 @@ struct server::impl {
     impl& s;
     tcp::socket& socket;
     std::stop_token stop;  // the shutdown deadline passed: the job stops
+    bool admin;            // a connection to the admin listener
     clock_type::time_point deadline{};
 
     ready<error_code> wait_for_request(beast::flat_buffer& buffer, clock_type::duration timeout) {
@@ -1015,14 +1159,21 @@ struct server::impl {
   server_counters counters;
   http_handler handler;
   tcp::acceptor acceptor;
-  tcp::endpoint bound;                // what the acceptor listens on (it is closed at shutdown)
-  int backlog = 0;                    // what listen(2) was given
-  std::atomic<bool> stopping{false};  // phase 2 of the shutdown: idle connections close
+  tcp::endpoint bound;  // what the acceptor listens on (it is closed at shutdown)
+  std::optional<tcp::acceptor> admin_acceptor;  // --admin-port: /stats, /metrics, /debug/tasks
+  tcp::endpoint admin_bound;
+  std::atomic<std::size_t> admin_open{0};  // connections to the admin listener
+  int backlog = 0;                         // what listen(2) was given
+  std::atomic<bool> stopping{false};       // phase 2 of the shutdown: idle connections close
 
   std::mutex mutex;
   std::list<std::weak_ptr<async_connection>> live;  // coroutine connections, for the drain
-  std::list<thread_connection> threads;             // running connection threads
-  std::list<thread_connection> finished_threads;    // exited, not joined yet
+  // Open connections by client address, under a mutex of its own: a slot may be given back
+  // while `mutex` is held (a connection thread that could not be started).
+  std::mutex clients_mutex;
+  std::map<asio::ip::address, std::size_t> per_client;
+  std::list<thread_connection> threads;           // running connection threads
+  std::list<thread_connection> finished_threads;  // exited, not joined yet
   std::atomic<std::size_t> live_threads{0};
   std::stop_source hard_stop;   // the shutdown deadline passed: thread connections stop
   int wake_pipe[2] = {-1, -1};  // readable once draining: wakes idle connection threads
@@ -1034,6 +1185,16 @@ server::server(ferry::runtime& rt, server_config config)
 server::~server() = default;
 
 std::uint16_t server::port() const { return impl_->bound.port(); }
+
+std::uint16_t server::admin_port() const {
+  return impl_->admin_acceptor ? impl_->admin_bound.port() : 0;
+}
+
+std::string server::admin_endpoint() const {
+  if (!impl_->admin_acceptor) return {};
+  const tcp::endpoint& e = impl_->admin_bound;
+  return e.address().to_string() + ":" + std::to_string(e.port());
+}
 
 std::string server::local_endpoint() const {
   const tcp::endpoint& e = impl_->bound;

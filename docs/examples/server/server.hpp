@@ -30,6 +30,10 @@
 // Writes: a response must make progress: each write of it must complete within `write_timeout`
 // (as nginx's send_timeout), or the connection is closed and counted in write_timeouts.
 //
+// Internals: /stats, /metrics and /debug/tasks are served only on the admin listener
+// (`admin_address`, `admin_port`; none unless configured), which is outside the public limits and
+// counts. Clients: at most `max_connections_per_client` connections from one address (503).
+//
 // Accepting: the listening socket's backlog is `backlog` (0: the system's maximum,
 // /proc/sys/net/core/somaxconn); each wake-up of the acceptor accepts every connection already
 // queued (up to a batch), so a burst of connections does not wait one loop turn each.
@@ -43,6 +47,7 @@
 #include <cstdint>
 #include <ferry/io/task.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "http_handler.hpp"
@@ -56,7 +61,15 @@ namespace ferry_server {
 struct server_config {
   std::string address = "127.0.0.1";
   std::uint16_t port = 8080;  ///< 0: the kernel picks one (see server::port)
+  /// The admin listener, where /stats, /metrics and /debug/tasks are served (and the public
+  /// endpoints too); on the public port they are 404. `admin_port` nullopt: no admin
+  /// listener; 0: the kernel picks one (see server::admin_port).
+  std::string admin_address = "127.0.0.1";
+  std::optional<std::uint16_t> admin_port;
   std::size_t max_connections = 10'000;
+  /// Connections open at once from one client address; more are answered 503 and closed at
+  /// once. 0: no limit.
+  std::size_t max_connections_per_client = 256;
   /// Heavy requests queued or running before 503 (mode offload): the admission bound of the
   /// runtime's pool (`runtime_options::max_offloads_in_flight`), which must be this value.
   std::size_t max_offloads = 1024;
@@ -94,6 +107,9 @@ class server {
   std::uint16_t port() const;
   /// "127.0.0.1:8080".
   std::string local_endpoint() const;
+  /// The admin listener's port and "address:port" (0 and "" when there is none).
+  std::uint16_t admin_port() const;
+  std::string admin_endpoint() const;
 
   const server_config& config() const;
   const http_handler& handler() const;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # docs/examples/server/smoke_test.sh <ferry_server> [flags...] — the ctest smoke test example.server.
-# Starts the server on port 0, reads its "listening on" line, sends a few requests over one
-# keep-alive connection and a malformed one over another (bash's /dev/tcp, no other tool), then
+# Starts the server on port 0 with an admin listener on another, reads its two "listening on"
+# lines, sends a few requests over one keep-alive connection, /stats and /metrics over one to the
+# admin listener and a malformed one over another (bash's /dev/tcp, no other tool), then
 # stops it with SIGTERM and expects exit status 0.
 set -euo pipefail
 export LC_ALL=C
@@ -22,10 +23,10 @@ fail() {
   exit 1
 }
 
-"$server" --port 0 "$@" >"$work/stdout" 2>"$work/stderr" &
+"$server" --port 0 --admin-port 0 "$@" >"$work/stdout" 2>"$work/stderr" &
 pid=$!
 for _ in $(seq 1200); do
-  [[ -s $work/stdout ]] && break
+  [[ $(wc -l <"$work/stdout") -ge 2 ]] && break
   kill -0 "$pid" 2>/dev/null || fail "the server exited before listening"
   sleep 0.05
 done
@@ -33,6 +34,11 @@ line=$(head -n1 "$work/stdout")
 [[ $line =~ ^listening\ on\ 127\.0\.0\.1:([0-9]+)$ ]] || fail "first line on stdout: '$line'"
 port=${BASH_REMATCH[1]}
 printf 'example.server: %s\n' "$line"
+admin_line=$(sed -n 2p "$work/stdout")
+[[ $admin_line =~ ^admin\ listening\ on\ 127\.0\.0\.1:([0-9]+)$ ]] ||
+  fail "second line on stdout: '$admin_line'"
+admin_port=${BASH_REMATCH[1]}
+printf 'example.server: %s\n' "$admin_line"
 
 # read_response <fd>: sets status (the status line) and body (Content-Length bytes).
 read_response() {
@@ -69,9 +75,13 @@ expect 3 'POST /hash?rounds=3 HTTP/1.1\r\nHost: smoke\r\nContent-Length: 5\r\n\r
   'HTTP/1.1 200 OK' '^[0-9a-f]{16}'
 expect 3 'GET /work?us=0 HTTP/1.1\r\nHost: smoke\r\n\r\n' 'HTTP/1.1 400 Bad Request'
 expect 3 'GET /nowhere HTTP/1.1\r\nHost: smoke\r\n\r\n' 'HTTP/1.1 404 Not Found'
-expect 3 'GET /stats HTTP/1.1\r\nHost: smoke\r\n\r\n' 'HTTP/1.1 200 OK' '"connections"'
-expect 3 'GET /metrics HTTP/1.1\r\nHost: smoke\r\n\r\n' 'HTTP/1.1 200 OK' 'ferry_server_requests_total'
+expect 3 'GET /stats HTTP/1.1\r\nHost: smoke\r\n\r\n' 'HTTP/1.1 404 Not Found'
 exec 3>&-
+
+exec 5<>"/dev/tcp/127.0.0.1/$admin_port"
+expect 5 'GET /stats HTTP/1.1\r\nHost: smoke\r\n\r\n' 'HTTP/1.1 200 OK' '"connections"'
+expect 5 'GET /metrics HTTP/1.1\r\nHost: smoke\r\n\r\n' 'HTTP/1.1 200 OK' 'ferry_server_requests_total'
+exec 5>&-
 
 exec 4<>"/dev/tcp/127.0.0.1/$port"
 expect 4 'NOT AN HTTP REQUEST\r\n\r\n' 'HTTP/1.1 400 Bad Request'
