@@ -11,7 +11,6 @@
 #include <chrono>
 #include <exception>
 #include <ferry/ferry.hpp>
-#include <stop_token>
 
 #include "ferry/core/detail/pool_access.hpp"
 #include "ferry_test.hpp"
@@ -29,13 +28,13 @@ struct holders {
   ferry::event all_running;  // set from the pool thread (event: any thread)
   ferry::event done;         // set on the loop once every holder completed
 
-  // Starts `n` holders; returns once they all run.
-  ferry::task<void> start(std::size_t n) {
+  // Starts `n` holders; returns once `runs` of them (those the workers can take) run.
+  ferry::task<void> start(std::size_t n, std::size_t runs) {
     const auto ex = co_await asio::this_coro::executor;
     left = static_cast<int>(n);
     for (std::size_t i = 0; i < n; ++i) {
-      auto held = [this, n] {
-        if (running.fetch_add(1) + 1 == n) all_running.set();
+      auto held = [this, runs] {
+        if (running.fetch_add(1) + 1 == runs) all_running.set();
         open.wait();
       };
       auto on_done = [this](std::exception_ptr) {
@@ -48,7 +47,8 @@ struct holders {
 };
 
 TEST(Admission, ARuntimeIsAdaptiveByDefaultStartingAtTwoPerWorker) {
-  ferry::runtime rt({.cpu_threads = 2});
+  // No lag probe and no offload: nothing the limit could move on.
+  ferry::runtime rt({.cpu_threads = 2, .lag_probe_interval = 0ms});
   EXPECT_EQ(rt.cpu().admission().kind, ferry::admission_policy::mode::adaptive);
   EXPECT_EQ(rt.cpu().max_in_flight(), 4u);
   EXPECT_EQ(rt.stats().cpu.max_in_flight, 4u);
@@ -59,13 +59,18 @@ TEST(Admission, ARuntimeIsAdaptiveByDefaultStartingAtTwoPerWorker) {
   EXPECT_EQ(none.cpu().max_in_flight(), 0u);
 }
 
-// At the default limit (2 with one worker): try_offload is refused, offload waits and runs.
-TEST(Admission, AtTheDefaultLimitTryOffloadIsRefusedAndOffloadWaits) {
-  ferry::runtime rt({.cpu_threads = 1});
+// At the adaptive limit (2 with one worker, to start with): try_offload is refused, offload
+// waits and runs. A 10 s interval keeps the limit where it starts for the test's length.
+TEST(Admission, AtTheAdaptiveLimitTryOffloadIsRefusedAndOffloadWaits) {
+  ferry::admission_policy still = ferry::admission_policy::adaptive();
+  still.interval = 10s;
+  ferry::runtime rt({.cpu_threads = 1, .admission = still});
+  ASSERT_EQ(rt.cpu().max_in_flight(), 2u);
   holders h;
   bool finished = false;
   rt.run([&]() -> ferry::task<void> {
-    co_await h.start(2);  // one running, one queued: both slots taken
+    co_await h.start(2, 1);  // one running, one queued behind it: both slots taken
+    EXPECT_TRUE(ferry::test::wait_until([&] { return rt.stats().cpu.in_flight == 2; }));
 
     auto one = [] { return 1; };
     bool refused = false;
@@ -106,7 +111,7 @@ TEST(Admission, RejectWhenFullMakesOffloadRefuseToo) {
   holders h;
   bool finished = false;
   rt.run([&]() -> ferry::task<void> {
-    co_await h.start(1);
+    co_await h.start(1, 1);
     std::atomic<bool> ran{false};
     auto work = [&ran] { ran = true; };
     bool refused = false;
@@ -135,7 +140,7 @@ TEST(Admission, WorkStillWaitingAtItsDeadlineNeverRunsAndTimesOutAtOnce) {
     holders h;
     bool finished = false;
     rt.run([&]() -> ferry::task<void> {
-      co_await h.start(1);  // the only worker is busy until h.open opens
+      co_await h.start(1, 1);  // the only worker is busy until h.open opens
       std::atomic<bool> ran{false};
       auto work = [&ran] { ran = true; };
       bool timed_out = false;
@@ -158,23 +163,8 @@ TEST(Admission, WorkStillWaitingAtItsDeadlineNeverRunsAndTimesOutAtOnce) {
   }
 }
 
-// Work running at its deadline gets its stop token, and the timeout is reported.
-FERRY_CO_TEST(Admission, WorkRunningAtItsDeadlineIsAskedToStop) {
-  std::atomic<bool> saw_stop{false};
-  auto work = [&saw_stop](std::stop_token st) {
-    EXPECT_TRUE(ferry::test::wait_until([&] { return st.stop_requested(); }));
-    saw_stop = st.stop_requested();
-    ferry::throw_if_stop_requested(st);
-  };
-  bool timed_out = false;
-  try {
-    co_await ferry::timeout(1ms, ferry::offload(work));
-  } catch (const ferry::timeout_error&) {
-    timed_out = true;
-  }
-  EXPECT_TRUE(timed_out);
-  EXPECT_TRUE(saw_stop.load());
-}
+// Work running at its deadline gets its stop token: Timeout.StopsAnOffloadThroughItsStopToken
+// (tests/io/timeout_test.cpp).
 
 // The adaptive limit, on a real pool: a queue wait above the target cuts it to the workers; a
 // short one while submissions find it full raises it. Waits for the limit (a state); the
