@@ -265,7 +265,7 @@ TEST(RespondToBytes, LongTargetIs414) {
 TEST(RequestPath, ScrubAddressesKeepsSymbolsAndOffsetsOnly) {
   EXPECT_EQ(scrub_addresses("#0 0x7f3a1b2c3d4e (/usr/lib/x86_64-linux-gnu/libc.so.6+0x9a1b2)\n"),
             "#0 <addr> (libc.so.6+0x9a1b2)\n");
-  EXPECT_EQ(scrub_addresses("#1 spin() at /work/src/server.cpp:42\n"),
+  EXPECT_EQ(scrub_addresses("#1 spin() at /home/build/app/src/server.cpp:42\n"),
             "#1 spin() at server.cpp:42\n");
   EXPECT_EQ(scrub_addresses("#2 foo+0x1f (/opt/app/bin/ferry_server)\n"),
             "#2 foo+0x1f (ferry_server)\n");
