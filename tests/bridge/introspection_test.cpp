@@ -89,18 +89,21 @@ TEST(StallReport, DefaultReporterPrintsTheStack) {
   testing::internal::CaptureStderr();
   {
     ferry::runtime rt(ferry::runtime_options{.slow_callback_threshold = 40ms});
-    rt.run([&rt, &done]() -> ferry::task<void> {
-      // Blocks until the watchdog has counted the stall, i.e. written the ongoing report.
-      std::atomic<bool> counted{false};
-      std::thread watcher([&] {
-        ferry::test::wait_until([&] { return rt.stats().loop.slow_callbacks > 0; });
-        counted.store(true);
-      });
-      ferry_stall_culprit_spins_until_reported(counted);
-      watcher.join();
+    // Tells the culprit when the watchdog has counted the stall, i.e. written the ongoing
+    // report. Started before the loop runs: a thread started inside the stalled handler could
+    // still be starting when the report is taken (slow under a sanitizer), and the report would
+    // show pthread_create instead of the culprit.
+    std::atomic<bool> counted{false};
+    std::thread watcher([&] {
+      ferry::test::wait_until([&] { return rt.stats().loop.slow_callbacks > 0; });
+      counted.store(true);
+    });
+    rt.run([&counted, &done]() -> ferry::task<void> {
+      ferry_stall_culprit_spins_until_reported(counted);  // blocks until counted
       co_await ferry::sleep(1ms);
       done = true;
     }());
+    watcher.join();
     ASSERT_TRUE(done.load());
     ASSERT_TRUE(ferry::test::wait_until([&] { return rt.stats().loop.longest_stall > 0ns; }));
   }

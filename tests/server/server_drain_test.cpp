@@ -198,9 +198,11 @@ TEST_P(ServerDrain, ABurstOfConnectionsLargerThanOneAcceptBatchIsServed) {
   for (int i = 0; i < 600; ++i) clients.push_back(std::make_unique<raw_client>(s.port()));
   ASSERT_TRUE(eventually([&] { return s.counters().connections_accepted.load() == 600; }));
   for (auto& c : clients) ASSERT_TRUE(c->send(get("/ping")));
-  for (auto& c : clients) {
-    const std::optional<reply> r = c->read_reply();
-    ASSERT_TRUE(has_status(r, 200));
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    const std::optional<reply> r = clients[i]->read_reply();
+    ASSERT_TRUE(has_status(r, 200))
+        << "connection " << i << "; refused " << s.counters().connections_refused.load()
+        << ", open " << s.counters().connections_open.load();
   }
 }
 
