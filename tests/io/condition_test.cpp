@@ -58,16 +58,21 @@ struct callback_waiter {
 namespace {
 
 // Starts `n` coroutines that wait on `cv`, each under its lock, and append their index to `order`
-// once woken; runs `io` until all of them wait.
-void start_waiters(asio::io_context& io, ferry::condition& cv, int n, std::vector<int>& order) {
+// once woken; runs `io` until all of them wait. The test keeps the handles.
+std::vector<ferry::test::spawned> start_waiters(asio::io_context& io,
+                                                ferry::condition& cv,
+                                                int n,
+                                                std::vector<int>& order) {
+  std::vector<ferry::test::spawned> waiters;
   for (int i = 0; i < n; ++i) {
-    ferry::test::spawn_detached(io, [&cv, &order, i]() -> ferry::task<void> {
+    waiters.push_back(ferry::test::spawn_checked(io, [&cv, &order, i]() -> ferry::task<void> {
       auto lock = co_await cv.lock();
       co_await cv.wait(lock);
       order.push_back(i);
-    });
+    }));
   }
   io.poll();
+  return waiters;
 }
 
 }  // namespace
@@ -78,7 +83,7 @@ TEST(Condition, WaitReleasesTheMutexAndReacquiresItBeforeReturning) {
   bool ready = false;
   bool notifier_done = false;
   bool checked = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto lock = co_await cv.lock();
     co_await cv.wait(lock);
     EXPECT_TRUE(lock.owns_lock());
@@ -90,7 +95,7 @@ TEST(Condition, WaitReleasesTheMutexAndReacquiresItBeforeReturning) {
   io.poll();
   EXPECT_EQ(cv.waiting(), 1u);
   EXPECT_FALSE(cv.mutex().locked());  // released by the wait
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro2 = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto lock = co_await cv.lock();
     ready = true;
     cv.notify_one();
@@ -106,7 +111,7 @@ TEST(Condition, NotifyOneWakesTheOldestWaiter) {
   asio::io_context io;
   ferry::condition cv;
   std::vector<int> order;
-  start_waiters(io, cv, 3, order);
+  auto waiters = start_waiters(io, cv, 3, order);
   ASSERT_EQ(cv.waiting(), 3u);
   for (int n = 1; n <= 3; ++n) {
     cv.notify_one();
@@ -121,7 +126,7 @@ TEST(Condition, NotifyAllAndNotifyNWakeWaitersInFifoOrder) {
   asio::io_context io;
   ferry::condition cv;
   std::vector<int> order;
-  start_waiters(io, cv, 5, order);
+  auto waiters = start_waiters(io, cv, 5, order);
   cv.notify(2);
   io.poll();
   EXPECT_EQ(order, (std::vector<int>{0, 1}));
@@ -138,7 +143,7 @@ TEST(Condition, NotifyWithNoWaiterIsNotRemembered) {
   cv.notify_one();
   cv.notify_all();
   bool woke = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto lock = co_await cv.lock();
     co_await cv.wait(lock);
     woke = true;
@@ -155,14 +160,14 @@ TEST(Condition, NotifiedWaiterQueuesForTheMutexBehindEarlierLockers) {
   asio::io_context io;
   ferry::condition cv;
   std::vector<char> order;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto lock = co_await cv.lock();
     co_await cv.wait(lock);
     order.push_back('w');
   });
   io.poll();
   ASSERT_TRUE(cv.mutex().try_lock());  // the test holds the mutex
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro2 = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto lock = co_await cv.lock();
     order.push_back('l');
   });
@@ -183,7 +188,7 @@ TEST(Condition, WaitWithPredicateLoopsUntilItHolds) {
   int value = 0;
   int evaluations = 0;
   bool done = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto lock = co_await cv.lock();
     co_await cv.wait(lock, [&] {
       ++evaluations;
@@ -208,7 +213,7 @@ TEST(Condition, WaitWithATruePredicateDoesNotWait) {
   asio::io_context io;
   ferry::condition cv;
   bool done = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto lock = co_await cv.lock();
     co_await cv.wait(lock, [] { return true; });
     done = lock.owns_lock();
@@ -222,7 +227,7 @@ TEST(Condition, PredicateExceptionPropagatesAndTheGuardUnlocks) {
   asio::io_context io;
   ferry::condition cv;
   bool caught = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     try {
       auto lock = co_await cv.lock();
       co_await cv.wait(lock, []() -> bool { throw std::runtime_error("pred"); });
@@ -241,7 +246,7 @@ TEST(Condition, WaitRequiresAGuardOfTheConditionsMutex) {
   ferry::mutex other;
   int invalid = 0;
   bool other_still_owned = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     ferry::mutex::guard empty;
     try {
       co_await cv.wait(empty);
@@ -357,7 +362,7 @@ TEST(Condition, ComposesWithAwaitableOperators) {
   ferry::condition cv;
   std::size_t index = 99;
   bool owned_after = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto lock = co_await cv.lock();
     auto r = co_await (cv.wait(lock) || ferry::sleep(5ms));
     index = r.index();
@@ -380,7 +385,7 @@ TEST(Condition, SharesABorrowedMutexWithOtherConditions) {
   std::vector<int> items;
   std::vector<int> taken;
   constexpr std::size_t capacity = 2;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     for (int i = 0; i < 10; ++i) {
       auto lock = co_await m.lock();
       co_await not_full.wait(lock, [&] { return items.size() < capacity; });
@@ -388,7 +393,7 @@ TEST(Condition, SharesABorrowedMutexWithOtherConditions) {
       not_empty.notify_one();
     }
   });
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro2 = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     while (taken.size() < 10) {
       auto lock = co_await m.lock();
       co_await not_empty.wait(lock, [&] { return !items.empty(); });

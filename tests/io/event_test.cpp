@@ -37,7 +37,7 @@ TEST(Event, WaitOnASetEventReturnsWithoutSuspending) {
   ev.set();
   bool other_ran = false;
   bool checked = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     asio::post(io, [&] { other_ran = true; });
     co_await ev.wait();  // a suspension would let the posted handler run first
     EXPECT_FALSE(other_ran);
@@ -51,7 +51,7 @@ TEST(Event, WaitSuspendsUntilSet) {
   asio::io_context io;
   ferry::event ev;
   bool woke = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     co_await ev.wait();
     woke = true;
   });
@@ -68,11 +68,12 @@ TEST(Event, SetWakesEveryWaiterInFifoOrder) {
   asio::io_context io;
   ferry::event ev;
   std::vector<int> order;
+  std::vector<ferry::test::spawned> coros;
   for (int i = 0; i < 5; ++i) {
-    ferry::test::spawn_detached(io, [&, i]() -> ferry::task<void> {
+    coros.push_back(ferry::test::spawn_checked(io, [&, i]() -> ferry::task<void> {
       co_await ev.wait();
       order.push_back(i);
-    });
+    }));
   }
   io.poll();
   EXPECT_EQ(ev.waiting(), 5u);
@@ -164,7 +165,7 @@ TEST(Event, ComposesWithAwaitableOperators) {
   asio::io_context io;
   ferry::event ev;
   std::size_t index = 99;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto r = co_await (ev.wait() || ferry::sleep(5ms));
     index = r.index();
   });
@@ -199,13 +200,13 @@ TEST(Event, SetFromAnotherThreadWakesWaitersOnTheirExecutors) {
   std::thread::id resumed_a;
   std::thread::id resumed_b;
   auto spawn = [&](asio::io_context& io, std::thread::id& resumed) {
-    ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    return ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
       co_await ev.wait();
       resumed = std::this_thread::get_id();
     });
   };
-  spawn(a, resumed_a);
-  spawn(b, resumed_b);
+  auto coro_a = spawn(a, resumed_a);
+  auto coro_b = spawn(b, resumed_b);
   std::thread ta([&] {
     a_thread = std::this_thread::get_id();
     a.run();

@@ -75,7 +75,7 @@ TEST(Gather, ReturnsValuesInArgumentOrderWhateverTheCompletionOrder) {
   asio::io_context io;
   ferry::semaphore g0(0), g1(0), g2(0);
   std::optional<std::tuple<int, int, std::monostate, int>> result;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     result = co_await ferry::gather(
         value_after(g0, 10), value_after(g1, 11), nothing(), value_after(g2, 12));
   });
@@ -216,7 +216,7 @@ TEST(Gather, VectorOfTasksReturnsValuesInOrder) {
   std::vector<ferry::task<int>> tasks;
   for (int i = 0; i < 5; ++i) tasks.push_back(value_after(gate, i * i));
   std::optional<std::vector<int>> result;
-  ferry::test::spawn_detached(
+  auto coro = ferry::test::spawn_checked(
       io, [&]() -> ferry::task<void> { result = co_await ferry::gather(std::move(tasks)); });
   io.poll();
   EXPECT_EQ(gate.waiting(), 5u);
@@ -271,7 +271,7 @@ TEST(Gather, ChildrenRunOnTheCallersExecutorAndTheCallerResumesThere) {
     children_on_strand += strand.running_in_this_thread() ? 1 : 0;
     co_return 0;
   };
-  ferry::test::spawn_detached(strand, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(strand, [&]() -> ferry::task<void> {
     co_await ferry::gather(child(), child(), child());
     resumed_on_strand = strand.running_in_this_thread();
   });

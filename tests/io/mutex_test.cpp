@@ -28,7 +28,7 @@ TEST(Mutex, LockAndUnlockThroughTheGuard) {
   asio::io_context io;
   ferry::mutex m;
   bool ran = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     {
       auto lock = co_await m.lock();
       EXPECT_TRUE(lock.owns_lock());
@@ -68,7 +68,7 @@ TEST(Mutex, GuardUnlocksWhenAnExceptionUnwinds) {
   asio::io_context io;
   ferry::mutex m;
   bool caught = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     try {
       auto lock = co_await m.lock();
       throw std::runtime_error("inside");
@@ -111,7 +111,7 @@ TEST(Mutex, UncontendedLockDoesNotSuspend) {
   ferry::mutex m;
   bool other_ran = false;
   bool checked = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     asio::post(io, [&] { other_ran = true; });
     auto lock = co_await m.lock();  // a suspension would let the posted handler run first
     EXPECT_FALSE(other_ran);
@@ -127,12 +127,13 @@ TEST(Mutex, UnlockHandsOwnershipToWaitersInFifoOrder) {
   ferry::mutex m;
   ASSERT_TRUE(m.try_lock());
   std::vector<int> order;
+  std::vector<ferry::test::spawned> coros;
   for (int i = 0; i < 5; ++i) {
-    ferry::test::spawn_detached(io, [&, i]() -> ferry::task<void> {
+    coros.push_back(ferry::test::spawn_checked(io, [&, i]() -> ferry::task<void> {
       auto lock = co_await m.lock();
       order.push_back(i);
       co_await asio::post(io, asio::use_awaitable);  // hold the lock across a suspension
-    });
+    }));
   }
   io.poll();
   EXPECT_EQ(m.waiting(), 5u);
@@ -245,7 +246,7 @@ TEST(Mutex, HandOffToTheLosingBranchOfOrIsUnlockedByItsGuard) {
   ferry::event ev;
   ASSERT_TRUE(m.try_lock());
   std::size_t index = 99;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto r = co_await (m.lock() || ev.wait());
     index = r.index();
   });
@@ -266,7 +267,7 @@ TEST(Mutex, ComposesWithAwaitableOperators) {
   ferry::mutex m;
   ASSERT_TRUE(m.try_lock());
   std::size_t index = 99;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto r = co_await (m.lock() || ferry::sleep(5ms));
     index = r.index();
   });
@@ -282,7 +283,7 @@ TEST(Mutex, AsyncLockWorksWithAsTupleAndDeferred) {
   asio::io_context io;
   ferry::mutex m;
   bool got = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto [e] = co_await m.async_lock(asio::as_tuple(asio::use_awaitable));
     EXPECT_FALSE(e);
     ferry::mutex::guard lock(m, std::adopt_lock);
@@ -306,11 +307,11 @@ TEST(Mutex, WaitersOnOtherThreadsResumeOnTheirOwnExecutors) {
   std::thread::id b_thread;
   std::thread::id resumed_a;
   std::thread::id resumed_b;
-  ferry::test::spawn_detached(a, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(a, [&]() -> ferry::task<void> {
     auto lock = co_await m.lock();
     resumed_a = std::this_thread::get_id();
   });
-  ferry::test::spawn_detached(b, [&]() -> ferry::task<void> {
+  auto coro2 = ferry::test::spawn_checked(b, [&]() -> ferry::task<void> {
     auto lock = co_await m.lock();
     resumed_b = std::this_thread::get_id();
   });

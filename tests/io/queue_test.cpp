@@ -60,7 +60,7 @@ TEST(Queue, ItemsComeOutInFifoOrder) {
   asio::io_context io;
   ferry::queue<int> q(3);
   std::vector<int> got;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     co_await q.put(1);
     co_await q.put(2);
     EXPECT_TRUE(q.try_put(3));
@@ -79,10 +79,10 @@ TEST(Queue, MoveOnlyItemsWithoutDefaultConstructor) {
   asio::io_context io;
   ferry::queue<token> q(1);
   std::vector<int> got;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     for (int i = 0; i < 3; ++i) got.push_back((co_await q.get()).value());
   });
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro2 = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     for (int i = 0; i < 3; ++i) co_await q.put(token(i));
   });
   io.run();
@@ -108,7 +108,7 @@ TEST(Queue, PutWaitsWhileFullAndEntersWhenAGetFreesASlot) {
   ferry::queue<int> q(1);
   bool put_done = false;
   EXPECT_TRUE(q.try_put(1));
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     co_await q.put(2);
     put_done = true;
   });
@@ -129,7 +129,8 @@ TEST(Queue, GetWaitsWhileEmptyAndReceivesTheItemDirectly) {
   asio::io_context io;
   ferry::queue<std::string> q(1);
   std::string got;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> { got = co_await q.get(); });
+  auto coro =
+      ferry::test::spawn_checked(io, [&]() -> ferry::task<void> { got = co_await q.get(); });
   io.poll();
   EXPECT_EQ(q.getters_waiting(), 1u);
   EXPECT_TRUE(q.try_put("hello"));
@@ -142,9 +143,10 @@ TEST(Queue, WaitingGettersAreServedInFifoOrder) {
   asio::io_context io;
   ferry::queue<int> q(10);
   std::vector<std::pair<int, int>> got;  // (getter, item)
+  std::vector<ferry::test::spawned> coros;
   for (int i = 0; i < 5; ++i) {
-    ferry::test::spawn_detached(
-        io, [&, i]() -> ferry::task<void> { got.emplace_back(i, co_await q.get()); });
+    coros.push_back(ferry::test::spawn_checked(
+        io, [&, i]() -> ferry::task<void> { got.emplace_back(i, co_await q.get()); }));
   }
   io.poll();
   EXPECT_EQ(q.getters_waiting(), 5u);
@@ -158,8 +160,10 @@ TEST(Queue, BlockedPuttersEnterInFifoOrder) {
   asio::io_context io;
   ferry::queue<int> q(1);
   EXPECT_TRUE(q.try_put(0));
+  std::vector<ferry::test::spawned> coros;
   for (int i = 1; i <= 4; ++i) {
-    ferry::test::spawn_detached(io, [&, i]() -> ferry::task<void> { co_await q.put(i); });
+    coros.push_back(
+        ferry::test::spawn_checked(io, [&, i]() -> ferry::task<void> { co_await q.put(i); }));
   }
   io.poll();
   EXPECT_EQ(q.putters_waiting(), 4u);
@@ -280,7 +284,7 @@ TEST(Queue, ComposesWithAwaitableOperators) {
   asio::io_context io;
   ferry::queue<int> q(1);
   std::size_t index = 99;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto r = co_await (q.get() || ferry::sleep(5ms));
     index = r.index();
     co_await q.put(1);
@@ -299,14 +303,15 @@ TEST(Queue, CloseWakesWaitingGettersWithQueueClosed) {
   asio::io_context io;
   ferry::queue<int> q(2);
   int closed_seen = 0;
+  std::vector<ferry::test::spawned> coros;
   for (int i = 0; i < 3; ++i) {
-    ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    coros.push_back(ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
       try {
         co_await q.get();
       } catch (const ferry::queue_closed&) {
         ++closed_seen;
       }
-    });
+    }));
   }
   io.poll();
   EXPECT_EQ(q.getters_waiting(), 3u);
@@ -325,7 +330,7 @@ TEST(Queue, CloseDeliversRemainingItemsThenThrows) {
   q.close();
   std::vector<int> got;
   bool closed_seen = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     try {
       for (;;) got.push_back(co_await q.get());
     } catch (const ferry::queue_closed& e) {
@@ -374,7 +379,7 @@ TEST(Queue, JoinWaitsUntilEveryItemIsDone) {
   asio::io_context io;
   ferry::queue<int> q(4);
   bool joined = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     co_await q.join();  // nothing unfinished: completes at once
     co_await q.put(1);
     co_await q.put(2);
@@ -443,7 +448,7 @@ TEST(Queue, ProducerOnThePoolConsumerOnTheLoop) {
   ferry::runtime rt({.io_threads = 1, .cpu_threads = 2});
   ferry::queue<int> q(2);
   const int n = 200;
-  ferry::test::spawn_detached(rt.cpu().get_executor(), [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(rt.cpu().get_executor(), [&]() -> ferry::task<void> {
     for (int i = 0; i < n; ++i) co_await q.put(i);
     q.close();
   });

@@ -37,7 +37,7 @@ TEST(Race, FirstToFinishWinsAndTheLosersHaveFinishedWhenItReturns) {
   probe a, b;
   bool losers_finished = false;
   std::optional<race_result> result;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     result = co_await ferry::race(wait_forever<int>(a), value_after(gate, 5), wait_forever<int>(b));
     losers_finished = a.finished && b.finished;
   });
@@ -144,7 +144,7 @@ TEST(Race, ChildrenRunOnTheCallersStrandAndTheCallerResumesThere) {
     co_await ferry::sleep(std::chrono::milliseconds(v));
     co_return v;
   };
-  ferry::test::spawn_detached(strand, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(strand, [&]() -> ferry::task<void> {
     co_await ferry::race(child(0), child(50));
     resumed_on_strand = strand.running_in_this_thread();
   });

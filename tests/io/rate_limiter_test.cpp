@@ -110,7 +110,7 @@ TEST(RateLimiter, RejectsBadArguments) {
   EXPECT_THROW(limiter.async_acquire(4, asio::bind_executor(io, [](std::exception_ptr) {})),
                std::invalid_argument);
   bool caught = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     try {
       co_await limiter.acquire(0);
     } catch (const std::invalid_argument&) {
@@ -153,7 +153,7 @@ TEST(RateLimiter, AcquireWaitsUntilTheTokensAreThere) {
   asio::io_context io;
   empty_limiter limiter(10.0, 1);
   bool done = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     co_await limiter.acquire();
     done = true;
   });
@@ -186,11 +186,12 @@ TEST(RateLimiter, WaitersAreServedInFifoOrder) {
   asio::io_context io;
   empty_limiter limiter(10.0, 1);
   std::vector<int> order;
+  std::vector<ferry::test::spawned> coros;
   for (int i = 0; i < 4; ++i) {
-    ferry::test::spawn_detached(io, [&, i]() -> ferry::task<void> {
+    coros.push_back(ferry::test::spawn_checked(io, [&, i]() -> ferry::task<void> {
       co_await limiter.acquire();
       order.push_back(i);
-    });
+    }));
   }
   io.poll();
   EXPECT_EQ(limiter.waiting(), 4u);
@@ -316,7 +317,7 @@ TEST(RateLimiter, ComposesWithAwaitableOperators) {
   ferry::rate_limiter limiter(0.001, 1);  // one token per 1000 s
   EXPECT_TRUE(limiter.try_acquire());
   std::size_t index = 99;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto r = co_await (limiter.acquire() || ferry::sleep(5ms));
     index = r.index();
   });
@@ -330,7 +331,7 @@ TEST(RateLimiter, RealClockGrantsEveryAcquire) {
   asio::io_context io;
   ferry::rate_limiter limiter(2000.0, 1);
   int granted = 0;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     for (int i = 0; i < 10; ++i) {
       co_await limiter.acquire();
       ++granted;
@@ -360,12 +361,13 @@ TEST(RateLimiter, HeadWhoseLoopIsDestroyedHandsTheDutyOn) {
   bool head_resumed = false;
   {
     asio::io_context doomed;
-    ferry::test::spawn_detached(doomed, [&]() -> ferry::task<void> {
+    auto coro = ferry::test::spawn_checked(doomed, [&]() -> ferry::task<void> {
       auto payload = std::make_unique<int>(1);  // freed with the frame (checked by ASan)
       co_await limiter.acquire();
       head_resumed = true;
     });
-    doomed.poll();  // the coroutine is the head, sleeping on a timer of `doomed`
+    coro.may_not_finish();  // destroyed with `doomed`, suspended in acquire
+    doomed.poll();          // the coroutine is the head, sleeping on a timer of `doomed`
     limiter.async_acquire(1, next.handler(other));
     EXPECT_EQ(limiter.waiting(), 2u);
   }  // `doomed` destroys the head's timer handler: the head resigns

@@ -22,7 +22,7 @@ using ferry::test::is_operation_aborted;
 TEST(Semaphore, AcquireAndReleaseThroughTheGuard) {
   asio::io_context io;
   ferry::semaphore sem(2);
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     {
       auto a = co_await sem.acquire();
       auto b = co_await sem.acquire();
@@ -39,7 +39,7 @@ TEST(Semaphore, GuardReleasesWhenAnExceptionUnwinds) {
   asio::io_context io;
   ferry::semaphore sem(1);
   bool caught = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     try {
       auto permit = co_await sem.acquire();
       throw std::runtime_error("inside");
@@ -56,11 +56,12 @@ TEST(Semaphore, WaitersAreServedInFifoOrder) {
   asio::io_context io;
   ferry::semaphore sem(0);
   std::vector<int> order;
+  std::vector<ferry::test::spawned> coros;
   for (int i = 0; i < 5; ++i) {
-    ferry::test::spawn_detached(io, [&, i]() -> ferry::task<void> {
+    coros.push_back(ferry::test::spawn_checked(io, [&, i]() -> ferry::task<void> {
       auto permit = co_await sem.acquire();
       order.push_back(i);
-    });
+    }));
   }
   io.poll();  // all five now wait, in spawn order
   EXPECT_EQ(sem.waiting(), 5u);
@@ -74,7 +75,7 @@ TEST(Semaphore, TryAcquireDoesNotOvertakeAWaiter) {
   asio::io_context io;
   ferry::semaphore sem(0);
   bool got = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto permit = co_await sem.acquire();
     got = true;
     permit.detach();  // keep it
@@ -126,7 +127,7 @@ TEST(Semaphore, ComposesWithAwaitableOperators) {
   asio::io_context io;
   ferry::semaphore sem(0);
   std::size_t index = 99;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     auto r = co_await (sem.acquire() || ferry::sleep(5ms));
     index = r.index();
   });

@@ -94,7 +94,7 @@ TEST(TaskGroupScope, ReturnsTheBodysValueOnceEveryChildHasFinished) {
     body_returned = true;
     co_return 7;
   };
-  spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = spawn_checked(io, [&]() -> ferry::task<void> {
     value = co_await ferry::task_group::scope(body);
     scope_returned = true;
   });
@@ -445,7 +445,7 @@ TEST(TaskGroupScope, ChildrenSpawnedAfterTheBodyReturnedAreAwaited) {
     tg.spawn(spawner(tg));
     co_return;
   };
-  spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = spawn_checked(io, [&]() -> ferry::task<void> {
     co_await ferry::task_group::scope(body);
     scope_returned = true;
   });
@@ -466,7 +466,7 @@ TEST(TaskGroupScope, TheBodyRunsOnTheAwaitersStrand) {
     co_await ferry::sleep(0ms);
     body_on_strand = strand.running_in_this_thread();
   };
-  spawn_detached(strand, [&]() -> ferry::task<void> {
+  auto coro = spawn_checked(strand, [&]() -> ferry::task<void> {
     co_await ferry::task_group::scope(body);
     resumed_on_strand = strand.running_in_this_thread();
   });

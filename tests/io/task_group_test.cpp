@@ -119,7 +119,7 @@ TEST(TaskGroup, JoinWaitsForEveryChildAndResultsAreReadableAfterIt) {
   std::optional<ferry::task_handle<int>> h1, h2;
   std::optional<ferry::task_handle<void>> h3;
   bool joined = false;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     ferry::task_group tg{co_await asio::this_coro::executor};
     h1 = tg.spawn(value_after(gate, 1));
     h2 = tg.spawn(value_soon(2));
@@ -401,7 +401,7 @@ TEST(TaskGroup, DestructorCancelsTheChildrenWithoutBlocking) {
   asio::io_context io;
   probe a, b;
   bool finished_right_after_destructor = true;
-  ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
     {
       ferry::task_group tg{co_await asio::this_coro::executor};
       tg.spawn(wait_forever(a));

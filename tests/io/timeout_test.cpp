@@ -228,13 +228,14 @@ TEST(Timeout, ZeroTimeoutCancelsASleepZeroOnAStrandBesideOtherDueTimers) {
     int neighbours_done = 0;
     bool timed_out = false;
     bool finished = false;
+    std::vector<ferry::test::spawned> coros;
     for (int n = 0; n < 3; ++n) {
-      ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+      coros.push_back(ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
         co_await ferry::sleep(0ms);
         ++neighbours_done;
-      });
+      }));
     }
-    ferry::test::spawn_detached(strand, [&]() -> ferry::task<void> {
+    auto coro = ferry::test::spawn_checked(strand, [&]() -> ferry::task<void> {
       try {
         co_await ferry::timeout(0ms, ferry::sleep(0ms));
       } catch (const ferry::timeout_error&) {
@@ -290,7 +291,7 @@ TEST(Timeout, APermitGrantedAsTheDeadlineFiresIsDeliveredNotLost) {
     std::optional<ferry::semaphore::guard> permit;
     std::exception_ptr error;
     bool finished = false;
-    ferry::test::spawn_detached(io, [&]() -> ferry::task<void> {
+    auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
       try {
         permit.emplace(co_await ferry::timeout(deadline, sem.acquire()));
       } catch (...) {
@@ -355,7 +356,7 @@ TEST(Timeout, TheInnerRunsOnTheCallersStrandAndTheCallerResumesThere) {
     inner_on_strand = strand.running_in_this_thread();
     co_return 1;
   };
-  ferry::test::spawn_detached(strand, [&]() -> ferry::task<void> {
+  auto coro = ferry::test::spawn_checked(strand, [&]() -> ferry::task<void> {
     co_await ferry::timeout(1h, inner());
     resumed_on_strand = strand.running_in_this_thread();
   });

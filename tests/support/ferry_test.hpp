@@ -34,6 +34,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -109,11 +110,64 @@ class gate {
   bool open_ = false;
 };
 
-/// Starts the coroutine `f` on `where` (an execution context or executor), detached: what it
-/// checks it checks with EXPECT_*, and the test runs the context to let it finish.
+/// A coroutine started by `spawn_checked`. An exception escaping the coroutine fails the test
+/// where it escapes, with its message and the line of the spawn. When the handle is destroyed
+/// (at the end of the test's scope) the test fails unless the coroutine ran to its end, so a
+/// check at the end of a coroutine that never got there cannot pass silently. A coroutine meant
+/// to stay suspended (destroyed with its context) says so with `may_not_finish()`.
+class [[nodiscard]] spawned {
+ public:
+  struct state {
+    std::atomic<bool> ended{false};  // returned or threw
+    std::atomic<bool> threw{false};
+  };
+
+  spawned(std::shared_ptr<state> s, std::source_location where) noexcept
+      : state_(std::move(s)), where_(where) {}
+  spawned(spawned&& other) noexcept
+      : state_(std::move(other.state_)),
+        where_(other.where_),
+        may_not_finish_(other.may_not_finish_) {}
+  spawned& operator=(spawned&&) = delete;
+  ~spawned() {
+    if (state_ != nullptr && !may_not_finish_ && !state_->ended.load()) {
+      ADD_FAILURE_AT(where_.file_name(), static_cast<int>(where_.line()))
+          << "the coroutine spawned here never ran to its end";
+    }
+  }
+
+  /// The coroutine returned or threw (a throw has failed the test already).
+  bool ended() const noexcept { return state_->ended.load(); }
+  /// The coroutine returned.
+  bool returned() const noexcept { return ended() && !state_->threw.load(); }
+  /// The coroutine may still be suspended when the handle is destroyed (its context destroys it).
+  void may_not_finish() noexcept { may_not_finish_ = true; }
+
+ private:
+  std::shared_ptr<state> state_;
+  std::source_location where_;
+  bool may_not_finish_ = false;
+};
+
+/// Starts the coroutine `f` (a callable returning a task, or a task) on `where` (an execution
+/// context or executor); see `spawned` for what the test is told. Keep the handle for as long as
+/// the coroutine may run: `auto c = spawn_checked(io, ...); io.run();`.
 template <class Where, class F>
-void spawn_detached(Where&& where, F&& f) {
-  boost::asio::co_spawn(std::forward<Where>(where), std::forward<F>(f), boost::asio::detached);
+spawned spawn_checked(Where&& where,
+                      F&& f,
+                      std::source_location at = std::source_location::current()) {
+  auto s = std::make_shared<spawned::state>();
+  boost::asio::co_spawn(
+      std::forward<Where>(where), std::forward<F>(f), [s, at](std::exception_ptr e) {
+        if (e) {
+          s->threw.store(true);
+          ADD_FAILURE_AT(at.file_name(), static_cast<int>(at.line()))
+              << "the coroutine spawned here threw: "
+              << (message_of(e).empty() ? "(not a std::exception)" : message_of(e));
+        }
+        s->ended.store(true);
+      });
+  return spawned(std::move(s), at);
 }
 
 /// Runs `t` on `io` until it and everything it started have finished; returns its outcome.
