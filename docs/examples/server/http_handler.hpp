@@ -233,7 +233,7 @@ struct request {
   bool admin = false;
   /// The values of the request's Request-Timeout fields, as sent (bounded by --max-header); the
   /// router checks them (request_timeout_field).
-  std::vector<std::string> request_timeouts;
+  std::vector<std::string> request_timeouts{};
 };
 
 /// A response, before it is serialised (see serialize in http_wire.hpp).
