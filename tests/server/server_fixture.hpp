@@ -89,7 +89,7 @@ inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseco
 }
 
 /// A server running `run()` on its own runtime (`io_threads` io threads, 2 cpu workers, the
-/// offload bound `config.max_offloads`) under
+/// admission policy of `config`: admission_policy_for) under
 /// runtime::run on a thread of the test. `stop()` asks it to shut down (as SIGTERM does) and
 /// waits for run() to return.
 class test_server {
@@ -97,7 +97,7 @@ class test_server {
   explicit test_server(ferry_server::server_config config, std::size_t io_threads = 1)
       : rt_(ferry::runtime_options{.io_threads = io_threads,
                                    .cpu_threads = 2,
-                                   .max_offloads_in_flight = config.max_offloads}),
+                                   .admission = ferry_server::admission_policy_for(config)}),
         srv_(rt_, std::move(config)),
         thread_([this] {
           try {

@@ -292,19 +292,25 @@ TEST_P(Server, Http10ClosesUnlessKeepAliveIsAsked) {
 }
 
 TEST_P(Server, SeveralIoThreadsServeConcurrentClients) {
-  test_server s(config_for(GetParam()), 2);
+  ferry_server::server_config config = config_for(GetParam());
+  // A fixed bound above the burst: every request is admitted (the adaptive default sheds a cold
+  // burst deeper than its target; server_overload_test.cpp tests that).
+  config.max_offloads = 1024;
+  test_server s(config, 2);
   const std::vector<unsigned> statuses = concurrent_requests(s.port(), 32, get("/work?us=500"));
   for (unsigned status : statuses) EXPECT_EQ(status, 200u);
   EXPECT_TRUE(still_serves(s.port()));
 }
 
-/// The offload bound of config_for (the default --max-offloads), which a server in mode offload
+/// The admission policy of config_for (adaptive, the default), which a server in mode offload
 /// needs its runtime to have.
-std::size_t default_bound() { return config_for(execution_mode::offload).max_offloads; }
+ferry::admission_policy default_admission() {
+  return ferry_server::admission_policy_for(config_for(execution_mode::offload));
+}
 
 TEST(ServerConfig, RejectsBadValues) {
-  ferry::runtime rt(ferry::runtime_options{
-      .io_threads = 1, .cpu_threads = 1, .max_offloads_in_flight = default_bound()});
+  ferry::runtime rt(
+      ferry::runtime_options{.io_threads = 1, .cpu_threads = 1, .admission = default_admission()});
   auto bad = [&](auto change) {
     ferry_server::server_config c = config_for(execution_mode::offload);
     change(c);
@@ -312,17 +318,28 @@ TEST(ServerConfig, RejectsBadValues) {
   };
   bad([](ferry_server::server_config& c) { c.address = "not an address"; });
   bad([](ferry_server::server_config& c) { c.max_connections = 0; });
-  bad([](ferry_server::server_config& c) { c.max_offloads = 0; });
+  bad([](ferry_server::server_config& c) { c.admission_target = std::chrono::milliseconds(0); });
+  bad([](ferry_server::server_config& c) { c.handler.max_blocking = 0; });
+  bad([](ferry_server::server_config& c) {
+    c.handler.request_timeout = std::chrono::milliseconds(-1);
+  });
   bad([](ferry_server::server_config& c) { c.limits.max_header = 10; });
   bad([](ferry_server::server_config& c) { c.read_timeout = std::chrono::milliseconds(0); });
 }
 
 TEST(ServerConfig, RejectsAnOffloadBoundThatIsNotTheRuntimes) {
-  // The heavy requests' admission bound is the runtime pool's (ferry::try_offload): a server
-  // whose --max-offloads differs from it would report a bound it does not enforce.
-  ferry::runtime unbounded(ferry::runtime_options{.io_threads = 1, .cpu_threads = 1});
+  // The heavy requests' admission is the runtime pool's (ferry::try_offload): a server whose
+  // --max-offloads or --admission-target-ms differs from it would report what it does not enforce.
+  ferry::runtime unbounded(ferry::runtime_options{
+      .io_threads = 1, .cpu_threads = 1, .admission = ferry::admission_policy::unbounded()});
   EXPECT_THROW(ferry_server::server(unbounded, config_for(execution_mode::offload)),
                std::invalid_argument);
+  ferry::runtime adaptive(ferry::runtime_options{.io_threads = 1, .cpu_threads = 1});
+  ferry_server::server by_default(adaptive, config_for(execution_mode::offload));
+  EXPECT_EQ(by_default.handler().config().max_offloads, 0u);
+  ferry_server::server_config other_target = config_for(execution_mode::offload);
+  other_target.admission_target = std::chrono::milliseconds(20);
+  EXPECT_THROW(ferry_server::server(adaptive, other_target), std::invalid_argument);
   ferry_server::server_config c = config_for(execution_mode::offload);
   c.max_offloads = 3;
   ferry::runtime three(
@@ -336,8 +353,8 @@ TEST(ServerConfig, RejectsAnOffloadBoundThatIsNotTheRuntimes) {
 
 TEST(ServerConfig, PortInUseIsReported) {
   test_server first(config_for(execution_mode::offload));
-  ferry::runtime rt(ferry::runtime_options{
-      .io_threads = 1, .cpu_threads = 1, .max_offloads_in_flight = default_bound()});
+  ferry::runtime rt(
+      ferry::runtime_options{.io_threads = 1, .cpu_threads = 1, .admission = default_admission()});
   ferry_server::server_config c = config_for(execution_mode::offload);
   c.port = first.port();
   EXPECT_THROW(ferry_server::server(rt, c), boost::system::system_error);

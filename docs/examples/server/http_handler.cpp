@@ -10,6 +10,7 @@
 #include <charconv>
 #include <chrono>
 #include <ferry/bridge/runtime.hpp>
+#include <limits>
 #include <optional>
 #include <string>
 #include <thread>
@@ -61,28 +62,83 @@ std::optional<std::uint64_t> parse_bounded(std::string_view text,
   return value;
 }
 
-response bad_parameter(endpoint e, std::string_view name, std::uint64_t low, std::uint64_t high) {
+/// A query parameter's upper bound: the server's limit and the flag that sets it.
+struct param_limit {
+  std::uint64_t high;
+  std::string_view flag;  ///< "--max-work-us"
+};
+
+response bad_parameter(endpoint e, std::string_view name, std::uint64_t low, param_limit limit) {
   return plain(400,
                e,
                "bad request: " + std::string(name) + " must be an integer in [" +
-                   std::to_string(low) + ", " + std::to_string(high) + "]\n");
+                   std::to_string(low) + ", " + std::to_string(limit.high) + "] (the server's " +
+                   std::string(limit.flag) + ")\n");
 }
 
-/// The bounded integer parameter `name` of `query`, or the 400 that says why it is not.
+/// The bounded integer parameter `name` of `query`, or the 400 that says why it is not: a value
+/// over the server's limit is named with the limit and its flag.
 std::variant<std::uint64_t, response> bounded_param(endpoint e,
                                                     std::string_view query,
                                                     std::string_view name,
                                                     std::uint64_t low,
-                                                    std::uint64_t high) {
+                                                    param_limit limit) {
   bool duplicate = false;
   const std::optional<std::string_view> text = query_param(query, name, duplicate);
   if (duplicate) return plain(400, e, "bad request: " + std::string(name) + " given twice\n");
   if (!text) {
     return plain(400, e, "bad request: missing query parameter " + std::string(name) + "\n");
   }
-  const std::optional<std::uint64_t> value = parse_bounded(*text, low, high);
-  if (!value) return bad_parameter(e, name, low, high);
+  const std::optional<std::uint64_t> value =
+      parse_bounded(*text, low, std::numeric_limits<std::uint64_t>::max());
+  if (!value) return bad_parameter(e, name, low, limit);
+  if (*value > limit.high) {
+    return plain(400,
+                 e,
+                 "bad request: " + std::string(name) + "=" + std::to_string(*value) +
+                     " is over the server's limit of " + std::to_string(limit.high) + " (" +
+                     std::string(limit.flag) + ")\n");
+  }
   return *value;
+}
+
+/// The longest Request-Timeout accepted as written (a larger one is clamped as well, but more
+/// digits than this are malformed): 18 digits always fit in 64 bits.
+constexpr std::size_t max_request_timeout_digits = 18;
+
+/// The deadline of a request: the server's `limit` (0 = none), shortened by its Request-Timeout
+/// (integer milliseconds, at least 1; one field at most); or the 400 that says what is wrong.
+std::variant<std::chrono::milliseconds, response> request_deadline(
+    endpoint e, const request& req, std::chrono::milliseconds limit) {
+  if (req.request_timeouts.empty()) return limit;
+  if (req.request_timeouts.size() > 1) {
+    return plain(400, e, "bad request: Request-Timeout given more than once\n");
+  }
+  const std::optional<std::uint64_t> ms =
+      req.request_timeouts.front().size() > max_request_timeout_digits
+          ? std::nullopt
+          : parse_bounded(
+                req.request_timeouts.front(), 1, std::numeric_limits<std::uint64_t>::max());
+  if (!ms) {
+    return plain(400,
+                 e,
+                 "bad request: Request-Timeout must be an integer number of milliseconds, at "
+                 "least 1 and at most " +
+                     std::to_string(max_request_timeout_digits) + " digits\n");
+  }
+  const std::uint64_t cap = limit.count() > 0 ? static_cast<std::uint64_t>(limit.count())
+                                              : std::numeric_limits<std::int64_t>::max();
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::min(*ms, cap)));
+}
+
+/// `j` with the request's deadline, or the 400 of a bad Request-Timeout.
+std::variant<response, job> with_deadline(job j,
+                                          const request& req,
+                                          std::chrono::milliseconds limit) {
+  auto deadline = request_deadline(j.counted_as(), req, limit);
+  if (auto* error = std::get_if<response>(&deadline)) return std::move(*error);
+  j.timeout = std::get<std::chrono::milliseconds>(deadline);
+  return j;
 }
 
 std::uint64_t load(const std::atomic<std::uint64_t>& a) noexcept {
@@ -287,19 +343,27 @@ std::variant<response, job> http_handler::route(request& req) const {
       return r;
     }
     case endpoint::work: {
-      auto us = bounded_param(endpoint::work, query, "us", 1, config_.max_work_us);
+      auto us =
+          bounded_param(endpoint::work, query, "us", 1, {config_.max_work_us, "--max-work-us"});
       if (auto* error = std::get_if<response>(&us)) return std::move(*error);
-      return job{job::kind::work, std::get<std::uint64_t>(us), {}};
+      return with_deadline(
+          job{job::kind::work, std::get<std::uint64_t>(us), {}}, req, config_.request_timeout);
     }
     case endpoint::hash: {
-      auto rounds = bounded_param(endpoint::hash, query, "rounds", 1, config_.max_hash_rounds);
+      auto rounds = bounded_param(
+          endpoint::hash, query, "rounds", 1, {config_.max_hash_rounds, "--max-hash-rounds"});
       if (auto* error = std::get_if<response>(&rounds)) return std::move(*error);
-      return job{job::kind::hash, std::get<std::uint64_t>(rounds), std::move(req.body)};
+      return with_deadline(
+          job{job::kind::hash, std::get<std::uint64_t>(rounds), std::move(req.body)},
+          req,
+          config_.request_timeout);
     }
     case endpoint::blocking: {
-      auto ms = bounded_param(endpoint::blocking, query, "ms", 0, config_.max_blocking_ms);
+      auto ms = bounded_param(
+          endpoint::blocking, query, "ms", 0, {config_.max_blocking_ms, "--max-blocking-ms"});
       if (auto* error = std::get_if<response>(&ms)) return std::move(*error);
-      return job{job::kind::blocking, std::get<std::uint64_t>(ms), {}};
+      return with_deadline(
+          job{job::kind::blocking, std::get<std::uint64_t>(ms), {}}, req, config_.request_timeout);
     }
     case endpoint::health:
       return counters_.draining.load(std::memory_order_relaxed)

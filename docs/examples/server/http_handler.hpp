@@ -24,6 +24,10 @@
 //                              nested tbb::parallel_for when run offloaded)
 //   GET  /blocking?ms=N        a blocking wait of N ms on the blocking pool, 0 <= N <=
 //                              max_blocking_ms
+// A parameter over its bound (max_work_us, max_hash_rounds, max_blocking_ms) is 400 naming the
+// bound and its flag. /work, /hash and /blocking run under a deadline: `request_timeout`, or the
+// shorter `Request-Timeout: <ms>` of the request (a longer one is clamped; a malformed one 400);
+// the server answers 504 when it passes (job::timeout).
 // HEAD is answered as GET without the body; anything else 404, a known path with a method it
 // does not take 405 (with Allow), a method outside RFC 9110's 501, `OPTIONS *` 200 (Allow).
 //
@@ -78,8 +82,8 @@ inline constexpr std::size_t endpoint_count = 9;
 std::string_view to_string(endpoint e) noexcept;
 
 /// The statuses the server sends, as counted in the stats (any other one counts as 500).
-inline constexpr std::array<unsigned, 10> counted_statuses = {
-    200, 400, 404, 405, 413, 414, 431, 500, 501, 503};
+inline constexpr std::array<unsigned, 11> counted_statuses = {
+    200, 400, 404, 405, 413, 414, 431, 500, 501, 503, 504};
 
 /// Limits and knobs of the endpoints (the connection limits live in server_config).
 struct handler_config {
@@ -87,12 +91,18 @@ struct handler_config {
   std::uint64_t max_work_us = 1'000'000;
   std::uint64_t max_hash_rounds = 1'000;
   std::uint64_t max_blocking_ms = 10'000;
+  /// /blocking requests queued or running at once; more are answered 503 at once (--max-blocking).
+  std::size_t max_blocking = 128;
+  /// The deadline of /work, /hash and /blocking, from the end of their header; 0 = none. A
+  /// request's `Request-Timeout` header may shorten it (--request-timeout-ms).
+  std::chrono::milliseconds request_timeout{10'000};
   /// Bodies at least this long are hashed in chunks (in parallel when offloaded).
   std::size_t parallel_hash_threshold = 256 * 1024;
   /// Iterations of the xorshift64 kernel per microsecond; 0 = calibrate in the constructor.
   double iterations_per_us = 0;
-  /// The offload bound, reported by /stats (the runtime's pool enforces it: ferry::try_offload).
-  std::size_t max_offloads = 1024;
+  /// The fixed offload bound, reported by /stats (the runtime's pool enforces it:
+  /// ferry::try_offload); 0 = the runtime's adaptive admission.
+  std::size_t max_offloads = 0;
 };
 
 /// How a counter is exported. `counter`: only ever grows (/metrics: `<name>_total`); `gauge`: a
@@ -103,59 +113,70 @@ enum class counter_kind : std::uint8_t { counter, gauge, peak };
 /// help). The member is `server_counters::member`; /stats renders it as
 /// `"server": {"<group>": {"<key>": n}}` and /metrics (unless a peak) as `ferry_server_<member>`
 /// with `_total` for a counter, `help` as its HELP line. Add a counter here and both show it.
-#define FERRY_SERVER_COUNTERS(X)                                                               \
-  X(connections_open, gauge, "connections", "open", "Connections open now.")                   \
-  X(connections_peak, peak, "connections", "peak", "The most connections open at once.")       \
-  X(connections_accepted, counter, "connections", "accepted", "Connections accepted.")         \
-  X(connections_refused,                                                                       \
-    counter,                                                                                   \
-    "connections",                                                                             \
-    "refused",                                                                                 \
-    "Connections closed at once: --max-connections were open.")                                \
-  X(connections_refused_per_client,                                                            \
-    counter,                                                                                   \
-    "connections",                                                                             \
-    "refused_per_client",                                                                      \
-    "Connections closed at once: --max-connections-per-client were open from their address.")  \
-  X(requests_in_flight, gauge, "requests", "in_flight", "Requests read and not answered yet.") \
-  X(requests_cancelled,                                                                        \
-    counter,                                                                                   \
-    "requests",                                                                                \
-    "cancelled",                                                                               \
-    "Requests abandoned before their response: client gone, or shutdown.")                     \
-  X(requests_truncated,                                                                        \
-    counter,                                                                                   \
-    "requests",                                                                                \
-    "truncated",                                                                               \
-    "Connections closed by the client in the middle of a request.")                            \
-  X(read_timeouts,                                                                             \
-    counter,                                                                                   \
-    "requests",                                                                                \
-    "read_timeouts",                                                                           \
-    "Connections closed because a request did not arrive within the read timeout.")            \
-  X(idle_timeouts,                                                                             \
-    counter,                                                                                   \
-    "requests",                                                                                \
-    "idle_timeouts",                                                                           \
-    "Keep-alive connections closed after the idle timeout.")                                   \
-  X(write_timeouts,                                                                            \
-    counter,                                                                                   \
-    "requests",                                                                                \
-    "write_timeouts",                                                                          \
-    "Connections closed because a write of a response made no progress within the write "      \
-    "timeout.")                                                                                \
-  X(offloads_in_flight,                                                                        \
-    gauge,                                                                                     \
-    "offloads",                                                                                \
-    "in_flight",                                                                               \
-    "Heavy requests offloaded and running on the pool.")                                       \
-  X(offloads_peak, peak, "offloads", "peak", "The most heavy requests offloaded at once.")     \
-  X(offloads_rejected,                                                                         \
-    counter,                                                                                   \
-    "offloads",                                                                                \
-    "rejected",                                                                                \
-    "Heavy requests answered 503: the offload bound was full.")                                \
-  X(bytes_read, counter, "bytes", "read", "Request bytes parsed.")                             \
+#define FERRY_SERVER_COUNTERS(X)                                                                 \
+  X(connections_open, gauge, "connections", "open", "Connections open now.")                     \
+  X(connections_peak, peak, "connections", "peak", "The most connections open at once.")         \
+  X(connections_accepted, counter, "connections", "accepted", "Connections accepted.")           \
+  X(connections_refused,                                                                         \
+    counter,                                                                                     \
+    "connections",                                                                               \
+    "refused",                                                                                   \
+    "Connections closed at once: --max-connections were open.")                                  \
+  X(connections_refused_per_client,                                                              \
+    counter,                                                                                     \
+    "connections",                                                                               \
+    "refused_per_client",                                                                        \
+    "Connections closed at once: --max-connections-per-client were open from their address.")    \
+  X(requests_in_flight, gauge, "requests", "in_flight", "Requests read and not answered yet.")   \
+  X(requests_cancelled,                                                                          \
+    counter,                                                                                     \
+    "requests",                                                                                  \
+    "cancelled",                                                                                 \
+    "Requests abandoned before their response: client gone, or shutdown.")                       \
+  X(requests_truncated,                                                                          \
+    counter,                                                                                     \
+    "requests",                                                                                  \
+    "truncated",                                                                                 \
+    "Connections closed by the client in the middle of a request.")                              \
+  X(read_timeouts,                                                                               \
+    counter,                                                                                     \
+    "requests",                                                                                  \
+    "read_timeouts",                                                                             \
+    "Connections closed because a request did not arrive within the read timeout.")              \
+  X(idle_timeouts,                                                                               \
+    counter,                                                                                     \
+    "requests",                                                                                  \
+    "idle_timeouts",                                                                             \
+    "Keep-alive connections closed after the idle timeout.")                                     \
+  X(write_timeouts,                                                                              \
+    counter,                                                                                     \
+    "requests",                                                                                  \
+    "write_timeouts",                                                                            \
+    "Connections closed because a write of a response made no progress within the write "        \
+    "timeout.")                                                                                  \
+  X(deadlines_passed,                                                                            \
+    counter,                                                                                     \
+    "requests",                                                                                  \
+    "deadlines_passed",                                                                          \
+    "Requests answered 504: their deadline passed before their work was done.")                  \
+  X(offloads_in_flight,                                                                          \
+    gauge,                                                                                       \
+    "offloads",                                                                                  \
+    "in_flight",                                                                                 \
+    "Heavy requests offloaded and running on the pool.")                                         \
+  X(offloads_peak, peak, "offloads", "peak", "The most heavy requests offloaded at once.")       \
+  X(offloads_rejected,                                                                           \
+    counter,                                                                                     \
+    "offloads",                                                                                  \
+    "rejected",                                                                                  \
+    "Heavy requests answered 503: the offload bound was full.")                                  \
+  X(blocking_in_flight, gauge, "blocking", "in_flight", "/blocking requests queued or running.") \
+  X(blocking_rejected,                                                                           \
+    counter,                                                                                     \
+    "blocking",                                                                                  \
+    "rejected",                                                                                  \
+    "/blocking requests answered 503: --max-blocking were queued or running.")                   \
+  X(bytes_read, counter, "bytes", "read", "Request bytes parsed.")                               \
   X(bytes_written, counter, "bytes", "written", "Response bytes written.")
 
 /// One row of FERRY_SERVER_COUNTERS, with the counter's value now.
@@ -210,6 +231,9 @@ struct request {
   /// Came to the admin listener (--admin-port): /stats, /metrics and /debug/tasks are served
   /// there only (404 on the public port).
   bool admin = false;
+  /// The values of the request's Request-Timeout fields, as sent (bounded by --max-header); the
+  /// router checks them (request_timeout_field).
+  std::vector<std::string> request_timeouts{};
 };
 
 /// A response, before it is serialised (see serialize in http_wire.hpp).
@@ -231,6 +255,9 @@ struct job {
   kind what = kind::work;
   std::uint64_t amount = 0;  ///< µs of work, hash rounds, or ms of blocking wait
   std::string body;          ///< what /hash hashes
+  /// The request's deadline, from the end of its header (handler_config::request_timeout or the
+  /// shorter Request-Timeout); 0 = none.
+  std::chrono::milliseconds timeout{0};
   bool is_cpu() const noexcept { return what == kind::work || what == kind::hash; }
   endpoint counted_as() const noexcept;
 };
@@ -262,6 +289,12 @@ class http_handler {
 
   /// The 503 of a full offload bound, counted under `e`.
   static response overloaded(endpoint e);
+
+  /// The 503 of /blocking when --max-blocking requests are queued or running.
+  static response blocking_overloaded();
+
+  /// The 504 of a request whose deadline (`timeout`) passed, counted under `e`.
+  static response deadline_passed(endpoint e, std::chrono::milliseconds timeout);
 
   /// The response for a request that could not be read: `status` 400, 413 or 431 (closes).
   static response read_error(unsigned status, std::string_view why);

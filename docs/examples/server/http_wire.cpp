@@ -231,6 +231,9 @@ request take_request(request_parser& parser) {
   r.version = msg.version();
   r.keep_alive = msg.keep_alive();
   r.body = std::move(msg.body());
+  // Bounded by the header's limit (--max-header), as every field is.
+  const auto [first, last] = msg.equal_range("Request-Timeout");
+  for (auto field = first; field != last; ++field) r.request_timeouts.emplace_back(field->value());
   return r;
 }
 

@@ -53,7 +53,24 @@ A compute-heavy HTTP/1.1 server on ferry (Boost.Asio loop, oneTBB work-stealing 
                               answered 503 and closed (as nginx's limit_conn); 0 = no limit.
                               Behind a load balancer or a NAT every client has its address:
                               raise it there (default 256)
-  --max-offloads N            heavy requests queued or running before 503 (default 1024)
+  --max-offloads N            a fixed bound: heavy requests (/work, /hash) queued or
+                              running before 503. Default: none, the runtime's adaptive
+                              admission, which admits what the pool can start within
+                              --admission-target-ms and answers the rest 503 at once
+  --admission-target-ms T     the adaptive admission's target queueing delay: how long an
+                              admitted heavy request may wait for a worker (1..10000,
+                              default 5; ignored with --max-offloads)
+  --request-timeout-ms N      deadline of /work, /hash and /blocking, from the end of their
+                              header: when it passes, the work is cancelled (queued work
+                              never runs) and the answer is 504. A request's header
+                              "Request-Timeout: <ms>" may shorten it, never lengthen it;
+                              0 = none (default 10000; not applied in mode thread)
+  --max-work-us N             the largest /work?us= (default 1000000); more is 400
+  --max-hash-rounds N         the largest /hash?rounds= (default 1000); more is 400
+  --max-blocking-ms N         the largest /blocking?ms= (default 10000); more is 400
+  --max-blocking N            /blocking requests queued or running at once; more are
+                              answered 503 at once, never queued (default 128: twice the
+                              blocking pool's 64 threads)
   --max-body BYTES            request body limit, 413 beyond (default 1048576)
   --max-header BYTES          request header limit, 431 beyond (default 8192)
   --read-timeout-ms N         a whole request must arrive within it (default 10000)
@@ -169,6 +186,18 @@ options parse(int argc, char** argv) {
       c.max_connections_per_client = number(0, 10'000'000);
     } else if (flag == "--max-offloads") {
       c.max_offloads = number(1, 10'000'000);
+    } else if (flag == "--admission-target-ms") {
+      c.admission_target = std::chrono::milliseconds(number(1, 10'000));
+    } else if (flag == "--request-timeout-ms") {
+      c.handler.request_timeout = std::chrono::milliseconds(number(0, max_ms));
+    } else if (flag == "--max-work-us") {
+      c.handler.max_work_us = number(1, 3'600'000'000ULL);
+    } else if (flag == "--max-hash-rounds") {
+      c.handler.max_hash_rounds = number(1, 1'000'000'000);
+    } else if (flag == "--max-blocking-ms") {
+      c.handler.max_blocking_ms = number(0, max_ms);
+    } else if (flag == "--max-blocking") {
+      c.handler.max_blocking = number(1, 10'000'000);
     } else if (flag == "--max-body") {
       c.limits.max_body = number(0, std::uint64_t{1} << 40);
     } else if (flag == "--max-header") {
@@ -222,12 +251,13 @@ int main(int argc, char** argv) {
   }
   raise_descriptor_limit();
   try {
-    ferry::runtime rt(ferry::runtime_options{.io_threads = o.io_threads,
-                                             .cpu_threads = o.cpu_threads,
-                                             .max_offloads_in_flight = o.server.max_offloads,
-                                             .completion_batch_window = o.batch_window,
-                                             .cpu_nice_increment = o.cpu_nice,
-                                             .slow_callback_threshold = o.slow_callback});
+    ferry::runtime rt(
+        ferry::runtime_options{.io_threads = o.io_threads,
+                               .cpu_threads = o.cpu_threads,
+                               .admission = ferry_server::admission_policy_for(o.server),
+                               .completion_batch_window = o.batch_window,
+                               .cpu_nice_increment = o.cpu_nice,
+                               .slow_callback_threshold = o.slow_callback});
     ferry_server::server srv(rt, o.server);
     std::fprintf(stderr,
                  "ferry_server: mode %s, %zu io thread(s), %zu cpu worker(s), work kernel "

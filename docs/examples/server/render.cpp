@@ -134,6 +134,20 @@ response http_handler::overloaded(endpoint e) {
   return r;
 }
 
+response http_handler::blocking_overloaded() {
+  response r = plain(
+      503, endpoint::blocking, "overloaded: too many /blocking requests in flight, retry later\n");
+  r.retry_after = true;
+  return r;
+}
+
+response http_handler::deadline_passed(endpoint e, std::chrono::milliseconds timeout) {
+  return plain(504,
+               e,
+               "timed out: the request's deadline (" + std::to_string(timeout.count()) +
+                   " ms) passed before its work was done\n");
+}
+
 response http_handler::internal_error(std::string_view what) {
   return plain(500, endpoint::other, "internal error: " + std::string(what) + "\n", true);
 }
@@ -164,7 +178,13 @@ std::string http_handler::stats_json() const {
       close_group();
       group = row.group;
       w.open(group);
-      if (group == "offloads") w.number("limit", config_.max_offloads);
+      if (group == "offloads") {
+        // The admission of the runtime's pool: fixed (--max-offloads), or adaptive, whose limit
+        // moves with the queueing delay (runtime.cpu has the delay it acts on).
+        w.text("admission", config_.max_offloads > 0 ? "fixed" : "adaptive");
+        w.number("limit",
+                 runtime_ != nullptr ? runtime_->cpu().max_in_flight() : config_.max_offloads);
+      }
     }
     w.number(row.key, row.value);
   });
@@ -180,7 +200,11 @@ std::string http_handler::stats_json() const {
                {"completed", s.cpu.completed},
                {"in_flight", s.cpu.in_flight},
                {"waiting", s.cpu.waiting},
-               {"handed_off", s.cpu.handed_off}});
+               {"handed_off", s.cpu.handed_off},
+               {"max_in_flight", s.cpu.max_in_flight},
+               {"admitted", s.cpu.admitted},
+               {"rejected", s.cpu.rejected}});
+    w.real("queue_delay_us", std::chrono::duration<double, std::micro>(s.cpu.queue_delay).count());
     w.close();
     w.open("blocking");
     w.numbers({{"threads", s.blocking.threads},

@@ -92,6 +92,28 @@ class gauge_hold {
   std::atomic<std::uint64_t>* g_;
 };
 
+/// A place in a gauge bounded by `limit`, held until scope exit; `held()` false (and the gauge
+/// unchanged) when `limit` places were taken already.
+class bounded_hold {
+ public:
+  bounded_hold(std::atomic<std::uint64_t>& g, std::uint64_t limit) noexcept : g_(&g) {
+    std::uint64_t seen = g.load(std::memory_order_relaxed);
+    while (seen < limit && !g.compare_exchange_weak(seen, seen + 1, std::memory_order_relaxed)) {
+    }
+    held_ = seen < limit;
+  }
+  bounded_hold(const bounded_hold&) = delete;
+  bounded_hold& operator=(const bounded_hold&) = delete;
+  ~bounded_hold() {
+    if (held_) g_->fetch_sub(1, std::memory_order_relaxed);
+  }
+  bool held() const noexcept { return held_; }
+
+ private:
+  std::atomic<std::uint64_t>* g_;
+  bool held_ = false;
+};
+
 /// What a read of the request loop (`converse`) returns: the bytes parsed and the error.
 struct io_result {
   error_code ec;
@@ -301,7 +323,11 @@ void validate(const server_config& c) {
     asio::ip::make_address(c.admin_address, ec);
     if (ec) fail("bad admin address '" + c.admin_address + "': " + ec.message());
   }
-  if (c.max_offloads == 0) fail("max offloads must be at least 1");
+  if (c.admission_target.count() <= 0 || c.admission_target > std::chrono::seconds(10)) {
+    fail("admission target must be in [1, 10000] ms");
+  }
+  if (c.handler.max_blocking == 0) fail("max blocking must be at least 1");
+  if (c.handler.request_timeout.count() < 0) fail("request timeout must not be negative");
   if (c.limits.max_header < 64 || c.limits.max_header > UINT32_MAX) {
     fail("max header must be in [64, 4294967295] bytes");
   }
@@ -312,6 +338,11 @@ void validate(const server_config& c) {
   if (c.write_timeout.count() <= 0) fail("write timeout must be positive");
   if (c.backlog < 0) fail("backlog must not be negative");
   if (c.send_buffer < 0) fail("send buffer must not be negative");
+}
+
+ferry::admission_policy admission_policy_for(const server_config& c) {
+  return c.max_offloads > 0 ? ferry::admission_policy::fixed(c.max_offloads)
+                            : ferry::admission_policy::adaptive(c.admission_target);
 }
 
 int system_backlog() {
@@ -327,12 +358,24 @@ struct server::impl {
         config((validate(c), std::move(c))),
         handler(with_offload_limit(config), counters, &rt),
         acceptor(rt.get_executor()) {
-    // The admission bound of the heavy requests is the runtime pool's (ferry::try_offload).
-    if (config.handler.mode == execution_mode::offload &&
-        rt.cpu().max_in_flight() != config.max_offloads) {
-      throw std::invalid_argument("max offloads (" + std::to_string(config.max_offloads) +
-                                  ") must be the runtime's max_offloads_in_flight (" +
-                                  std::to_string(rt.cpu().max_in_flight()) + ")");
+    // The admission of the heavy requests is the runtime pool's (ferry::try_offload): what
+    // /stats reports must be what it enforces.
+    if (config.handler.mode == execution_mode::offload) {
+      const ferry::admission_policy want = admission_policy_for(config);
+      const ferry::admission_policy& has = rt.cpu().admission();
+      const bool same =
+          want.kind == has.kind &&
+          (want.kind != ferry::admission_policy::mode::fixed || want.limit == has.limit) &&
+          (want.kind != ferry::admission_policy::mode::adaptive || want.target == has.target);
+      if (!same) {
+        throw std::invalid_argument(
+            "the runtime's admission policy must be the server's (" +
+            std::string(config.max_offloads > 0
+                            ? "fixed at max offloads " + std::to_string(config.max_offloads)
+                            : "adaptive, target " +
+                                  std::to_string(config.admission_target.count()) + " ms") +
+            "): see admission_policy_for");
+      }
     }
     const tcp::endpoint endpoint(asio::ip::make_address(config.address), config.port);
     acceptor.open(endpoint.protocol());
@@ -655,6 +698,8 @@ struct server::impl {
       wire::request_parser parser;
       wire::configure(parser, config.limits);
       io_result read = co_await t.read_header(buffer, parser);
+      // A request's deadline (job::timeout) counts from here: the time its body takes counts.
+      const clock_type::time_point header_read = clock_type::now();
       // A header whose framing or Host is not acceptable is answered before its body is read.
       std::optional<response> rejected;
       if (!read.ec) rejected = wire::check_header(parser);
@@ -694,8 +739,18 @@ struct server::impl {
         std::variant<response, job> routed = handler.route(req);
         if (auto* r = std::get_if<response>(&routed)) {
           res = std::move(*r);
+        } else if (job& j = std::get<job>(routed); j.what == job::kind::blocking) {
+          // --max-blocking: a /blocking request beyond it is refused at once, never queued in
+          // front of the blocking pool.
+          const bounded_hold blocking(counters.blocking_in_flight, config.handler.max_blocking);
+          if (blocking.held()) {
+            res = co_await t.run(j, header_read);
+          } else {
+            counters.blocking_rejected.fetch_add(1, std::memory_order_relaxed);
+            res = http_handler::blocking_overloaded();
+          }
         } else {
-          res = co_await t.run(std::get<job>(routed));
+          res = co_await t.run(j, header_read);
         }
       } catch (...) {
         failure = std::current_exception();
@@ -905,14 +960,25 @@ struct server::impl {
     }
 
     /// The job's response, after it ran where the mode says; nullopt when the client hung up
-    /// meanwhile (the job was cancelled).
-    ferry::task<std::optional<response>> run(job& j) {
+    /// meanwhile (the job was cancelled). A job with a deadline (`j.timeout` from `header_read`)
+    /// runs under ferry::timeout: once it passes, the job is withdrawn if it has not started, or
+    /// stopped through its stop token, and the answer is a 504.
+    ferry::task<std::optional<response>> run(job& j, clock_type::time_point header_read) {
       if (j.is_cpu() && s.config.handler.mode == execution_mode::inline_) {
         co_return s.handler.run(j, {}, false);  // the loop thread does the work: nothing else runs
       }
       const bool cpu = j.is_cpu();
       const endpoint counted_as = j.counted_as();
+      const std::chrono::milliseconds timeout = j.timeout;
       server_counters& counters = s.counters;
+      std::optional<clock_type::duration> remaining;
+      if (timeout.count() > 0) {
+        remaining = header_read + timeout - clock_type::now();
+        if (*remaining <= clock_type::duration::zero()) {
+          counters.deadlines_passed.fetch_add(1, std::memory_order_relaxed);
+          co_return http_handler::deadline_passed(counted_as, timeout);
+        }
+      }
       // Named before the co_await (g++ 12 destroys a non-trivial temporary of a co_await
       // expression twice; see docs/guide.md): the job owns the /hash body. On a cpu_pool worker
       // a large /hash body is split with a nested parallel_for. An offload counts itself in
@@ -922,21 +988,33 @@ struct server::impl {
         if (cpu) offloaded.emplace(counters.offloads_in_flight, counters.offloads_peak);
         return handler.run(j, stop, cpu);
       };
-      // A heavy request over the pool's admission bound (the runtime's max_offloads_in_flight,
-      // the server's --max-offloads) is refused at once with a 503, never queued.
+      // A heavy request the pool's admission refuses (adaptive: its queue already holds about
+      // --admission-target-ms of work; fixed: --max-offloads queued or running) is answered 503
+      // at once, never queued.
       ferry::task<response> running =
           cpu ? ferry::try_offload(std::move(work)) : ferry::to_thread(std::move(work));
+      // The deadline bounds the work alone (the watch for a hang-up ends normally when
+      // cancelled): once it passes, timeout cancels the offload and throws timeout_error, which
+      // wins the race.
+      if (remaining) running = ferry::timeout(*remaining, std::move(running));
       ferry::task<void> watching = watch_for_hang_up(c.stream.socket());
       std::variant<response, std::monostate> first_done;
       bool rejected = false;
+      bool timed_out = false;
       try {
         first_done = co_await ferry::race(std::move(running), std::move(watching));
       } catch (const ferry::offload_rejected&) {
         rejected = true;
+      } catch (const ferry::timeout_error&) {
+        timed_out = true;
       }
       if (rejected) {
         counters.offloads_rejected.fetch_add(1, std::memory_order_relaxed);
         co_return http_handler::overloaded(counted_as);
+      }
+      if (timed_out) {
+        counters.deadlines_passed.fetch_add(1, std::memory_order_relaxed);
+        co_return http_handler::deadline_passed(counted_as, timeout);
       }
       if (first_done.index() == 1) co_return std::nullopt;
       co_return std::move(std::get<0>(first_done));
@@ -1079,7 +1157,11 @@ struct server::impl {
 
     /// The job runs here, on the connection's thread; it throws a cancellation once `stop` is
     /// requested.
-    ready<std::optional<response>> run(job& j) { return {s.handler.run(j, stop, false)}; }
+    /// No deadline here: the job has the connection's thread to itself (job::timeout is not
+    /// applied in mode thread).
+    ready<std::optional<response>> run(job& j, clock_type::time_point /*header_read*/) {
+      return {s.handler.run(j, stop, false)};
+    }
 
     /// write_all with the write timeout, counting a timeout; bytes_written counts what was sent.
     ready<bool> write(std::string_view out) {

@@ -1,7 +1,7 @@
 // docs/examples/server/server.hpp — ferry_server: a compute-heavy HTTP/1.1 server on Boost.Beast
 // and ferry, hardened against bad input and overload.
 //
-//   ferry::runtime rt({.io_threads = 1, .max_offloads_in_flight = config.max_offloads});
+//   ferry::runtime rt({.io_threads = 1, .admission = ferry_server::admission_policy_for(config)});
 //   ferry_server::server srv(rt, config);          // binds and listens
 //   std::printf("listening on %s\n", srv.local_endpoint().c_str());
 //   rt.run(srv.run());                             // until SIGINT/SIGTERM or rt.request_stop()
@@ -12,9 +12,11 @@
 // (a slowloris client is cut off) and an idle timeout between requests. Bad input gets an answer
 // and the connection closes: 400 malformed (HTTP/1.0 and 1.1 only), 413 body too large, 431
 // header too large. Overload is refused, never queued without bound: a connection over
-// --max-connections is answered 503 and closed at once, a heavy request over --max-offloads gets
-// 503 with Retry-After. In mode offload a heavy request whose client goes away is cancelled (the
-// work kernel polls its std::stop_token).
+// --max-connections is answered 503 and closed at once, a heavy request the pool's admission
+// refuses (adaptive by default, or --max-offloads) gets 503 with Retry-After, and so does a
+// /blocking request over --max-blocking. A heavy request whose deadline (--request-timeout-ms,
+// or its Request-Timeout header) passes is answered 504 and its work cancelled. In mode offload a
+// heavy request whose client goes away is cancelled (the work kernel polls its std::stop_token).
 //
 // Shutdown (cancelling run(): SIGINT/SIGTERM under runtime::run, or runtime::request_stop), in
 // two phases:
@@ -45,6 +47,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <ferry/core/admission.hpp>
 #include <ferry/io/task.hpp>
 #include <memory>
 #include <optional>
@@ -70,9 +73,14 @@ struct server_config {
   /// Connections open at once from one client address; more are answered 503 and closed at
   /// once. 0: no limit.
   std::size_t max_connections_per_client = 256;
-  /// Heavy requests queued or running before 503 (mode offload): the admission bound of the
-  /// runtime's pool (`runtime_options::max_offloads_in_flight`), which must be this value.
-  std::size_t max_offloads = 1024;
+  /// Heavy requests queued or running before 503 (mode offload): a fixed admission bound of the
+  /// runtime's pool, or 0 (the default) for the runtime's adaptive admission, which admits what
+  /// the workers can start within `admission_target`. The runtime must have been given
+  /// `admission_policy_for(config)` (checked by the server's constructor).
+  std::size_t max_offloads = 0;
+  /// The adaptive admission's target queueing delay (`admission_policy::target`): an admitted
+  /// offload waits about this long for a worker at most; with `max_offloads` 0 only.
+  std::chrono::milliseconds admission_target{5};
   parser_limits limits;                            ///< --max-header, --max-body
   std::chrono::milliseconds read_timeout{10'000};  ///< a whole request, from its first byte
   std::chrono::milliseconds idle_timeout{30'000};  ///< keep-alive, between two requests
@@ -87,6 +95,10 @@ struct server_config {
 /// Throws std::invalid_argument with the reason when a value is out of range.
 void validate(const server_config& config);
 
+/// The admission policy the runtime of a server in mode offload must have:
+/// `admission_policy::fixed(max_offloads)`, or `adaptive(admission_target)` when it is 0.
+ferry::admission_policy admission_policy_for(const server_config& config);
+
 /// The system's maximum listen(2) backlog: /proc/sys/net/core/somaxconn, or SOMAXCONN when it
 /// cannot be read.
 int system_backlog();
@@ -94,8 +106,8 @@ int system_backlog();
 class server {
  public:
   /// Validates `config`, calibrates the work kernel (unless configured), binds and listens.
-  /// Throws std::invalid_argument on a bad config (in mode offload: also when `rt`'s
-  /// `max_offloads_in_flight` is not `config.max_offloads`), boost::system::system_error when the
+  /// Throws std::invalid_argument on a bad config (in mode offload: also when `rt`'s admission
+  /// policy is not `admission_policy_for(config)`), boost::system::system_error when the
   /// address cannot be bound. `rt` must outlive the server.
   server(ferry::runtime& rt, server_config config);
   ~server();
