@@ -167,9 +167,9 @@ recovery compute_recovery(const std::vector<sample>& samples,
     if (s.offset_ns < from || s.offset_ns >= to) continue;
     windows[(s.offset_ns - from) / width].push_back(s.latency_ns);
   }
+  r.windows = count;
+  if (!r.baseline_p99) return r;
   for (std::uint64_t k = 0; k < count; ++k) {
-    ++r.windows;
-    if (!r.baseline_p99) continue;
     const auto q = p99(std::move(windows[k]));
     if (q && *q <= 2 * *r.baseline_p99) {
       r.seconds = static_cast<double>(k * width) / 1e9;

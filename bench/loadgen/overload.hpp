@@ -85,7 +85,7 @@ struct recovery {
   std::size_t peak = 0;                       ///< peak_segment(segments)
   std::optional<std::uint64_t> baseline_p99;  ///< p99 of the first segment's successes (ns)
   std::optional<double> seconds;  ///< from the peak's end to the first window back; nullopt: not
-  std::size_t windows = 0;        ///< windows examined after the peak
+  std::size_t windows = 0;        ///< windows from the peak's end to the schedule's end
 };
 
 /// The recovery after a schedule's peak: the windows of `window` length from the end of the peak
