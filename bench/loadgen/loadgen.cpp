@@ -381,6 +381,18 @@ struct class_state {
   std::uint64_t errors() const { return total.errors(); }
 };
 
+// Where an open-loop request belongs: its schedule segment (none: no schedule, or the warm-up)
+// and its nominal offset from the start of the schedule.
+struct slot {
+  std::optional<std::size_t> segment;
+  std::uint64_t offset_ns = 0;
+};
+
+struct due_request {
+  clock_type::time_point intended;
+  slot where;
+};
+
 struct run_state {
   options opt;
   std::vector<tcp::endpoint> endpoints;
@@ -395,22 +407,18 @@ struct run_state {
   cpu_window own_cpu;
   machine_window machine;
 
-  bool measured(const class_state& c, clock_type::time_point t) const {
+  // A scheduled class's request is measured when it belongs to a segment (not to the warm-up);
+  // any other when its (intended) start is in the class's window.
+  bool measured(const class_state& c, clock_type::time_point t, const slot& where) const {
+    if (!c.segments.empty()) return where.segment.has_value();
     return t >= measure_begin && t < c.measure_end;
-  }
-
-  // The tally of the schedule segment `intended` falls in, if the class has a schedule.
-  tally* segment_of(class_state& c, clock_type::time_point intended) {
-    if (c.segments.empty()) return nullptr;
-    const auto at =
-        segment_at(c.opt.schedule, std::chrono::duration<double>(intended - measure_begin).count());
-    return at ? &c.segments[*at] : nullptr;
   }
 
   void record(class_state& c,
               clock_type::time_point start_time,
               clock_type::time_point end_time,
-              const request_result& r) {
+              const request_result& r,
+              const slot& where = {}) {
     const auto ns = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(end_time - start_time).count());
     ++c.interval_done;
@@ -419,24 +427,22 @@ struct run_state {
     } else {
       ++c.interval_errors;
     }
-    if (!measured(c, start_time)) return;
+    if (!measured(c, start_time, where)) return;
     c.total.record(ns, r);
-    if (tally* seg = segment_of(c, start_time)) seg->record(ns, r);
-    if (r.error == failure::none && !c.segments.empty()) {
-      const auto offset =
-          std::chrono::duration_cast<std::chrono::nanoseconds>(start_time - measure_begin);
-      c.successes.push_back({static_cast<std::uint64_t>(offset.count()), ns});
+    if (where.segment) {
+      c.segments[*where.segment].record(ns, r);
+      if (r.error == failure::none) c.successes.push_back({where.offset_ns, ns});
     }
     if (r.error != failure::none) c.first_error.try_emplace(to_string(r.error), r.detail);
   }
 
   // A request that was never sent: `not_sent` (no connection before the drain deadline) or
   // expired (still unsent at its client deadline).
-  void record_unsent(class_state& c, clock_type::time_point intended, bool expired_deadline) {
+  void record_unsent(class_state& c, const due_request& d, bool expired_deadline) {
     ++c.interval_done;
     ++c.interval_errors;
-    if (!measured(c, intended)) return;
-    tally* seg = segment_of(c, intended);
+    if (!measured(c, d.intended, d.where)) return;
+    tally* seg = d.where.segment ? &c.segments[*d.where.segment] : nullptr;
     for (tally* t : {&c.total, seg}) {
       if (t == nullptr) continue;
       ++t->requests;
@@ -479,35 +485,43 @@ clock_type::duration seconds_to_duration(double s) {
 // The open-loop schedule: within each part (start, rate, seconds), request i is due at
 // start + i / rate while i / rate < seconds, whatever happened to the others. A fixed rate is one
 // part from the start of the run to the end of the class's window; a schedule runs its first
-// rate during the warm-up, then its segments from the start of the measured window.
-task<void> schedule(run_state& run, class_state& c, ferry::queue<clock_type::time_point>& due) {
+// rate during the warm-up, then its segments from the start of the measured window, each request
+// tagged with its segment and its nominal offset in the schedule (what the accounting and the
+// recovery time use, free of rounding at the segments' boundaries).
+task<void> schedule(run_state& run, class_state& c, ferry::queue<due_request>& due) {
   struct part {
-    clock_type::time_point start;
+    clock_type::time_point base;  // offsets are from here
+    double start_s;               // the part's start, from `base`
     segment seg;
+    std::optional<std::size_t> index;  // the schedule's segment
   };
   std::vector<part> parts;
   if (c.opt.schedule.empty()) {
-    parts.push_back(
-        {run.start,
-         {c.opt.rate, std::chrono::duration<double>(c.measure_end - run.start).count()}});
+    parts.push_back({run.start,
+                     0,
+                     {c.opt.rate, std::chrono::duration<double>(c.measure_end - run.start).count()},
+                     std::nullopt});
   } else {
     if (run.opt.warmup_s > 0) {
-      parts.push_back({run.start, {c.opt.schedule.front().rate, run.opt.warmup_s}});
+      parts.push_back(
+          {run.start, 0, {c.opt.schedule.front().rate, run.opt.warmup_s}, std::nullopt});
     }
     double offset = 0;
-    for (const segment& seg : c.opt.schedule) {
-      parts.push_back({run.measure_begin + seconds_to_duration(offset), seg});
-      offset += seg.seconds;
+    for (std::size_t k = 0; k < c.opt.schedule.size(); ++k) {
+      parts.push_back({run.measure_begin, offset, c.opt.schedule[k], k});
+      offset += c.opt.schedule[k].seconds;
     }
   }
   for (const part& p : parts) {
     const std::uint64_t n = segment_requests(p.seg);
-    const std::chrono::duration<double> period(p.seg.rate > 0 ? 1.0 / p.seg.rate : 0.0);
     for (std::uint64_t i = 0; i < n; ++i) {
-      const auto intended = p.start + std::chrono::duration_cast<clock_type::duration>(
-                                          period * static_cast<double>(i));
-      co_await sleep_until(intended);
-      due.try_put(intended);  // unbounded: never full
+      const std::uint64_t offset_ns = request_offset_ns(p.start_s, p.seg.rate, i);
+      due_request d;
+      d.intended = p.base + std::chrono::duration_cast<clock_type::duration>(
+                                std::chrono::nanoseconds(offset_ns));
+      d.where = {p.index, offset_ns};
+      co_await sleep_until(d.intended);
+      due.try_put(d);  // unbounded: never full
     }
   }
   due.close();
@@ -516,25 +530,26 @@ task<void> schedule(run_state& run, class_state& c, ferry::queue<clock_type::tim
 // One open-loop connection: takes the next due request as soon as it is free. A request whose
 // deadline has passed by then is not sent; one answered after its deadline closes the connection
 // (the client gave up on it).
-task<void> open_loop(run_state& run, class_state& c, ferry::queue<clock_type::time_point>& due) {
+task<void> open_loop(run_state& run, class_state& c, ferry::queue<due_request>& due) {
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
   http_connection conn(ex, run.endpoints, run.host_header, run.opt.timeout);
   const std::string_view target = c.opt.path;
   const std::chrono::nanoseconds deadline = c.deadline;
   for (;;) {
-    clock_type::time_point intended;
+    due_request d;
     try {
-      intended = co_await due.get();
+      d = co_await due.get();
     } catch (const ferry::queue_closed&) {
       break;
     }
+    const clock_type::time_point intended = d.intended;
     const auto now = clock_type::now();
     if (expired(intended.time_since_epoch(), now.time_since_epoch(), deadline)) {
-      run.record_unsent(c, intended, true);
+      run.record_unsent(c, d, true);
       continue;
     }
     if (now >= run.drain_deadline) {
-      run.record_unsent(c, intended, false);
+      run.record_unsent(c, d, false);
       continue;
     }
     std::optional<clock_type::time_point> give_up;
@@ -550,7 +565,7 @@ task<void> open_loop(run_state& run, class_state& c, ferry::queue<clock_type::ti
       r.error = failure::deadline;
       r.detail = "complete only after the deadline";
     }
-    run.record(c, intended, end, r);
+    run.record(c, intended, end, r, d.where);
   }
   conn.close();
 }
@@ -1016,8 +1031,8 @@ task<int> main_task(options opt, std::vector<tcp::endpoint> endpoints) {
   }
   run.drain_deadline = run.measure_end + opt.timeout;
 
-  ferry::queue<clock_type::time_point> heavy_due(ferry::queue<clock_type::time_point>::unbounded);
-  ferry::queue<clock_type::time_point> light_due(ferry::queue<clock_type::time_point>::unbounded);
+  ferry::queue<due_request> heavy_due(ferry::queue<due_request>::unbounded);
+  ferry::queue<due_request> light_due(ferry::queue<due_request>::unbounded);
   try {
     ferry::task_group group(ex);
     for (auto [c, due] : {std::pair{&run.heavy, &heavy_due}, std::pair{&run.light, &light_due}}) {

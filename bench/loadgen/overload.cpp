@@ -84,14 +84,13 @@ double schedule_seconds(const std::vector<segment>& segments) {
   return total;
 }
 
-std::optional<std::size_t> segment_at(const std::vector<segment>& segments, double offset) {
-  if (offset < 0) return std::nullopt;
-  double end = 0;
-  for (std::size_t i = 0; i < segments.size(); ++i) {
-    end += segments[i].seconds;
-    if (offset < end) return i;
-  }
-  return std::nullopt;
+std::uint64_t to_ns(double seconds) {
+  return static_cast<std::uint64_t>(std::llround(seconds * 1e9));
+}
+
+std::uint64_t request_offset_ns(double start_s, double rate, std::uint64_t i) {
+  return to_ns(start_s) +
+         static_cast<std::uint64_t>(std::llround(static_cast<double>(i) * 1e9 / rate));
 }
 
 std::size_t peak_segment(const std::vector<segment>& segments) {
@@ -145,7 +144,6 @@ recovery compute_recovery(const std::vector<sample>& samples,
   recovery r;
   if (segments.empty() || window.count() <= 0) return r;
   r.peak = peak_segment(segments);
-  const auto to_ns = [](double s) { return static_cast<std::uint64_t>(std::llround(s * 1e9)); };
 
   const std::uint64_t first_end = to_ns(segments[0].seconds);
   std::vector<std::uint64_t> first;

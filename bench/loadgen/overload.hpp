@@ -41,9 +41,14 @@ std::uint64_t segment_requests(const segment& s);
 /// The total length of a schedule in seconds.
 double schedule_seconds(const std::vector<segment>& segments);
 
-/// The segment that `offset` seconds from the schedule's start falls into ([start, end) of each
-/// segment); nullopt before 0 or at or after the end.
-std::optional<std::size_t> segment_at(const std::vector<segment>& segments, double offset);
+/// Seconds as whole nanoseconds (rounded to the nearest): how a schedule's segment boundaries
+/// and its requests' offsets are placed, by the load generator and by compute_recovery alike.
+std::uint64_t to_ns(double seconds);
+
+/// The nominal offset from the schedule's start of request `i` of a segment that starts
+/// `start_s` seconds into the schedule: to_ns(start_s) + i / rate rounded to the nanosecond (so
+/// request 0 is exactly on the segment's boundary). `rate` > 0.
+std::uint64_t request_offset_ns(double start_s, double rate, std::uint64_t i);
 
 /// The segment whose end the recovery is measured from: the last one with the highest rate.
 std::size_t peak_segment(const std::vector<segment>& segments);

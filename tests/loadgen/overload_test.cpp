@@ -63,15 +63,31 @@ TEST(LoadgenSchedule, SegmentRequestCounts) {
   EXPECT_EQ(segment_requests({1000, 60}), 60'000u);
 }
 
-TEST(LoadgenSchedule, SegmentAtAndPeak) {
+// Every request of a segment lies in [its start, its end) as compute_recovery places the
+// boundaries (to_ns of the running sum), the first exactly on the start, for lengths that are
+// not whole nanoseconds too.
+TEST(LoadgenSchedule, RequestOffsetsStayInTheirSegment) {
+  const std::vector<segment> s{{3, 1.0 / 3}, {7, 0.1}, {1000, 0.3}, {0.5, 4.2}, {30, 1.0 / 3}};
+  double start = 0;
+  for (const segment& seg : s) {
+    const std::uint64_t lo = to_ns(start);
+    const std::uint64_t hi = to_ns(start + seg.seconds);
+    const std::uint64_t n = segment_requests(seg);
+    ASSERT_GT(n, 0u);
+    EXPECT_EQ(request_offset_ns(start, seg.rate, 0), lo);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      const std::uint64_t t = request_offset_ns(start, seg.rate, i);
+      EXPECT_GE(t, lo);
+      EXPECT_LT(t, hi) << "request " << i << " of the segment at " << start << " s";
+    }
+    start += seg.seconds;
+  }
+  EXPECT_EQ(request_offset_ns(0.5, 4, 3), 1'250'000'000u);
+  EXPECT_EQ(to_ns(1.0 / 3), 333'333'333u);
+}
+
+TEST(LoadgenSchedule, Peak) {
   const std::vector<segment> s{{100, 1}, {1000, 2}, {1000, 1}, {100, 3}};
-  EXPECT_EQ(segment_at(s, -0.001), std::nullopt);
-  EXPECT_EQ(segment_at(s, 0), 0u);
-  EXPECT_EQ(segment_at(s, 0.999), 0u);
-  EXPECT_EQ(segment_at(s, 1), 1u);
-  EXPECT_EQ(segment_at(s, 3.5), 2u);
-  EXPECT_EQ(segment_at(s, 4), 3u);
-  EXPECT_EQ(segment_at(s, 7), std::nullopt);
   EXPECT_EQ(peak_segment(s), 2u);  // the last of the highest rate
   EXPECT_EQ(peak_segment({{5, 1}}), 0u);
   EXPECT_EQ(peak_segment({{5, 1}, {10, 1}, {1, 1}}), 1u);
