@@ -379,14 +379,16 @@ TEST(LoadgenRun, ServerThatNeverAnswersMakesEveryRequestADeadlineFailure) {
     EXPECT_EQ(kinds[other].num(), 0) << other;
   }
   EXPECT_EQ(light["errors"].num(), 50);
-  // Every request counted `deadline` was sent (the server saw it), and a connection given up on
-  // is closed: each one went out on a connection of its own.
-  EXPECT_EQ(server.requests(), static_cast<std::size_t>(kinds["deadline"].num()));
+  // A connection given up on is closed: every request counted `deadline` went out on a new
+  // connection of its own, which the server accepted.
+  EXPECT_EQ(light["connects"].num(), kinds["deadline"].num());
+  EXPECT_EQ(server.connections(), static_cast<std::size_t>(kinds["deadline"].num()));
+  // The server saw the requests (all of them, unless the client fell so far behind that a
+  // deadline passed while its connection was being opened).
+  EXPECT_LE(server.requests(), static_cast<std::size_t>(kinds["deadline"].num()));
   // More requests went out than there are connections: each connection was given back at its
   // request's deadline, not after --timeout-ms (10 s, long after the last request was due).
   EXPECT_GT(server.requests(), 2u);
-  EXPECT_EQ(light["connects"].num(), kinds["deadline"].num());
-  EXPECT_EQ(server.connections(), static_cast<std::size_t>(kinds["deadline"].num()));
   EXPECT_NE(r.out.find("light (client deadline 200 ms): goodput 0 = 0.0/s"), std::string::npos)
       << r.out;
 }
