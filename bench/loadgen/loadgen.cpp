@@ -768,6 +768,12 @@ void print_report(const run_state& run) {
                   describe_tally(c->segments[i], seg.seconds, run.opt.capacity).c_str());
       offset += seg.seconds;
     }
+    if (c->total.expired_unsent != 0) {
+      std::printf("    note: %" PRIu64
+                  " requests expired unsent: the load generator fell behind (README.md, Client "
+                  "deadline)\n",
+                  c->total.expired_unsent);
+    }
     if (!c->segments.empty()) {
       const recovery r = compute_recovery(c->successes, c->opt.schedule, recovery_window);
       if (r.seconds) {
