@@ -243,10 +243,12 @@ options parse_options(int argc, char** argv) {
   for (const auto* c : {&o.heavy, &o.light}) {
     if (c->schedule.empty()) continue;
     const std::string name = c == &o.heavy ? "heavy" : "light";
-    if (c->rate > 0)
+    if (c->rate > 0) {
       usage_error("--" + name + "-schedule and --" + name + "-rate exclude each other");
-    if (c->connections == 0)
+    }
+    if (c->connections == 0) {
       usage_error("--" + name + "-schedule needs --" + name + "-connections > 0");
+    }
   }
   return o;
 }
