@@ -273,7 +273,7 @@ class Tools:
                 "--light-rate", str(rate), "--light-connections", str(light_connections),
                 "--heavy-connections", str(heavy_connections),
                 "--warmup", str(warmup), "--duration", str(duration),
-                "--timeout-ms", str(timeout_ms), "--json", path]
+                "--timeout-ms", str(timeout_ms), "--deadline-ms", "0", "--json", path]
         if heavy_path:
             argv += ["--heavy-path", heavy_path]
         if server_pid:

@@ -37,6 +37,8 @@ const char* to_string(failure f) noexcept {
       return "status";
     case failure::io:
       return "io";
+    case failure::deadline:
+      return "deadline";
   }
   return "unknown";
 }
@@ -101,30 +103,40 @@ void http_connection::close() noexcept {
 
 bool http_connection::is_open() const noexcept { return impl_->open; }
 
-task<request_result> http_connection::get(std::string_view target) {
+task<request_result> http_connection::get(
+    std::string_view target, std::optional<std::chrono::steady_clock::time_point> deadline) {
   impl& c = *impl_;
+  // Each connect and each request is bounded by the timeout from its start and by the deadline;
+  // `by_deadline` says which of the two a beast::error::timeout came from.
+  bool by_deadline = false;
+  const auto arm = [&c, &deadline, &by_deadline] {
+    const auto limit = std::chrono::steady_clock::now() + c.timeout;
+    by_deadline = deadline && *deadline <= limit;
+    c.stream.expires_at(by_deadline ? *deadline : limit);
+  };
   c.request.target(target);
   request_result result;
 
   for (int attempt = 0;; ++attempt) {
     const bool reused = c.open;
     if (!c.open) {
-      c.stream.expires_after(c.timeout);
+      arm();
       auto [ec, endpoint] =
           co_await c.stream.async_connect(c.endpoints, asio::as_tuple(asio::use_awaitable));
       if (ec == asio::error::operation_aborted) throw_cancelled();
       ++result.connects;
       if (ec) {
         c.close();
-        result.error = failure::connect;
-        result.detail = ec.message();
+        const bool gave_up = ec == beast::error::timeout && by_deadline;
+        result.error = gave_up ? failure::deadline : failure::connect;
+        result.detail = gave_up ? "not connected before the deadline" : ec.message();
         co_return result;
       }
       c.stream.socket().set_option(tcp::no_delay(true));
       c.open = true;
     }
 
-    c.stream.expires_after(c.timeout);
+    arm();
     auto [write_ec, written] =
         co_await http::async_write(c.stream, c.request, asio::as_tuple(asio::use_awaitable));
     beast::error_code ec = write_ec;
@@ -142,6 +154,11 @@ task<request_result> http_connection::get(std::string_view target) {
     if (ec) {
       const bool got_some = c.parser->got_some();
       c.close();
+      if (ec == beast::error::timeout && by_deadline) {
+        result.error = failure::deadline;
+        result.detail = "no complete response before the deadline";
+        co_return result;
+      }
       if (ec == beast::error::timeout) {
         result.error = failure::timeout;
       } else if (reused && attempt == 0 && is_stale_close(ec, got_some)) {
@@ -157,7 +174,7 @@ task<request_result> http_connection::get(std::string_view target) {
     const http::response<http::string_body>& response = c.parser->get();
     result.status = response.result_int();
     if (!response.keep_alive()) c.close();
-    if (result.status != 200) {
+    if (result.status < 200 || result.status >= 300) {
       result.error = failure::status;
       result.detail = "HTTP " + std::to_string(result.status);
     }

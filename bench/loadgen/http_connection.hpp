@@ -3,10 +3,13 @@
 //
 //   ferry::loadgen::http_connection conn(ex, endpoints, "127.0.0.1:8080", 10s);
 //   ferry::loadgen::request_result r = co_await conn.get("/ping");
+//   r = co_await conn.get("/ping", intended + 1s);  // a client deadline as well
 //
 // `get` connects when the connection is not open (the first request, or after an error or a
 // response without keep-alive), sends `GET target HTTP/1.1` and reads the whole response. One
-// request at a time per connection.
+// request at a time per connection. With a deadline (a steady_clock time point), the connect
+// and the request are cut off at the earlier of the deadline and the timeout: when the deadline
+// comes first the connection is closed (the client gave up) and the failure is `deadline`.
 //
 // A reused keep-alive connection that turns out to be closed by the server (end of stream,
 // reset or broken pipe before any byte of the response) is reconnected once and the request
@@ -34,6 +37,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,13 +46,14 @@
 
 namespace ferry::loadgen {
 
-/// How a request failed; `none` for a 200 response.
+/// How a request failed; `none` for a 2xx response.
 enum class failure {
   none,
-  connect,  ///< connecting failed or timed out
-  timeout,  ///< the request did not complete within the timeout (connection closed)
-  status,   ///< a complete response whose status is not 200
-  io,       ///< the connection failed while writing or reading (reset, truncated, bad response)
+  connect,   ///< connecting failed or timed out
+  timeout,   ///< the request did not complete within the timeout (connection closed)
+  status,    ///< a complete response whose status is not 2xx
+  io,        ///< the connection failed while writing or reading (reset, truncated, bad response)
+  deadline,  ///< the client deadline passed before the response was complete (connection closed)
 };
 
 const char* to_string(failure f) noexcept;
@@ -74,8 +79,11 @@ class http_connection {
   http_connection(const http_connection&) = delete;
   http_connection& operator=(const http_connection&) = delete;
 
-  /// Sends `GET target` and reads the response (see the file comment).
-  task<request_result> get(std::string_view target);
+  /// Sends `GET target` and reads the response (see the file comment); with `deadline`, gives up
+  /// at that time (failure::deadline, the connection closed) if the timeout has not come first.
+  task<request_result> get(
+      std::string_view target,
+      std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
 
   /// Closes the socket (no-op when closed). Not while a `get` is in progress.
   void close() noexcept;
