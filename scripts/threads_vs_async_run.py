@@ -296,8 +296,11 @@ def latency(cls):
 
 def server_configs(tools, mode_python):
     """The servers of claims 1 and 4: name -> argv (port 0)."""
+    # --max-offloads: a fixed bound, as each claim loads the pool with a bounded number of
+    # closed-loop clients (admission under overload is W6's measurement, not these claims').
     ferry_flags = ["--port", "0", "--max-connections", "10000000", "--idle-timeout-ms", "86400000",
-                   "--read-timeout-ms", "86400000", "--max-connections-per-client", "0"]
+                   "--read-timeout-ms", "86400000", "--max-connections-per-client", "0",
+                   "--max-offloads", "1024"]
     return {
         "ferry offload": [tools.server, "--mode", "offload"] + ferry_flags,
         "ferry thread": [tools.server, "--mode", "thread"] + ferry_flags,
