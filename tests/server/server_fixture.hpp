@@ -399,6 +399,20 @@ inline std::string post(std::string_view target,
          std::string(extra) + "\r\n" + std::string(body);
 }
 
+/// Opens a connection, sends GET /ping and expects it refused: either the 503 (with
+/// `Retry-After: 1`) the server writes before closing, or the close itself (a reset may beat the
+/// response when the request was unread), never a 200; and the connection closed.
+inline void expect_connection_refused(std::uint16_t port) {
+  raw_client extra(port);
+  extra.send(get("/ping"));  // may fail: the server may already have closed it
+  const std::optional<reply> r = extra.read_reply();
+  if (r) {
+    EXPECT_EQ(r->status, 503u);
+    EXPECT_EQ(r->header("retry-after"), "1");
+  }
+  EXPECT_TRUE(extra.wait_closed());
+}
+
 /// True when a fresh connection gets "pong" from /ping: the server still serves.
 inline bool still_serves(std::uint16_t port) {
   raw_client c(port);
