@@ -149,6 +149,13 @@ class [[nodiscard]] spawned {
   bool may_not_finish_ = false;
 };
 
+/// Every coroutine of `coros` returned or threw (for a test that waits until they have).
+inline bool all_ended(const std::vector<spawned>& coros) {
+  for (const auto& c : coros)
+    if (!c.ended()) return false;
+  return true;
+}
+
 namespace detail {
 
 template <class Where, class F, class Token>
@@ -160,7 +167,7 @@ void spawn_reporting(Where&& where,
   boost::asio::co_spawn(
       std::forward<Where>(where),
       std::forward<F>(f),
-      bind([s = std::move(s), at](std::exception_ptr e) {
+      bind([s = std::move(s), at](std::exception_ptr e, auto&&...) {
         if (e) {
           s->threw.store(true);
           ADD_FAILURE_AT(at.file_name(), static_cast<int>(at.line()))
