@@ -11,7 +11,6 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 #include <chrono>
@@ -42,11 +41,8 @@ void round_on_fresh_context(MakeOp make_op, bool on_strand) {
   std::optional<asio::io_context> io(std::in_place, 1);
   int value = 0;
   auto body = [&]() -> ferry::task<void> { value = co_await make_op(); };
-  if (on_strand) {
-    asio::co_spawn(asio::make_strand(*io), body(), asio::detached);
-  } else {
-    asio::co_spawn(*io, body(), asio::detached);
-  }
+  auto coro = on_strand ? ferry::test::spawn_checked(asio::make_strand(*io), body())
+                        : ferry::test::spawn_checked(*io, body());
   io->run();
   io.reset();  // at once: the poster may still be returning from its post
   ASSERT_EQ(value, 7);

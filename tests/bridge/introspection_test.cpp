@@ -7,11 +7,11 @@
 
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <ferry/ferry.hpp>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -244,26 +244,30 @@ ferry::task<void> wait_twice(ferry::event& first, ferry::event& second, std::ato
 }
 
 TEST(TaskDump, ACoroutineStartedInsideAChildMayOutliveIt) {
+  std::optional<ferry::test::spawned> waiter;  // the coroutine the child starts
   ferry::runtime rt(ferry::runtime_options{.io_threads = 2});
   ferry::event first, second;
   std::atomic<int> woken{0};
-  rt.run(
-      [](ferry::event& first, ferry::event& second, std::atomic<int>& woken) -> ferry::task<void> {
-        {
-          ferry::task_group tg{co_await asio::this_coro::executor};
-          tg.spawn([](ferry::event& first,
-                      ferry::event& second,
-                      std::atomic<int>& woken) -> ferry::task<void> {
-            const auto ex = co_await asio::this_coro::executor;
-            asio::co_spawn(ex, wait_twice(first, second, woken), asio::detached);
-            co_return;
-          }(first, second, woken));
-          co_await tg.join();
-        }  // the child and its node are gone unless the waiting coroutine holds them
-        first.set();
-        while (woken.load() < 1) co_await ferry::sleep(1ms);
-        second.set();
-        while (woken.load() < 2) co_await ferry::sleep(1ms);
-      }(first, second, woken));
+  rt.run([](ferry::event& first,
+            ferry::event& second,
+            std::atomic<int>& woken,
+            std::optional<ferry::test::spawned>& waiter) -> ferry::task<void> {
+    {
+      ferry::task_group tg{co_await asio::this_coro::executor};
+      tg.spawn([](ferry::event& first,
+                  ferry::event& second,
+                  std::atomic<int>& woken,
+                  std::optional<ferry::test::spawned>& waiter) -> ferry::task<void> {
+        const auto ex = co_await asio::this_coro::executor;
+        waiter.emplace(ferry::test::spawn_checked(ex, wait_twice(first, second, woken)));
+        co_return;
+      }(first, second, woken, waiter));
+      co_await tg.join();
+    }  // the child and its node are gone unless the waiting coroutine holds them
+    first.set();
+    while (woken.load() < 1) co_await ferry::sleep(1ms);
+    second.set();
+    while (!waiter->ended()) co_await ferry::sleep(1ms);
+  }(first, second, woken, waiter));
   EXPECT_EQ(woken.load(), 2);
 }

@@ -10,7 +10,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <chrono>
@@ -38,8 +37,9 @@ TEST(Observability, StatsCountSubmittedCompletedFailedAndCancelledOffloads) {
   // outlive the runtime.
   std::atomic<bool> release{false};
   std::atomic<int> holding{0};
+  std::vector<ferry::test::spawned> holds;  // the coroutines awaiting them
   ferry::runtime rt(ferry::runtime_options{.cpu_threads = 2});
-  rt.run([&release, &holding]() -> ferry::task<void> {
+  rt.run([&release, &holding, &holds]() -> ferry::task<void> {
     for (int i = 0; i < 5; ++i) co_await ferry::offload([i] { return i; });
     for (int i = 0; i < 3; ++i) {
       try {
@@ -53,8 +53,8 @@ TEST(Observability, StatsCountSubmittedCompletedFailedAndCancelledOffloads) {
       ferry::test::wait_until([&] { return release.load(); });
     };
     auto ex = co_await asio::this_coro::executor;
-    asio::co_spawn(ex, ferry::offload(hold), asio::detached);
-    asio::co_spawn(ex, ferry::offload(hold), asio::detached);
+    holds.push_back(ferry::test::spawn_checked(ex, ferry::offload(hold)));
+    holds.push_back(ferry::test::spawn_checked(ex, ferry::offload(hold)));
     while (holding.load() < 2) co_await ferry::sleep(1ms);  // both workers are taken now
     asio::cancellation_signal cancel;
     auto never = [] { ADD_FAILURE() << "a function cancelled before it started ran"; };
@@ -66,6 +66,7 @@ TEST(Observability, StatsCountSubmittedCompletedFailedAndCancelledOffloads) {
     release = true;
   }());
   ASSERT_TRUE(ferry::test::wait_until([&] { return rt.stats().offloads.in_flight == 0; }));
+  ASSERT_TRUE(ferry::test::wait_until([&] { return ferry::test::all_ended(holds); }));
   const ferry::runtime_stats s = rt.stats();
   EXPECT_EQ(s.offloads.submitted, 11u);
   EXPECT_EQ(s.offloads.ran, 10u);
@@ -276,10 +277,12 @@ TEST(Observability, StrandAndLoopCompletionsInterleaveOnTheirOwnExecutors) {
     }
     done.fetch_add(1);
   };
-  asio::co_spawn(strand, on_strand(), asio::detached);
-  asio::co_spawn(rt.get_executor(), on_loop(), asio::detached);
-  asio::co_spawn(rt.get_executor(), on_loop(), asio::detached);
-  ASSERT_TRUE(ferry::test::wait_until([&] { return done.load() == 3; }));
+  std::vector<ferry::test::spawned> coros;
+  coros.push_back(ferry::test::spawn_checked(strand, on_strand()));
+  coros.push_back(ferry::test::spawn_checked(rt.get_executor(), on_loop()));
+  coros.push_back(ferry::test::spawn_checked(rt.get_executor(), on_loop()));
+  ASSERT_TRUE(ferry::test::wait_until([&] { return ferry::test::all_ended(coros); }));
+  EXPECT_EQ(done.load(), 3);
   EXPECT_EQ(wrong.load(), 0);
 }
 
@@ -300,19 +303,18 @@ TEST(Observability, BatchedCompletionsReachTheirExecutorsWhileTheLoopServesTimer
       }
       done.fetch_add(1);
     };
+    std::vector<ferry::test::spawned> coros;
     for (int c = 0; c < 8; ++c) {
       auto strand = asio::make_strand(rt.get_executor());
-      asio::co_spawn(strand, chain(strand), asio::detached);
-      asio::co_spawn(rt.get_executor(), chain(rt.get_executor()), asio::detached);
+      coros.push_back(ferry::test::spawn_checked(strand, chain(strand)));
+      coros.push_back(ferry::test::spawn_checked(rt.get_executor(), chain(rt.get_executor())));
     }
-    asio::co_spawn(
-        rt.get_executor(),
-        [&]() -> ferry::task<void> {
-          for (int i = 0; i < 20; ++i) co_await ferry::sleep(100us);
-          done.fetch_add(1);
-        },
-        asio::detached);
-    ASSERT_TRUE(ferry::test::wait_until([&] { return done.load() == 17; }));
+    coros.push_back(ferry::test::spawn_checked(rt.get_executor(), [&]() -> ferry::task<void> {
+      for (int i = 0; i < 20; ++i) co_await ferry::sleep(100us);
+      done.fetch_add(1);
+    }));
+    ASSERT_TRUE(ferry::test::wait_until([&] { return ferry::test::all_ended(coros); }));
+    EXPECT_EQ(done.load(), 17);
     EXPECT_EQ(wrong.load(), 0);
   }
 }
@@ -325,16 +327,16 @@ TEST(Observability, RuntimeDestroyedWhileCompletionsAreBatched) {
     SCOPED_TRACE(round);
     const long before = completed.load();
     ferry::runtime rt(ferry::runtime_options{.cpu_threads = 2, .completion_batch_window = 2ms});
+    std::vector<ferry::test::spawned> coros;
     for (int c = 0; c < 8; ++c) {
-      asio::co_spawn(
-          rt.get_executor(),
-          [&completed]() -> ferry::task<void> {
+      coros.push_back(
+          ferry::test::spawn_checked(rt.get_executor(), [&completed]() -> ferry::task<void> {
             for (;;) {
               co_await ferry::offload([] { return 1; });
               completed.fetch_add(1);
             }
-          },
-          asio::detached);
+          }));
+      coros.back().may_not_finish();  // loops until the runtime's destruction destroys it
     }
     // Completions are flowing: the pool is saturated and windows open and close.
     ASSERT_TRUE(ferry::test::wait_until([&] { return completed.load() - before >= 200; }));
@@ -352,17 +354,15 @@ TEST(Observability, ABatchWindowOpensAfterADeliveryWhileThePoolIsSaturated) {
     std::atomic<int> released{0};  // offloads 0 .. released-1 may return
     std::atomic<int> done{0};
     ferry::runtime rt(ferry::runtime_options{.cpu_threads = 2, .completion_batch_window = window});
+    std::vector<ferry::test::spawned> coros;
     for (int k = 0; k < 5; ++k) {
-      asio::co_spawn(
-          rt.get_executor(),
-          [&, k]() -> ferry::task<void> {
-            co_await ferry::offload([&, k] {
-              holding.fetch_add(1);
-              ferry::test::wait_until([&] { return released.load() > k; });
-            });
-            done.fetch_add(1);
-          },
-          asio::detached);
+      coros.push_back(ferry::test::spawn_checked(rt.get_executor(), [&, k]() -> ferry::task<void> {
+        co_await ferry::offload([&, k] {
+          holding.fetch_add(1);
+          ferry::test::wait_until([&] { return released.load() > k; });
+        });
+        done.fetch_add(1);
+      }));
     }
     ASSERT_TRUE(ferry::test::wait_until([&] { return holding.load() == 2; }));
     EXPECT_EQ(rt.stats().loop.batch_windows, 0u);
@@ -373,7 +373,8 @@ TEST(Observability, ABatchWindowOpensAfterADeliveryWhileThePoolIsSaturated) {
       ASSERT_TRUE(ferry::test::wait_until([&] { return rt.stats().loop.batch_windows == 1; }));
     }
     released = 5;
-    ASSERT_TRUE(ferry::test::wait_until([&] { return done.load() == 5; }));
+    ASSERT_TRUE(ferry::test::wait_until([&] { return ferry::test::all_ended(coros); }));
+    EXPECT_EQ(done.load(), 5);
     const ferry::loop_stats loop = rt.stats().loop;
     EXPECT_EQ(loop.inbox_completions, 5u);
     EXPECT_GE(loop.inbox_batches, 2u);  // offload 0 came alone

@@ -8,7 +8,6 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -397,27 +396,29 @@ TEST(OffloadBackpressure, NeverExceedsTheBound) {
   std::atomic<int> done{0};
   ferry::runtime rt({.cpu_threads = 2, .max_offloads_in_flight = 2});
   rt.run([&]() -> ferry::task<void> {
-    countdown all(co_await asio::this_coro::executor, kOffloads);
+    const auto ex = co_await asio::this_coro::executor;
+    countdown all(ex, kOffloads);
     std::size_t waiting_seen = 0;
+    std::vector<ferry::test::spawned> coros;
     for (int i = 0; i < kOffloads; ++i) {
-      asio::co_spawn(
-          co_await asio::this_coro::executor,
-          [&]() -> ferry::task<void> {
-            co_await ferry::offload([&] {
-              const int now = ++running;
-              int p = peak.load();
-              while (now > p && !peak.compare_exchange_weak(p, now)) {
-              }
-              std::this_thread::sleep_for(1ms);
-              --running;
-            });
-            ++done;
-            all.done();
-          },
-          asio::detached);
+      coros.push_back(ferry::test::spawn_checked(ex, [&]() -> ferry::task<void> {
+        co_await ferry::offload([&] {
+          const int now = ++running;
+          int p = peak.load();
+          while (now > p && !peak.compare_exchange_weak(p, now)) {
+          }
+          std::this_thread::sleep_for(1ms);
+          --running;
+        });
+        ++done;
+        all.done();
+      }));
     }
     waiting_seen = rt.stats().cpu.waiting;
     co_await all.wait();
+    for (const auto& coro : coros) {
+      while (!coro.ended()) co_await ferry::sleep(0ms);  // its end is reported after done()
+    }
     EXPECT_GT(waiting_seen, 0u);  // 40 offloads started at once: most had to wait for a slot
   }());
   EXPECT_EQ(done.load(), kOffloads);

@@ -13,7 +13,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
@@ -157,7 +156,7 @@ FERRY_CO_TEST(Runtime, SleepCancelledThroughACancellationSlotThrowsOperationAbor
     while (!sleeping) co_await asio::post(ex, asio::use_awaitable);
     signal.emit(asio::cancellation_type::terminal);
   };
-  asio::co_spawn(ex, canceller(), asio::detached);
+  auto canceller_coro = ferry::test::spawn_checked(ex, canceller());
   std::optional<boost::system::error_code> error;
   try {
     co_await asio::co_spawn(
@@ -166,6 +165,7 @@ FERRY_CO_TEST(Runtime, SleepCancelledThroughACancellationSlotThrowsOperationAbor
     error = e.code();
   }
   EXPECT_EQ(error.value_or(boost::system::error_code()), asio::error::operation_aborted);
+  while (!canceller_coro.ended()) co_await asio::post(ex, asio::use_awaitable);
 }
 
 FERRY_CO_TEST(Runtime, SleepOfZeroResumesOnTheLoop) {
@@ -686,8 +686,10 @@ TEST(Runtime, DestructionWaitsForInFlightOffloadsAndRunsNoHandlerAfterwards) {
   shutdown_counters c;
   {
     ferry::runtime rt(ferry::runtime_options{.cpu_threads = 2});
+    std::vector<ferry::test::spawned> coros;
     for (int i = 0; i < coroutines; ++i) {
-      asio::co_spawn(rt.get_executor(), offload_rounds(c, 3), asio::detached);
+      coros.push_back(ferry::test::spawn_checked(rt.get_executor(), offload_rounds(c, 3)));
+      coros.back().may_not_finish();  // the runtime's destruction may destroy it suspended
     }
     ASSERT_TRUE(ferry::test::wait_until(
         [&] { return c.started.load() >= 1 && rt.stats().cpu.submitted >= coroutines; }));
@@ -707,8 +709,10 @@ TEST(Runtime, DestructionRunsOffloadsQueuedBehindASaturatedPool) {
   {
     ferry::runtime rt(ferry::runtime_options{.cpu_threads = 1,
                                              .admission = ferry::admission_policy::unbounded()});
+    std::vector<ferry::test::spawned> coros;
     for (int i = 0; i < coroutines; ++i) {
-      asio::co_spawn(rt.get_executor(), offload_rounds(c, 1), asio::detached);
+      coros.push_back(ferry::test::spawn_checked(rt.get_executor(), offload_rounds(c, 1)));
+      coros.back().may_not_finish();  // the runtime's destruction may destroy it suspended
     }
     ASSERT_TRUE(ferry::test::wait_until(
         [&] { return c.started.load() == 1 && rt.stats().cpu.submitted == coroutines; }));
@@ -730,8 +734,10 @@ TEST(Runtime, DestructionRunsOffloadsWaitingForAdmission) {
   c.release = false;
   {
     ferry::runtime rt(ferry::runtime_options{.cpu_threads = 2, .max_offloads_in_flight = 1});
+    std::vector<ferry::test::spawned> coros;
     for (int i = 0; i < coroutines; ++i) {
-      asio::co_spawn(rt.get_executor(), offload_rounds(c, 1), asio::detached);
+      coros.push_back(ferry::test::spawn_checked(rt.get_executor(), offload_rounds(c, 1)));
+      coros.back().may_not_finish();  // the runtime's destruction may destroy it suspended
     }
     ASSERT_TRUE(ferry::test::wait_until(
         [&] { return c.started.load() == 1 && rt.stats().cpu.submitted == coroutines; }));
@@ -754,25 +760,23 @@ TEST(Runtime, DestructionWithSleepingAndBlockingCoroutines) {
   std::atomic<int> blocking_finished{0};
   {
     ferry::runtime rt;
+    std::vector<ferry::test::spawned> coros;
     for (int i = 0; i < 4; ++i) {
-      asio::co_spawn(
-          rt.get_executor(),
-          [&c]() -> ferry::task<void> {
-            co_await ferry::sleep(hang_guard);
-            c.resumed.fetch_add(1);
-          },
-          asio::detached);
-      asio::co_spawn(
-          rt.get_executor(),
-          [&c, &blocking_started, &blocking_finished]() -> ferry::task<void> {
+      coros.push_back(ferry::test::spawn_checked(rt.get_executor(), [&c]() -> ferry::task<void> {
+        co_await ferry::sleep(hang_guard);
+        c.resumed.fetch_add(1);
+      }));
+      coros.back().may_not_finish();  // the runtime's destruction may destroy it suspended
+      coros.push_back(ferry::test::spawn_checked(
+          rt.get_executor(), [&c, &blocking_started, &blocking_finished]() -> ferry::task<void> {
             co_await ferry::to_thread([&] {
               blocking_started.fetch_add(1);
               ferry::test::wait_until([&] { return c.release.load(); });
               blocking_finished.fetch_add(1);
             });
             c.resumed.fetch_add(1);
-          },
-          asio::detached);
+          }));
+      coros.back().may_not_finish();  // the runtime's destruction may destroy it suspended
     }
     ASSERT_TRUE(ferry::test::wait_until([&] { return blocking_started.load() == 4; }));
     c.release = true;

@@ -7,7 +7,6 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -40,15 +39,12 @@ TEST(Barrier, SinglePartyReturnsAtOnceWithoutSuspending) {
   ferry::barrier b(1);
   bool other_ran = false;
   std::vector<std::size_t> indices;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        asio::post(io, [&] { other_ran = true; });
-        indices.push_back(co_await b.arrive_and_wait());
-        indices.push_back(co_await b.arrive_and_wait());
-        EXPECT_FALSE(other_ran);
-      },
-      asio::detached);
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
+    asio::post(io, [&] { other_ran = true; });
+    indices.push_back(co_await b.arrive_and_wait());
+    indices.push_back(co_await b.arrive_and_wait());
+    EXPECT_FALSE(other_ran);
+  });
   io.run();
   EXPECT_EQ(indices, (std::vector<std::size_t>{0, 0}));
   EXPECT_EQ(b.phase(), 2u);
@@ -59,28 +55,23 @@ TEST(Barrier, TheLastArrivalReleasesAllWithDistinctIndicesInArrivalOrder) {
   ferry::barrier b(4);
   std::vector<std::size_t> index(4, none);
   std::vector<int> resumed;
+  std::vector<ferry::test::spawned> waiters;
   for (int i = 0; i < 3; ++i) {
-    asio::co_spawn(
-        io,
-        [&, i]() -> ferry::task<void> {
-          index[i] = co_await b.arrive_and_wait();
-          resumed.push_back(i);
-        },
-        asio::detached);
+    waiters.push_back(ferry::test::spawn_checked(io, [&, i]() -> ferry::task<void> {
+      index[i] = co_await b.arrive_and_wait();
+      resumed.push_back(i);
+    }));
   }
   io.poll();
   EXPECT_EQ(b.waiting(), 3u);
   EXPECT_TRUE(resumed.empty());  // nobody passes before the 4th arrival
   bool other_ran = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        asio::post(io, [&] { other_ran = true; });
-        index[3] = co_await b.arrive_and_wait();  // trips: no suspension
-        EXPECT_FALSE(other_ran);
-        resumed.push_back(3);
-      },
-      asio::detached);
+  auto tripper = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
+    asio::post(io, [&] { other_ran = true; });
+    index[3] = co_await b.arrive_and_wait();  // trips: no suspension
+    EXPECT_FALSE(other_ran);
+    resumed.push_back(3);
+  });
   io.run();
   EXPECT_EQ(index, (std::vector<std::size_t>{0, 1, 2, 3}));
   EXPECT_EQ(resumed, (std::vector<int>{3, 0, 1, 2}));  // the tripper first, then FIFO
@@ -95,19 +86,17 @@ TEST(Barrier, IsReusableAcrossPhases) {
   std::vector<int> round_of(3, 0);
   int leaders = 0;
   bool in_step = true;
+  std::vector<ferry::test::spawned> coros;
   for (int i = 0; i < 3; ++i) {
-    asio::co_spawn(
-        io,
-        [&, i]() -> ferry::task<void> {
-          for (int r = 0; r < rounds; ++r) {
-            round_of[i] = r;
-            std::size_t index = co_await b.arrive_and_wait();
-            // after the barrier, every party has reached round r
-            for (int other : round_of) in_step = in_step && other >= r;
-            if (index == b.parties() - 1) ++leaders;
-          }
-        },
-        asio::detached);
+    coros.push_back(ferry::test::spawn_checked(io, [&, i]() -> ferry::task<void> {
+      for (int r = 0; r < rounds; ++r) {
+        round_of[i] = r;
+        std::size_t index = co_await b.arrive_and_wait();
+        // after the barrier, every party has reached round r
+        for (int other : round_of) in_step = in_step && other >= r;
+        if (index == b.parties() - 1) ++leaders;
+      }
+    }));
   }
   io.run();
   EXPECT_TRUE(in_step);
@@ -196,13 +185,10 @@ TEST(Barrier, ComposesWithAwaitableOperators) {
   asio::io_context io;
   ferry::barrier b(2);
   std::size_t index = 99;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto r = co_await (b.arrive_and_wait() || ferry::sleep(5ms));
-        index = r.index();
-      },
-      asio::detached);
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
+    auto r = co_await (b.arrive_and_wait() || ferry::sleep(5ms));
+    index = r.index();
+  });
   io.run();
   EXPECT_EQ(index, 1u);
   EXPECT_EQ(b.waiting(), 0u);  // the timed-out arrival was withdrawn
@@ -220,19 +206,17 @@ TEST(Barrier, PartiesOnSeveralThreadsMeetEveryPhase) {
   std::atomic<int> violations{0};
   std::atomic<int> leaders{0};
   std::atomic<int> finished{0};
+  std::vector<ferry::test::spawned> coros;
   for (std::size_t p = 0; p < parties; ++p) {
-    asio::co_spawn(
-        asio::make_strand(io),
-        [&]() -> ferry::task<void> {
-          for (int r = 0; r < rounds; ++r) {
-            arrivals[r].fetch_add(1);
-            const std::size_t index = co_await b.arrive_and_wait();
-            if (index == parties - 1) leaders.fetch_add(1);
-            if (arrivals[r].load() != static_cast<int>(parties)) violations.fetch_add(1);
-          }
-          finished.fetch_add(1);
-        },
-        asio::detached);
+    coros.push_back(ferry::test::spawn_checked(asio::make_strand(io), [&]() -> ferry::task<void> {
+      for (int r = 0; r < rounds; ++r) {
+        arrivals[r].fetch_add(1);
+        const std::size_t index = co_await b.arrive_and_wait();
+        if (index == parties - 1) leaders.fetch_add(1);
+        if (arrivals[r].load() != static_cast<int>(parties)) violations.fetch_add(1);
+      }
+      finished.fetch_add(1);
+    }));
   }
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t) threads.emplace_back([&] { io.run(); });

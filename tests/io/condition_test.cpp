@@ -5,7 +5,6 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -275,7 +274,7 @@ TEST(Condition, CancelledWaitReacquiresTheMutexBeforeThrowing) {
   bool aborted = false;
   bool owned_when_thrown = false;
   bool finished = false;
-  asio::co_spawn(
+  auto coro = ferry::test::spawn_checked(
       io,
       [&]() -> ferry::task<void> {
         auto lock = co_await cv.lock();
@@ -287,7 +286,7 @@ TEST(Condition, CancelledWaitReacquiresTheMutexBeforeThrowing) {
         }
         finished = true;
       },
-      asio::bind_cancellation_slot(signal.slot(), asio::detached));
+      signal.slot());
   io.poll();
   ASSERT_EQ(cv.waiting(), 1u);
   ASSERT_TRUE(cv.mutex().try_lock());  // somebody else holds the mutex

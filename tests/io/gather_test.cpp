@@ -6,7 +6,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
@@ -383,7 +382,7 @@ TEST(GatherSettled, CancellingTheAwaiterGivesAbortedOutcomesWithoutThrowing) {
   bool child_aborted = false;
   bool next_await_threw = false;
   bool finished_before_return = false;
-  asio::co_spawn(
+  auto coro = ferry::test::spawn_checked(
       io,
       [&]() -> ferry::task<void> {
         auto [o] = co_await ferry::gather_settled(wait_forever(a));
@@ -396,7 +395,7 @@ TEST(GatherSettled, CancellingTheAwaiterGivesAbortedOutcomesWithoutThrowing) {
           next_await_threw = true;
         }
       },
-      asio::bind_cancellation_slot(signal.slot(), asio::detached));
+      signal.slot());
   io.poll();
   signal.emit(asio::cancellation_type::terminal);
   io.run();

@@ -8,7 +8,6 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -193,16 +192,13 @@ TEST(Generator, YieldsEveryValueThenEnds) {
   std::atomic<int> live{0};
   std::vector<int> got;
   bool ended_again = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto g = count_to(3, live);
-        while (auto v = co_await g.next()) got.push_back(*v);
-        EXPECT_FALSE(g.done() && live != 0);
-        ended_again = !(co_await g.next()).has_value();
-        EXPECT_TRUE(g.done());
-      },
-      asio::detached);
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
+    auto g = count_to(3, live);
+    while (auto v = co_await g.next()) got.push_back(*v);
+    EXPECT_FALSE(g.done() && live != 0);
+    ended_again = !(co_await g.next()).has_value();
+    EXPECT_TRUE(g.done());
+  });
   io.run();
   EXPECT_EQ(got, (std::vector<int>{1, 2, 3}));
   EXPECT_TRUE(ended_again);
@@ -227,13 +223,10 @@ TEST(Generator, BodyIsLazy) {
 TEST(Generator, AwaitsDeferredOperationsAndTasks) {
   asio::io_context io;
   std::vector<std::string> got;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto g = mixed_awaits();
-        while (auto v = co_await g.next()) got.push_back(*v);
-      },
-      asio::detached);
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
+    auto g = mixed_awaits();
+    while (auto v = co_await g.next()) got.push_back(*v);
+  });
   io.run();
   EXPECT_EQ(
       got,
@@ -256,19 +249,16 @@ FERRY_CO_TEST(Generator, AwaitsOffloadWithEitherToken) {
 TEST(Generator, ExceptionInTheBodySurfacesAtNextThenTheGeneratorIsFinished) {
   asio::io_context io;
   std::vector<std::string> events;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto g = yields_then_throws();
-        events.push_back(std::to_string(*co_await g.next()));
-        try {
-          co_await g.next();
-        } catch (const std::runtime_error& e) {
-          events.push_back(e.what());
-        }
-        events.push_back((co_await g.next()).has_value() ? "value" : "end");
-      },
-      asio::detached);
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
+    auto g = yields_then_throws();
+    events.push_back(std::to_string(*co_await g.next()));
+    try {
+      co_await g.next();
+    } catch (const std::runtime_error& e) {
+      events.push_back(e.what());
+    }
+    events.push_back((co_await g.next()).has_value() ? "value" : "end");
+  });
   io.run();
   EXPECT_EQ(events, (std::vector<std::string>{"1", "boom", "end"}));
 }
@@ -277,22 +267,19 @@ TEST(Generator, BreakingOutEarlyDestroysTheBody) {
   asio::io_context io;
   std::atomic<int> live{0};
   int seen_live = -1;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        {
-          auto g = count_to(100, live);
-          while (auto v = co_await g.next()) {
-            if (*v == 2) break;
-          }
-          seen_live = live;  // the body's local is alive while the generator is
-        }
-        {
-          auto never_started = count_to(5, live);  // destroyed before its first step
-        }
-        EXPECT_EQ(live.load(), 0);
-      },
-      asio::detached);
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
+    {
+      auto g = count_to(100, live);
+      while (auto v = co_await g.next()) {
+        if (*v == 2) break;
+      }
+      seen_live = live;  // the body's local is alive while the generator is
+    }
+    {
+      auto never_started = count_to(5, live);  // destroyed before its first step
+    }
+    EXPECT_EQ(live.load(), 0);
+  });
   io.run();
   EXPECT_EQ(seen_live, 1);
   EXPECT_EQ(live.load(), 0);
@@ -301,13 +288,10 @@ TEST(Generator, BreakingOutEarlyDestroysTheBody) {
 TEST(Generator, MoveOnlyValues) {
   asio::io_context io;
   std::vector<int> got;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto g = move_only();
-        while (auto v = co_await g.next()) got.push_back(**v);
-      },
-      asio::detached);
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
+    auto g = move_only();
+    while (auto v = co_await g.next()) got.push_back(**v);
+  });
   io.run();
   EXPECT_EQ(got, (std::vector<int>{1, 2}));
 }
@@ -315,13 +299,10 @@ TEST(Generator, MoveOnlyValues) {
 TEST(Generator, BodyMayConsumeAnotherGenerator) {
   asio::io_context io;
   std::vector<int> got;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto g = evens(numbers(7));
-        while (auto v = co_await g.next()) got.push_back(*v);
-      },
-      asio::detached);
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
+    auto g = evens(numbers(7));
+    while (auto v = co_await g.next()) got.push_back(*v);
+  });
   io.run();
   EXPECT_EQ(got, (std::vector<int>{2, 4, 6}));
 }
@@ -360,18 +341,15 @@ TEST(Generator, BodyMayCatchTheCancellationAndGoOn) {
   std::atomic<int> live{0};
   std::vector<int> got;
   std::size_t race_index = 99;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        auto g = sleeps_long(live, /*catch_cancellation=*/true);
-        got.push_back(*co_await g.next());
-        // A timeout on next(): the sleeping body is cancelled, catches it and yields -1, which
-        // the `||` discards because the timer won; the next next() ends the generator.
-        auto r = co_await (g.next() || ferry::sleep(5ms));
-        race_index = r.index();
-        while (auto v = co_await g.next()) got.push_back(*v);
-      },
-      asio::detached);
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
+    auto g = sleeps_long(live, /*catch_cancellation=*/true);
+    got.push_back(*co_await g.next());
+    // A timeout on next(): the sleeping body is cancelled, catches it and yields -1, which
+    // the `||` discards because the timer won; the next next() ends the generator.
+    auto r = co_await (g.next() || ferry::sleep(5ms));
+    race_index = r.index();
+    while (auto v = co_await g.next()) got.push_back(*v);
+  });
   io.run();
   EXPECT_EQ(race_index, 1u);
   EXPECT_EQ(got, (std::vector<int>{1}));
@@ -430,16 +408,13 @@ TEST(Generator, OverlappingNextIsALogicError) {
       empty.async_next(asio::bind_executor(io, [](std::exception_ptr, std::optional<int>) {})),
       std::logic_error);
   bool caught = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        try {
-          co_await empty.next();
-        } catch (const std::logic_error&) {
-          caught = true;
-        }
-      },
-      asio::detached);
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
+    try {
+      co_await empty.next();
+    } catch (const std::logic_error&) {
+      caught = true;
+    }
+  });
   io.restart();
   io.run();
   EXPECT_TRUE(caught);
@@ -450,15 +425,13 @@ TEST(Generator, DestroyingTheLoopMidStepFreesConsumerAndBody) {
   bool resumed = false;
   {
     asio::io_context io;
-    asio::co_spawn(
-        io,
-        [&]() -> ferry::task<void> {
-          auto g = sleeps_long(live, false);
-          co_await g.next();
-          co_await g.next();  // the body sleeps for an hour: never completes
-          resumed = true;
-        },
-        asio::detached);
+    auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
+      auto g = sleeps_long(live, false);
+      co_await g.next();
+      co_await g.next();  // the body sleeps for an hour: never completes
+      resumed = true;
+    });
+    coro.may_not_finish();  // destroyed suspended with the loop: what the test checks
     io.run_for(20ms);
     EXPECT_EQ(live.load(), 1);
   }  // destroys the timer's handler → the step → the consumer's frame → the generator
@@ -471,28 +444,23 @@ TEST(Generator, BodyRunsOnTheConsumersExecutor) {
   auto strand = asio::make_strand(rt.io_context());
   std::atomic<bool> finished{false};
   std::atomic<int> mismatches{0}, steps{0};
-  asio::co_spawn(
-      strand,
-      [&]() -> ferry::task<void> {
-        auto g = on_strand(strand);
-        while (auto on = co_await g.next()) {
-          if (!*on) ++mismatches;                              // the body
-          if (!strand.running_in_this_thread()) ++mismatches;  // the consumer
-          ++steps;
-        }
-        finished = true;
-      },
-      asio::detached);
+  auto consumer = ferry::test::spawn_checked(strand, [&]() -> ferry::task<void> {
+    auto g = on_strand(strand);
+    while (auto on = co_await g.next()) {
+      if (!*on) ++mismatches;                              // the body
+      if (!strand.running_in_this_thread()) ++mismatches;  // the consumer
+      ++steps;
+    }
+    finished = true;
+  });
   // Also from a coroutine on the cpu pool, with an offload inside the body.
   std::atomic<int> pool_result{0};
-  asio::co_spawn(
-      rt.cpu().get_executor(),
-      [&]() -> ferry::task<void> {
-        auto g = offloads();
-        pool_result = *co_await g.next();
-      },
-      asio::detached);
-  ASSERT_TRUE(ferry::test::wait_until([&] { return finished.load() && pool_result.load() != 0; }));
+  auto on_pool = ferry::test::spawn_checked(rt.cpu().get_executor(), [&]() -> ferry::task<void> {
+    auto g = offloads();
+    pool_result = *co_await g.next();
+  });
+  ASSERT_TRUE(ferry::test::wait_until([&] { return consumer.ended() && on_pool.ended(); }));
+  EXPECT_TRUE(finished.load());
   EXPECT_EQ(mismatches.load(), 0);
   EXPECT_EQ(steps.load(), 10);
   EXPECT_EQ(pool_result.load(), 42);

@@ -5,7 +5,6 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -460,6 +459,8 @@ TEST(Queue, ProducerOnThePoolConsumerOnTheLoop) {
     }
     co_return items;
   }());
+  // The consumer may see the close before the producer's end has been reported.
+  ASSERT_TRUE(ferry::test::wait_until([&] { return coro.ended(); }));
   ASSERT_EQ(got.size(), static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) EXPECT_EQ(got[i], i);
 }

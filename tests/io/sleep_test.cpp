@@ -4,7 +4,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <chrono>
@@ -13,8 +12,7 @@
 #include <string>
 #include <vector>
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
+#include "ferry_test.hpp"
 
 TEST(Sleep, ShorterSleepFinishesFirst) {
   asio::io_context io;
@@ -23,8 +21,8 @@ TEST(Sleep, ShorterSleepFinishesFirst) {
     co_await ferry::sleep(d);
     order.push_back(std::move(name));
   };
-  asio::co_spawn(io, sleeper(200ms, "long"), asio::detached);
-  asio::co_spawn(io, sleeper(1ms, "short"), asio::detached);
+  auto long_sleeper = ferry::test::spawn_checked(io, sleeper(200ms, "long"));
+  auto short_sleeper = ferry::test::spawn_checked(io, sleeper(1ms, "short"));
   io.run();
   EXPECT_EQ(order, (std::vector<std::string>{"short", "long"}));
 }
@@ -33,14 +31,11 @@ TEST(Sleep, ZeroYieldsToTheLoop) {
   asio::io_context io;
   bool other_ran = false;
   bool seen_after_sleep = false;
-  asio::co_spawn(
-      io,
-      [&]() -> ferry::task<void> {
-        asio::post(io, [&] { other_ran = true; });
-        co_await ferry::sleep(0ms);
-        seen_after_sleep = other_ran;
-      },
-      asio::detached);
+  auto coro = ferry::test::spawn_checked(io, [&]() -> ferry::task<void> {
+    asio::post(io, [&] { other_ran = true; });
+    co_await ferry::sleep(0ms);
+    seen_after_sleep = other_ran;
+  });
   io.run();
   EXPECT_TRUE(seen_after_sleep);
 }
@@ -81,7 +76,7 @@ void expect_saturated_sleep(std::chrono::duration<Rep, Period> huge) {
       io,
       sleeper(huge, "huge"),
       asio::bind_cancellation_slot(signal.slot(), [&error](std::exception_ptr e) { error = e; }));
-  asio::co_spawn(io, sleeper(1ms, "short"), asio::detached);
+  auto short_sleeper = ferry::test::spawn_checked(io, sleeper(1ms, "short"));
   while (order.empty() && io.run_one() != 0) {
   }
   EXPECT_EQ(order, (std::vector<std::string>{"short"}));

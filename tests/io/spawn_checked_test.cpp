@@ -44,6 +44,18 @@ void a_coroutine_that_never_starts() {
   EXPECT_FALSE(coro.ended());
 }
 
+void a_cancellation_that_escapes() {
+  ferry::event never;
+  asio::io_context io;
+  asio::cancellation_signal signal;
+  auto coro = ferry::test::spawn_checked(
+      io, [&never]() -> ferry::task<void> { co_await never.wait(); }, signal.slot());
+  io.poll();
+  signal.emit(asio::cancellation_type::terminal);
+  io.run();
+  EXPECT_TRUE(coro.ended());
+}
+
 TEST(SpawnChecked, AnEscapedExceptionFailsTheTestWithItsMessage) {
   EXPECT_NONFATAL_FAILURE(a_coroutine_that_throws(), "threw: boom in a spawned coroutine");
 }
@@ -54,6 +66,32 @@ TEST(SpawnChecked, ACoroutineThatNeverRanToItsEndFailsTheTest) {
 
 TEST(SpawnChecked, ACoroutineDestroyedUnrunFailsTheTest) {
   EXPECT_NONFATAL_FAILURE(a_coroutine_that_never_starts(), "never ran to its end");
+}
+
+TEST(SpawnChecked, ACancellationThroughTheBoundSlotThatEscapesFailsTheTest) {
+  EXPECT_NONFATAL_FAILURE(a_cancellation_that_escapes(), "threw: ");
+}
+
+TEST(SpawnChecked, ACancellationThroughTheBoundSlotThatIsHandledPasses) {
+  ferry::event never;
+  asio::io_context io;
+  asio::cancellation_signal signal;
+  bool aborted = false;
+  auto coro = ferry::test::spawn_checked(
+      io,
+      [&]() -> ferry::task<void> {
+        try {
+          co_await never.wait();
+        } catch (const boost::system::system_error& e) {
+          aborted = e.code() == asio::error::operation_aborted;
+        }
+      },
+      signal.slot());
+  io.poll();
+  signal.emit(asio::cancellation_type::terminal);
+  io.run();
+  EXPECT_TRUE(aborted);
+  EXPECT_TRUE(coro.returned());
 }
 
 TEST(SpawnChecked, ACoroutineThatReturnedPasses) {

@@ -10,7 +10,6 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -273,7 +272,7 @@ TEST(TaskGroup, CancellingTheJoinerCancelsEveryChildWaitsAndRethrowsTheCancellat
   probe a, b;
   bool aborted = false;
   bool children_finished_at_throw = false;
-  asio::co_spawn(
+  auto coro = ferry::test::spawn_checked(
       io,
       [&]() -> ferry::task<void> {
         ferry::task_group tg{co_await asio::this_coro::executor};
@@ -286,7 +285,7 @@ TEST(TaskGroup, CancellingTheJoinerCancelsEveryChildWaitsAndRethrowsTheCancellat
           children_finished_at_throw = a.finished && b.finished;
         }
       },
-      asio::bind_cancellation_slot(signal.slot(), asio::detached));
+      signal.slot());
   io.poll();
   ASSERT_TRUE(a.started && b.started);
   signal.emit(asio::cancellation_type::terminal);
@@ -307,7 +306,7 @@ TEST(TaskGroup, FailuresTakePrecedenceOverTheJoinersCancellation) {
     }
   };
   std::vector<std::string> messages;
-  asio::co_spawn(
+  auto coro = ferry::test::spawn_checked(
       io,
       [&]() -> ferry::task<void> {
         ferry::task_group tg{co_await asio::this_coro::executor};
@@ -318,7 +317,7 @@ TEST(TaskGroup, FailuresTakePrecedenceOverTheJoinersCancellation) {
           messages = messages_of(e);
         }
       },
-      asio::bind_cancellation_slot(signal.slot(), asio::detached));
+      signal.slot());
   io.poll();
   signal.emit(asio::cancellation_type::terminal);
   io.run_for(ferry::test::hang_guard);

@@ -16,7 +16,6 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/io_context.hpp>
@@ -149,6 +148,37 @@ class [[nodiscard]] spawned {
   bool may_not_finish_ = false;
 };
 
+/// Every coroutine of `coros` returned or threw (for a test that waits until they have).
+inline bool all_ended(const std::vector<spawned>& coros) {
+  for (const auto& c : coros)
+    if (!c.ended()) return false;
+  return true;
+}
+
+namespace detail {
+
+template <class Where, class F, class Token>
+void spawn_reporting(Where&& where,
+                     F&& f,
+                     std::shared_ptr<spawned::state> s,
+                     std::source_location at,
+                     Token&& bind) {
+  boost::asio::co_spawn(
+      std::forward<Where>(where),
+      std::forward<F>(f),
+      bind([s = std::move(s), at](std::exception_ptr e, auto&&...) {
+        if (e) {
+          s->threw.store(true);
+          ADD_FAILURE_AT(at.file_name(), static_cast<int>(at.line()))
+              << "the coroutine spawned here threw: "
+              << (message_of(e).empty() ? "(not a std::exception)" : message_of(e));
+        }
+        s->ended.store(true);
+      }));
+}
+
+}  // namespace detail
+
 /// Starts the coroutine `f` (a callable returning a task, or a task) on `where` (an execution
 /// context or executor); see `spawned` for what the test is told. Keep the handle for as long as
 /// the coroutine may run: `auto c = spawn_checked(io, ...); io.run();`.
@@ -157,16 +187,23 @@ spawned spawn_checked(Where&& where,
                       F&& f,
                       std::source_location at = std::source_location::current()) {
   auto s = std::make_shared<spawned::state>();
-  boost::asio::co_spawn(
-      std::forward<Where>(where), std::forward<F>(f), [s, at](std::exception_ptr e) {
-        if (e) {
-          s->threw.store(true);
-          ADD_FAILURE_AT(at.file_name(), static_cast<int>(at.line()))
-              << "the coroutine spawned here threw: "
-              << (message_of(e).empty() ? "(not a std::exception)" : message_of(e));
-        }
-        s->ended.store(true);
-      });
+  detail::spawn_reporting(
+      std::forward<Where>(where), std::forward<F>(f), s, at, [](auto h) { return h; });
+  return spawned(std::move(s), at);
+}
+
+/// spawn_checked whose coroutine is cancelled through `slot` (a cancellation_signal's slot): the
+/// test emits on the signal. The coroutine is expected to handle the cancellation and run to its
+/// end; a cancellation that escapes it fails the test like any exception.
+template <class Where, class F>
+spawned spawn_checked(Where&& where,
+                      F&& f,
+                      boost::asio::cancellation_slot slot,
+                      std::source_location at = std::source_location::current()) {
+  auto s = std::make_shared<spawned::state>();
+  detail::spawn_reporting(std::forward<Where>(where), std::forward<F>(f), s, at, [slot](auto h) {
+    return boost::asio::bind_cancellation_slot(slot, std::move(h));
+  });
   return spawned(std::move(s), at);
 }
 
