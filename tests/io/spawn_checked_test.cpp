@@ -27,9 +27,11 @@ void a_coroutine_that_throws() {
   EXPECT_FALSE(coro.returned());
 }
 
+// The event is destroyed before the io_context: its destructor fails the waiter by posting to
+// the waiter's executor, which must still exist.
 void a_coroutine_that_never_ends() {
-  ferry::event never;
   asio::io_context io;
+  ferry::event never;
   auto coro =
       ferry::test::spawn_checked(io, [&never]() -> ferry::task<void> { co_await never.wait(); });
   io.poll();  // it now waits on `never`
@@ -107,8 +109,8 @@ TEST(SpawnChecked, ACoroutineThatReturnedPasses) {
 }
 
 TEST(SpawnChecked, MayNotFinishAllowsACoroutineLeftSuspended) {
-  ferry::event never;
   asio::io_context io;
+  ferry::event never;
   auto coro =
       ferry::test::spawn_checked(io, [&never]() -> ferry::task<void> { co_await never.wait(); });
   coro.may_not_finish();
