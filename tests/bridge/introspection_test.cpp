@@ -66,7 +66,7 @@ TEST(StallReport, WithSeveralIoThreadsNamesTheOneThatIsStuck) {
   // another io thread, preempted inside a callback for longer than the threshold, is reported
   // too (a real stall of that thread), and must not end the culprit's spin early.
   std::atomic<bool> culprit_reported{false};
-  auto sink = [&log, &culprit_thread, &culprit_reported, to_log = log.sink()](
+  auto sink = [&culprit_thread, &culprit_reported, to_log = log.sink()](
                   const ferry::slow_callback_report& r) {
     to_log(r);
     if (r.ongoing && r.thread == culprit_thread.load()) culprit_reported.store(true);

@@ -33,7 +33,6 @@
 #include <mutex>
 #include <optional>
 #include <random>
-#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -121,7 +120,7 @@ class [[nodiscard]] spawned {
     std::atomic<bool> threw{false};
   };
 
-  spawned(std::shared_ptr<state> s, std::source_location where) noexcept
+  spawned(std::shared_ptr<state> s, ferry::spawn_location where) noexcept
       : state_(std::move(s)), where_(where) {}
   spawned(spawned&& other) noexcept
       : state_(std::move(other.state_)),
@@ -130,7 +129,7 @@ class [[nodiscard]] spawned {
   spawned& operator=(spawned&&) = delete;
   ~spawned() {
     if (state_ != nullptr && !may_not_finish_ && !state_->ended.load()) {
-      ADD_FAILURE_AT(where_.file_name(), static_cast<int>(where_.line()))
+      ADD_FAILURE_AT(where_.file, static_cast<int>(where_.line))
           << "the coroutine spawned here never ran to its end";
     }
   }
@@ -144,7 +143,7 @@ class [[nodiscard]] spawned {
 
  private:
   std::shared_ptr<state> state_;
-  std::source_location where_;
+  ferry::spawn_location where_;
   bool may_not_finish_ = false;
 };
 
@@ -161,7 +160,7 @@ template <class Where, class F, class Token>
 void spawn_reporting(Where&& where,
                      F&& f,
                      std::shared_ptr<spawned::state> s,
-                     std::source_location at,
+                     ferry::spawn_location at,
                      Token&& bind) {
   boost::asio::co_spawn(
       std::forward<Where>(where),
@@ -169,7 +168,7 @@ void spawn_reporting(Where&& where,
       bind([s = std::move(s), at](std::exception_ptr e, auto&&...) {
         if (e) {
           s->threw.store(true);
-          ADD_FAILURE_AT(at.file_name(), static_cast<int>(at.line()))
+          ADD_FAILURE_AT(at.file, static_cast<int>(at.line))
               << "the coroutine spawned here threw: "
               << (message_of(e).empty() ? "(not a std::exception)" : message_of(e));
         }
@@ -185,7 +184,7 @@ void spawn_reporting(Where&& where,
 template <class Where, class F>
 spawned spawn_checked(Where&& where,
                       F&& f,
-                      std::source_location at = std::source_location::current()) {
+                      ferry::spawn_location at = ferry::spawn_location::current()) {
   auto s = std::make_shared<spawned::state>();
   detail::spawn_reporting(
       std::forward<Where>(where), std::forward<F>(f), s, at, [](auto h) { return h; });
@@ -199,7 +198,7 @@ template <class Where, class F>
 spawned spawn_checked(Where&& where,
                       F&& f,
                       boost::asio::cancellation_slot slot,
-                      std::source_location at = std::source_location::current()) {
+                      ferry::spawn_location at = ferry::spawn_location::current()) {
   auto s = std::make_shared<spawned::state>();
   detail::spawn_reporting(std::forward<Where>(where), std::forward<F>(f), s, at, [slot](auto h) {
     return boost::asio::bind_cancellation_slot(slot, std::move(h));
